@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: MIT
+// libshmq: C++20 API over the shmq kernel module (see docs/api.md).
+//
+// Fast path: send/receive/reserve/commit/peek/release touch only shared
+// memory; the library enters the kernel only to sleep (ring empty or full)
+// or to wake a peer that the kernel has marked as waiting.
+//
+// Errors are values, never exceptions: every fallible call returns
+// Result<T>, which holds either a T or an Error (an errno plus a sentence
+// saying what went wrong and what to do).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace shmq {
+
+// An errno value with a human-readable explanation.
+class Error {
+public:
+	constexpr Error() = default;
+	constexpr Error(int code, const char *what) : code_(code), what_(what) {}
+	[[nodiscard]] constexpr int code() const { return code_; }
+	// Static string: explains the failure and, where possible, the fix.
+	[[nodiscard]] constexpr const char *what() const { return what_; }
+	// "what (strerror(code))".
+	[[nodiscard]] std::string message() const;
+
+private:
+	int code_ = 0;
+	const char *what_ = "";
+};
+
+// Either a value or an Error. No exceptions; check ok() (or operator bool).
+template <class T> class [[nodiscard]] Result {
+public:
+	Result(T value) : ok_(true), value_(std::move(value)) {}
+	Result(Error err) : ok_(false), err_(err) {}
+	[[nodiscard]] bool ok() const { return ok_; }
+	explicit operator bool() const { return ok_; }
+	[[nodiscard]] T &value() & { return value_; }
+	[[nodiscard]] const T &value() const & { return value_; }
+	[[nodiscard]] T &&value() && { return std::move(value_); }
+	T *operator->() { return &value_; }
+	const T *operator->() const { return &value_; }
+	T &operator*() & { return value_; }
+	[[nodiscard]] const Error &error() const { return err_; }
+
+private:
+	bool ok_;
+	T value_{};
+	Error err_{};
+};
+
+template <> class [[nodiscard]] Result<void> {
+public:
+	Result() : ok_(true) {}
+	Result(Error err) : ok_(false), err_(err) {}
+	[[nodiscard]] bool ok() const { return ok_; }
+	explicit operator bool() const { return ok_; }
+	[[nodiscard]] const Error &error() const { return err_; }
+
+private:
+	bool ok_;
+	Error err_{};
+};
+
+// How long a blocking call may wait. Converted once to an absolute
+// CLOCK_MONOTONIC deadline, so restarts after signals do not extend it.
+class Timeout {
+public:
+	static constexpr Timeout infinite() { return Timeout(UINT64_MAX); }
+	static constexpr Timeout none() { return Timeout(0); } // do not wait
+	template <class Rep, class Period>
+	static Timeout after(std::chrono::duration<Rep, Period> d);
+	// Absolute CLOCK_MONOTONIC nanoseconds (UINT64_MAX = forever).
+	static constexpr Timeout at_ns(uint64_t deadline) { return Timeout(deadline); }
+	[[nodiscard]] constexpr uint64_t deadline_ns() const { return deadline_ns_; }
+
+private:
+	constexpr explicit Timeout(uint64_t d) : deadline_ns_(d) {}
+	uint64_t deadline_ns_;
+};
+
+uint64_t monotonic_now_ns();
+
+template <class Rep, class Period>
+Timeout Timeout::after(std::chrono::duration<Rep, Period> d)
+{
+	const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+	if (ns <= 0)
+		return none();
+	const uint64_t now = monotonic_now_ns();
+	const uint64_t dl = now + static_cast<uint64_t>(ns);
+	return Timeout(dl < now ? UINT64_MAX : dl);
+}
+
+struct OpenOptions {
+	// Directory holding the queue device nodes.
+	std::string dev_dir = "/dev/shmq";
+	// Busy-poll iterations before sleeping in the kernel (0 = sleep at once).
+	uint32_t spin = 0;
+	// Keep waiting for a new peer instead of failing with EPIPE when the
+	// peer that was attached has gone.
+	bool ignore_hangup = false;
+};
+
+// Ring geometry as reported by the kernel.
+struct QueueInfo {
+	uint64_t capacity = 0;	  // data bytes
+	uint64_t max_message = 0; // largest payload one message can carry
+	uint64_t features = 0;	  // SHMQ_FEAT_* bits
+};
+
+// A zero-copy write slot obtained from Producer::reserve().
+class Reservation {
+public:
+	Reservation() = default;
+	[[nodiscard]] std::span<std::byte> data() const { return {ptr_, len_}; }
+	[[nodiscard]] size_t size() const { return len_; }
+	[[nodiscard]] bool valid() const { return ptr_ != nullptr; }
+
+private:
+	friend class Producer;
+	std::byte *ptr_ = nullptr;
+	size_t len_ = 0;
+	uint64_t pos_ = 0; // free-running position of the record header
+};
+
+// A zero-copy view of a message obtained from Consumer::peek(). Valid until
+// release() (the memory is the producer's ring, mapped read-only).
+class Message {
+public:
+	Message() = default;
+	[[nodiscard]] std::span<const std::byte> data() const { return {ptr_, len_}; }
+	[[nodiscard]] size_t size() const { return len_; }
+
+private:
+	friend class Consumer;
+	const std::byte *ptr_ = nullptr;
+	size_t len_ = 0;
+};
+
+namespace detail {
+struct Mapping; // one mmap()ed region
+struct QueueHandle;
+} // namespace detail
+
+// The sending side of a queue (opened O_WRONLY: needs write permission on
+// /dev/shmq/NAME). Movable, not copyable; closing detaches.
+// Not thread-safe: one thread at a time per Producer.
+class Producer {
+public:
+	[[nodiscard]] static Result<Producer> open(std::string_view name,
+						   const OpenOptions &opt = {});
+	Producer() = default;
+	Producer(Producer &&) noexcept;
+	Producer &operator=(Producer &&) noexcept;
+	Producer(const Producer &) = delete;
+	Producer &operator=(const Producer &) = delete;
+	~Producer();
+
+	// Copy @msg into the ring and publish it. try_send fails with EAGAIN
+	// when the ring is full; send waits until @timeout (ETIMEDOUT).
+	// EMSGSIZE: larger than max_message. EPIPE: the consumer has gone and
+	// the ring is full. EBADMSG: the consumer corrupted the shared counters.
+	[[nodiscard]] Result<void> try_send(std::span<const std::byte> msg);
+	[[nodiscard]] Result<void> send(std::span<const std::byte> msg,
+					Timeout timeout = Timeout::infinite());
+
+	// Zero-copy: reserve @size bytes, fill data(), then commit. One
+	// reservation may be outstanding at a time (EBUSY otherwise).
+	[[nodiscard]] Result<Reservation> try_reserve(size_t size);
+	[[nodiscard]] Result<Reservation> reserve(size_t size,
+						  Timeout timeout = Timeout::infinite());
+	// Commit the first @used bytes (default: all) and publish, waking the
+	// consumer if it sleeps. EINVAL: not the outstanding reservation or
+	// used > size.
+	[[nodiscard]] Result<void> commit(Reservation &r, size_t used = SIZE_MAX);
+	// Commit without publishing: the consumer sees nothing until flush().
+	// Use to batch several messages behind one wake-up.
+	[[nodiscard]] Result<void> commit_deferred(Reservation &r, size_t used = SIZE_MAX);
+	// Drop the outstanding reservation.
+	void abort(Reservation &r);
+	// Publish everything committed so far and wake the consumer if needed.
+	void flush();
+
+	// The queue fd: poll/epoll reports EPOLLOUT when half the ring is
+	// free, EPOLLHUP when the consumer has gone, EPOLLERR when destroyed.
+	[[nodiscard]] int fd() const;
+	[[nodiscard]] const QueueInfo &info() const { return info_; }
+	[[nodiscard]] bool is_open() const { return h_ != nullptr; }
+	void close();
+
+private:
+	Result<Reservation> reserve_impl(size_t size, Timeout timeout, bool wait);
+	Result<void> commit_impl(Reservation &r, size_t used, bool publish);
+	detail::QueueHandle *h_ = nullptr;
+	QueueInfo info_;
+	uint64_t tail_ = 0;	      // local committed position
+	uint64_t published_ = 0;      // last tail stored to shared memory
+	uint64_t cached_head_ = 0;    // last head read from shared memory
+	uint64_t reserved_end_ = 0;   // end of the outstanding reservation, 0: none
+	uint64_t reserved_start_ = 0; // where tail_ was when reserving (pad incl.)
+};
+
+// The receiving side of a queue (opened O_RDONLY: needs read permission).
+// Messages left unreleased when a Consumer goes away are delivered to the
+// next Consumer. Not thread-safe: one thread at a time per Consumer.
+class Consumer {
+public:
+	[[nodiscard]] static Result<Consumer> open(std::string_view name,
+						   const OpenOptions &opt = {});
+	Consumer() = default;
+	Consumer(Consumer &&) noexcept;
+	Consumer &operator=(Consumer &&) noexcept;
+	Consumer(const Consumer &) = delete;
+	Consumer &operator=(const Consumer &) = delete;
+	~Consumer();
+
+	// Copy the next message into @buf and release it; returns its size.
+	// EAGAIN (try_): empty. ETIMEDOUT. EPIPE: empty and the producer has
+	// gone. EIDRM: empty and the queue was destroyed. EMSGSIZE: @buf too
+	// small (the message stays queued). EBADMSG: corrupt ring contents.
+	[[nodiscard]] Result<size_t> try_receive(std::span<std::byte> buf);
+	[[nodiscard]] Result<size_t> receive(std::span<std::byte> buf,
+					     Timeout timeout = Timeout::infinite());
+
+	// Zero-copy: look at the next message without consuming it. Calling
+	// peek again before release returns the same message.
+	[[nodiscard]] Result<Message> try_peek();
+	[[nodiscard]] Result<Message> peek(Timeout timeout = Timeout::infinite());
+	// Consume the message returned by the last peek (EINVAL if none).
+	[[nodiscard]] Result<void> release();
+
+	// The queue fd: EPOLLIN when a message is ready, EPOLLHUP when the
+	// producer has gone, EPOLLERR when the queue was destroyed.
+	[[nodiscard]] int fd() const;
+	[[nodiscard]] const QueueInfo &info() const { return info_; }
+	[[nodiscard]] bool is_open() const { return h_ != nullptr; }
+	void close();
+
+private:
+	Result<Message> peek_impl(Timeout timeout, bool wait);
+	detail::QueueHandle *h_ = nullptr;
+	QueueInfo info_;
+	uint64_t head_ = 0;	    // local read position (published on release)
+	uint64_t cached_tail_ = 0;  // last tail read from shared memory
+	uint64_t peeked_end_ = 0;   // head after releasing the peeked message, 0: none
+};
+
+// Administration through /dev/shmq-control (root-only by default).
+[[nodiscard]] Result<void> create_queue(std::string_view name, uint64_t capacity,
+					const std::string &control = "/dev/shmq-control");
+[[nodiscard]] Result<void> destroy_queue(std::string_view name,
+					 const std::string &control = "/dev/shmq-control");
+
+// Checks a queue name the way the kernel does (EINVAL / ENAMETOOLONG).
+[[nodiscard]] Result<void> validate_name(std::string_view name);
+
+} // namespace shmq

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note OR MIT */
+/*
+ * shmq - kernel-assisted shared-memory message queues: user-space ABI.
+ *
+ * This header is shared by the kernel module, libshmq and any other user of
+ * /dev/shmq-control and /dev/shmq/NAME. It must stay valid C89/C99/C++ and
+ * only use the fixed-width __u* types. docs/abi.md explains every field;
+ * docs/design.md explains the ring protocol that uses the shared pages.
+ *
+ * Rules kept by every struct below (see the kernel's botching-up-ioctls):
+ *  - only __u32/__u64 and fixed arrays of char, naturally aligned, with
+ *    explicit padding so that the layout is the same on every ABI;
+ *  - every reserved or padding field must be zero on input (-EINVAL
+ *    otherwise) and is written as zero on output;
+ *  - every flags field rejects unknown bits with -EINVAL;
+ *  - new functionality gets a new ioctl or a new feature bit, never a
+ *    version field.
+ */
+#ifndef _UAPI_LINUX_SHMQ_H
+#define _UAPI_LINUX_SHMQ_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+/* Queue names: 1..SHMQ_NAME_MAX-1 characters of [A-Za-z0-9_.-], not
+ * starting with '.', NUL-terminated inside the SHMQ_NAME_MAX bytes. */
+#define SHMQ_NAME_MAX		64
+
+/* Smallest capacity; capacities must be powers of two. */
+#define SHMQ_MIN_CAPACITY	4096ULL
+
+/* Feature bits reported in shmq_layout.features. A library must refuse to
+ * run against a module that lacks a bit it needs (libshmq requires
+ * SHMQ_FEATURES_V1 in full). */
+#define SHMQ_FEAT_SPSC_RING	(1ULL << 0) /* single-producer byte ring   */
+#define SHMQ_FEAT_WAIT		(1ULL << 1) /* SHMQ_IOC_WAIT / SHMQ_IOC_WAKE */
+#define SHMQ_FEAT_POLL		(1ULL << 2) /* poll/epoll on the queue fd  */
+#define SHMQ_FEAT_PEER_HUP	(1ULL << 3) /* EPIPE/EPOLLHUP on peer loss */
+#define SHMQ_FEATURES_V1	(SHMQ_FEAT_SPSC_RING | SHMQ_FEAT_WAIT | \
+				 SHMQ_FEAT_POLL | SHMQ_FEAT_PEER_HUP)
+
+/* Roles, from the open mode of /dev/shmq/NAME. */
+#define SHMQ_ROLE_PRODUCER	1	/* O_WRONLY */
+#define SHMQ_ROLE_CONSUMER	2	/* O_RDONLY */
+
+/* ---------------------------------------------------------------------
+ * /dev/shmq-control
+ */
+
+/* SHMQ_IOC_CREATE: create queue @name with @capacity data bytes.
+ * Errors: EINVAL (bad name, flags, reserved, capacity not a power of two or
+ * below SHMQ_MIN_CAPACITY), ENAMETOOLONG (no NUL in name), EEXIST,
+ * EFBIG (capacity above the max_queue_size module parameter),
+ * ENOSPC (max_queues or max_total_memory would be exceeded),
+ * ENOMEM, EBADF (control device not opened for writing). */
+struct shmq_create_args {
+	__u64 capacity;
+	__u32 flags;		/* none defined: must be 0 */
+	__u32 __pad;		/* must be 0 */
+	__u64 reserved[4];	/* must be 0 */
+	char name[SHMQ_NAME_MAX];
+};
+
+/* SHMQ_IOC_DESTROY: remove queue @name from the namespace. Its device node
+ * disappears at once; open files and mappings stay valid until closed, but
+ * waits on them fail with EIDRM. The memory is freed with the last file.
+ * Errors: EINVAL, ENAMETOOLONG, ENOENT, EBADF as above. */
+struct shmq_destroy_args {
+	__u32 flags;		/* none defined: must be 0 */
+	__u32 __pad;		/* must be 0 */
+	__u64 reserved[3];	/* must be 0 */
+	char name[SHMQ_NAME_MAX];
+};
+
+/* ---------------------------------------------------------------------
+ * /dev/shmq/NAME (a "queue fd": producer or consumer)
+ */
+
+/* One mmap-able region of the ring fd. */
+struct shmq_region {
+	__u64 offset;		/* mmap offset, page aligned */
+	__u64 size;		/* bytes, page multiple */
+};
+
+/* SHMQ_IOC_LAYOUT: describe the shared memory of this queue. Written by the
+ * kernel; user space must never hard-code any of these numbers.
+ *
+ * Regions (each mapped on its own, see docs/abi.md for protections):
+ *   status:   kernel-written, read-only for both roles
+ *   producer: written by the producer (tail), read-only for the consumer
+ *   consumer: written by the consumer (head), read-only for the producer
+ *   data:     written by the producer, read-only for the consumer
+ */
+struct shmq_layout {
+	__u64 features;		/* SHMQ_FEAT_* */
+	__u64 capacity;		/* data region bytes, power of two */
+	__u64 max_message;	/* largest payload a record can carry */
+	__u32 role;		/* SHMQ_ROLE_* of this fd */
+	__u32 page_size;
+	__u32 record_header_size; /* sizeof(struct shmq_record) */
+	__u32 record_align;	/* records start at multiples of this */
+	struct shmq_region status;
+	struct shmq_region producer;
+	struct shmq_region consumer;
+	struct shmq_region data;
+	/* byte offsets of the shared fields inside their regions */
+	__u32 tail_off;		/* __u64, producer region */
+	__u32 head_off;		/* __u64, consumer region */
+	__u32 read_waiters_off;	/* __u32, status region */
+	__u32 write_waiters_off; /* __u32, status region */
+	__u32 write_need_off;	/* __u64, status region */
+	__u32 state_off;	/* __u32, status region, SHMQ_STATE_* */
+	__u64 reserved[8];	/* written as 0 */
+};
+
+/* Bits of the status region's state word. */
+#define SHMQ_STATE_PRODUCER	(1U << 0) /* a producer is attached */
+#define SHMQ_STATE_CONSUMER	(1U << 1) /* a consumer is attached */
+#define SHMQ_STATE_DESTROYED	(1U << 2) /* queue removed by SHMQ_IOC_DESTROY */
+
+/* SHMQ_IOC_WAIT conditions. */
+#define SHMQ_WAIT_READABLE	1	/* consumer: tail != head */
+#define SHMQ_WAIT_WRITABLE	2	/* producer: free bytes >= min_bytes */
+
+/* SHMQ_IOC_WAIT flags. */
+#define SHMQ_WAIT_IGNORE_HUP	(1U << 0) /* keep waiting for a new peer
+					     instead of failing with EPIPE */
+#define SHMQ_WAIT_FLAGS_ALL	(SHMQ_WAIT_IGNORE_HUP)
+
+/* SHMQ_IOC_WAIT: sleep until @cond holds, evaluated by the kernel from the
+ * shared counters, or until the absolute CLOCK_MONOTONIC time @timeout_ns
+ * (U64_MAX: no timeout). Returns 0 when the condition holds.
+ * Errors: ETIMEDOUT; EINTR (signal, restarted with SA_RESTART);
+ * EPIPE (condition false and the peer that was attached has gone);
+ * EIDRM (condition false and the queue was destroyed);
+ * EINVAL (cond not allowed for this role, bad flags/reserved,
+ * READABLE with min_bytes != 0, WRITABLE with min_bytes 0 or > capacity). */
+struct shmq_wait_args {
+	__u64 timeout_ns;
+	__u64 min_bytes;
+	__u32 cond;		/* SHMQ_WAIT_READABLE or SHMQ_WAIT_WRITABLE */
+	__u32 flags;		/* SHMQ_WAIT_* */
+	__u64 reserved[2];	/* must be 0 */
+};
+
+/* SHMQ_IOC_RING_FD: return a new fd (the return value of ioctl) that maps
+ * this queue's regions with the protections of the caller's role. The
+ * argument is the fd flags: 0 or O_CLOEXEC. The ring fd keeps the
+ * attachment alive: the peer detaches when the queue fd, every ring fd and
+ * every mapping are gone. */
+
+/* SHMQ_IOC_WAKE: wake the other side (the producer wakes readers, the
+ * consumer wakes writers and pollers). The argument must be 0. */
+
+#define SHMQ_IOC_MAGIC		0xB7
+
+#define SHMQ_IOC_CREATE		_IOW(SHMQ_IOC_MAGIC, 0x00, struct shmq_create_args)
+#define SHMQ_IOC_DESTROY	_IOW(SHMQ_IOC_MAGIC, 0x01, struct shmq_destroy_args)
+#define SHMQ_IOC_LAYOUT		_IOR(SHMQ_IOC_MAGIC, 0x10, struct shmq_layout)
+#define SHMQ_IOC_RING_FD	_IO(SHMQ_IOC_MAGIC, 0x11)
+#define SHMQ_IOC_WAIT		_IOW(SHMQ_IOC_MAGIC, 0x12, struct shmq_wait_args)
+#define SHMQ_IOC_WAKE		_IO(SHMQ_IOC_MAGIC, 0x13)
+
+/* ---------------------------------------------------------------------
+ * Records in the data region (written by the producer, validated by the
+ * consumer: nothing here is trusted by the kernel, which never reads it).
+ */
+#define SHMQ_RECORD_ALIGN	8
+#define SHMQ_REC_MSG		0x4d534751U /* "QGSM": a message */
+#define SHMQ_REC_PAD		0x44415051U /* "QPAD": skip to the ring end */
+
+struct shmq_record {
+	__u32 len;		/* payload bytes (MSG) or bytes after header (PAD) */
+	__u32 type;		/* SHMQ_REC_* */
+	/* payload follows, then padding to SHMQ_RECORD_ALIGN */
+};
+
+#endif /* _UAPI_LINUX_SHMQ_H */
