@@ -1415,6 +1415,11 @@ static int shmq_create_param_queues(void)
 	rest = spec;
 	while ((entry = strsep(&rest, ","))) {
 		sep = strchr(entry, ':');
+		if (!*entry) {
+			pr_err("queues=: empty entry in '%s'\n", shmq_queues_param);
+			ret = -EINVAL;
+			break;
+		}
 		if (!sep) {
 			pr_err("queues=: '%s' is not NAME:SIZE\n", entry);
 			ret = -EINVAL;
