@@ -1,0 +1,215 @@
+// SPDX-License-Identifier: MIT
+// ZModule*: module unload is refused while anything holds a queue, and the
+// module can be unloaded and loaded again. Registered from main() after every
+// other test, so these run last; the final test reloads the module with
+// $SHMQ_KO and $SHMQ_MODULE_PARAMS so that later runs still find it.
+#include "shmq_test.hpp"
+
+#include <grp.h>
+
+using namespace shmqt;
+
+namespace {
+
+int delete_module(const char *name)
+{
+	return syscall(SYS_delete_module, name, O_NONBLOCK) == 0 ? 0 : errno;
+}
+
+int load_module()
+{
+	const char *ko = getenv("SHMQ_KO");
+	const char *params = getenv("SHMQ_MODULE_PARAMS");
+	if (!ko || !*ko)
+		return ENOENT;
+	int fd = open(ko, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	int r = int(syscall(SYS_finit_module, fd, params ? params : "", 0));
+	int e = r == 0 ? 0 : errno;
+	close(fd);
+	return e;
+}
+
+bool module_loaded() { return path_exists("/sys/module/shmq"); }
+
+// gid of group "shmq" from /etc/group, or -1.
+long shmq_gid()
+{
+	std::string s;
+	if (!read_file("/etc/group", &s))
+		return -1;
+	size_t pos = 0;
+	while (pos < s.size()) {
+		size_t end = s.find('\n', pos);
+		std::string line = s.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+		if (line.rfind("shmq:", 0) == 0) {
+			size_t a = line.find(':', 5), b = line.find(':', a + 1);
+			if (a != std::string::npos && b != std::string::npos)
+				return strtol(line.substr(a + 1, b - a - 1).c_str(), nullptr, 10);
+		}
+		if (end == std::string::npos)
+			break;
+		pos = end + 1;
+	}
+	return -1;
+}
+
+// After a (re)load: the load-time queue exists and udev applied its rules.
+bool wait_for_udev_nodes(std::string *why)
+{
+	if (!wait_path(control_path(), true, 20000)) {
+		*why = "/dev/shmq-control missing";
+		return false;
+	}
+	const char *params = getenv("SHMQ_MODULE_PARAMS");
+	if (!params || !strstr(params, "unpriv"))
+		return true;
+	const long gid = shmq_gid();
+	bool ok = eventually(20000, [&] {
+		struct stat st;
+		if (stat(dev_path("unpriv").c_str(), &st) != 0)
+			return false;
+		return gid < 0 || (st.st_gid == gid_t(gid) && (st.st_mode & 07777) == 0660);
+	});
+	if (!ok)
+		*why = "/dev/shmq/unpriv missing or without udev's group/mode after 20 s";
+	return ok;
+}
+
+class ZModule : public testing::Test {
+protected:
+	void SetUp() override
+	{
+		SHMQT_REQUIRE_ROOT();
+		if (!module_loaded())
+			GTEST_SKIP() << "module shmq not loaded";
+	}
+};
+
+class ZModuleBusyWhileQueueFdOpen : public ZModule {
+	void TestBody() override
+	{
+		TestQueue q;
+		ASSERT_NO_FATAL_FAILURE(q.create(64 * 1024, "mod"));
+		for (int mode : {O_WRONLY, O_RDONLY}) {
+			Fd f(open_queue(q.name(), mode));
+			ASSERT_TRUE(f.ok());
+			// The kernel answers EWOULDBLOCK (== EAGAIN) for a module in use.
+			EXPECT_EQ(EWOULDBLOCK, delete_module("shmq")) << (mode == O_WRONLY ? "producer" : "consumer")
+								      << " fd open";
+			ASSERT_TRUE(module_loaded());
+		}
+	}
+};
+
+class ZModuleBusyWhileControlFdOpen : public ZModule {
+	void TestBody() override
+	{
+		Fd c(control_open());
+		ASSERT_TRUE(c.ok());
+		EXPECT_EQ(EWOULDBLOCK, delete_module("shmq"));
+		ASSERT_TRUE(module_loaded());
+	}
+};
+
+class ZModuleBusyWhileOnlyRingFdOrMappingExists : public ZModule {
+	void TestBody() override
+	{
+		TestQueue q;
+		ASSERT_NO_FATAL_FAILURE(q.create(64 * 1024, "mod"));
+		Fd f(open_queue(q.name(), O_RDONLY));
+		ASSERT_TRUE(f.ok());
+		shmq_layout l;
+		ASSERT_EQ(0, get_layout(f.get(), &l));
+		Fd r(ring_fd(f.get()));
+		ASSERT_TRUE(r.ok());
+		f.reset();
+		EXPECT_EQ(EWOULDBLOCK, delete_module("shmq")) << "only a ring fd open";
+		Map m;
+		ASSERT_EQ(0, map_region(r.get(), l.data, PROT_READ, &m));
+		r.reset();
+		EXPECT_EQ(EWOULDBLOCK, delete_module("shmq")) << "only a mapping left";
+		ASSERT_TRUE(module_loaded());
+		// The mapping of a destroyed queue pins the module too.
+		ASSERT_EQ(0, q.destroy());
+		EXPECT_EQ(EWOULDBLOCK, delete_module("shmq")) << "only a mapping of a destroyed queue left";
+		ASSERT_TRUE(module_loaded());
+		(void)m.bytes()[0];
+	}
+};
+
+class ZModuleUnloadWhenIdleThenReload : public ZModule {
+	void TestBody() override
+	{
+		const char *ko = getenv("SHMQ_KO");
+		if (!ko || !*ko || access(ko, R_OK) != 0)
+			GTEST_SKIP() << "SHMQ_KO not set or unreadable: cannot reload, so not unloading";
+		// A queue left without open files is destroyed by the unload.
+		const std::string left = unique_name("left");
+		ASSERT_EQ(0, create_queue_now(left, 64 * 1024));
+		ASSERT_TRUE(wait_path(dev_path(left), true));
+
+		int e = delete_module("shmq");
+		// Whatever happens below, leave a loaded module behind.
+		struct Reload {
+			~Reload()
+			{
+				if (!module_loaded()) {
+					int e = load_module();
+					if (e)
+						ADD_FAILURE() << "reload of " << getenv("SHMQ_KO") << ": " << errname(e);
+				}
+			}
+		} reload;
+		if (e == EWOULDBLOCK) {
+			// Something may still be closing: a deferred fput of an
+			// exited child. Allow it a moment, but report it.
+			const bool later = eventually(2000, [&] {
+				e = delete_module("shmq");
+				return e != EWOULDBLOCK;
+			});
+			ADD_FAILURE() << "rmmod refused with nothing open" << (later ? " (succeeded within 2 s)" : "");
+		}
+		ASSERT_EQ(0, e) << "delete_module: " << errname(e);
+		EXPECT_FALSE(module_loaded());
+		EXPECT_TRUE(wait_path(control_path(), false)) << "control node outlived the module";
+		EXPECT_TRUE(wait_path(dev_path(left), false)) << "queue node outlived the module";
+		EXPECT_TRUE(wait_path(dev_path("unpriv"), false));
+		EXPECT_FALSE(path_exists("/sys/class/shmq")) << "class shmq outlived the module";
+
+		ASSERT_EQ(0, load_module()) << "finit_module(" << ko << ", '"
+					   << (getenv("SHMQ_MODULE_PARAMS") ? getenv("SHMQ_MODULE_PARAMS") : "")
+					   << "')";
+		std::string why;
+		EXPECT_TRUE(wait_for_udev_nodes(&why)) << why;
+		EXPECT_FALSE(path_exists(dev_path(left))) << "a queue survived unload and reload";
+		// The reloaded module works.
+		TestQueue q;
+		ASSERT_NO_FATAL_FAILURE(q.create(4096, "reload"));
+		auto p = shmq::Producer::open(q.name());
+		auto c = shmq::Consumer::open(q.name());
+		ASSERT_TRUE(p && c);
+		uint8_t m[5] = {1, 2, 3, 4, 5}, buf[16];
+		ASSERT_TRUE(p->try_send(as_bytes(m, sizeof m)).ok());
+		auto r = c->try_receive(as_wbytes(buf, sizeof buf));
+		ASSERT_TRUE(r);
+		EXPECT_EQ(5u, *r);
+	}
+};
+
+template <class T> void reg(const char *name, int line)
+{
+	testing::RegisterTest("ZModule", name, nullptr, nullptr, __FILE__, line,
+			      []() -> ZModule * { return new T(); });
+}
+
+} // namespace
+
+void register_zmodule_tests()
+{
+	reg<ZModuleBusyWhileQueueFdOpen>("RmmodRefusedWhileQueueFdOpen", __LINE__);
+	reg<ZModuleBusyWhileControlFdOpen>("RmmodRefusedWhileControlFdOpen", __LINE__);
+	reg<ZModuleBusyWhileOnlyRingFdOrMappingExists>("RmmodRefusedWhileOnlyRingFdOrMappingExists", __LINE__);
+	reg<ZModuleUnloadWhenIdleThenReload>("UnloadWhenIdleThenReload", __LINE__);
+}
