@@ -149,6 +149,7 @@ private:
 namespace detail {
 struct Mapping; // one mmap()ed region
 struct QueueHandle;
+struct Access; // libshmq internals: builds Producer/Consumer from a handle
 } // namespace detail
 
 // The sending side of a queue (opened O_WRONLY: needs write permission on
@@ -198,6 +199,7 @@ public:
 	void close();
 
 private:
+	friend struct detail::Access;
 	Result<Reservation> reserve_impl(size_t size, Timeout timeout, bool wait);
 	Result<void> commit_impl(Reservation &r, size_t used, bool publish);
 	detail::QueueHandle *h_ = nullptr;
@@ -246,6 +248,7 @@ public:
 	void close();
 
 private:
+	friend struct detail::Access;
 	Result<Message> peek_impl(Timeout timeout, bool wait);
 	detail::QueueHandle *h_ = nullptr;
 	QueueInfo info_;
