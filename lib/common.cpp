@@ -1,0 +1,400 @@
+// SPDX-License-Identifier: MIT
+// Errors, time, names, administration, and mapping a queue device.
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <string>
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.hpp"
+
+namespace shmq {
+
+std::string Error::message() const
+{
+	char buf[128];
+	// GNU strerror_r: returns a pointer to the text (maybe not buf).
+	const char *s = strerror_r(code_, buf, sizeof buf);
+	std::string m = what_;
+	m += " (";
+	m += s;
+	m += ")";
+	return m;
+}
+
+uint64_t monotonic_now_ns()
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+Result<void> validate_name(std::string_view name)
+{
+	if (name.empty())
+		return Error(EINVAL, "invalid queue name: it is empty (use 1 to 63 characters "
+				     "of [A-Za-z0-9_.-], not starting with '.')");
+	if (name.size() >= SHMQ_NAME_MAX)
+		return Error(ENAMETOOLONG, "invalid queue name: longer than 63 characters");
+	if (name[0] == '.')
+		return Error(EINVAL, "invalid queue name: it must not start with '.'");
+	for (char c : name) {
+		const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+				(c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+		if (!ok)
+			return Error(EINVAL, "invalid queue name: only characters of "
+					     "[A-Za-z0-9_.-] are allowed");
+	}
+	return {};
+}
+
+namespace {
+
+Error control_error(int e, bool create)
+{
+	switch (e) {
+	case ENOENT:
+		return Error(e, create ? "no control device: is the shmq module loaded? (modprobe shmq)"
+				       : "no such queue (or no control device: is the shmq module loaded?)");
+	case EACCES:
+	case EPERM:
+		return Error(e, "permission denied on the control device (root only by default)");
+	case EBADF:
+		return Error(e, "the control device was not opened for writing");
+	case EEXIST:
+		return Error(e, "a queue with this name already exists");
+	case EFBIG:
+		return Error(e, "capacity above the module's max_queue_size parameter");
+	case ENOSPC:
+		return Error(e, "too many queues or too much queue memory (module parameters "
+				"max_queues, max_total_memory)");
+	case ENOMEM:
+		return Error(e, "the kernel could not allocate the queue's memory");
+	case EINVAL:
+		return Error(e, create ? "rejected: the capacity must be a power of two of at least "
+					 "4096 bytes, and the name valid"
+				       : "rejected by the kernel: invalid name");
+	case ENAMETOOLONG:
+		return Error(e, "queue name too long: at most 63 characters");
+	case ENOTTY:
+		return Error(e, "not a shmq control device (ioctl not supported)");
+	default:
+		return Error(e, create ? "creating the queue failed" : "destroying the queue failed");
+	}
+}
+
+template <class Args>
+Result<void> control_ioctl(const std::string &control, unsigned long cmd, Args &args, bool create)
+{
+	const int fd = ::open(control.c_str(), O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return control_error(errno, create);
+	int e = 0;
+	if (ioctl(fd, cmd, &args) < 0)
+		e = errno;
+	::close(fd);
+	if (e)
+		return control_error(e, create);
+	return {};
+}
+
+} // namespace
+
+Result<void> create_queue(std::string_view name, uint64_t capacity, const std::string &control)
+{
+	if (auto v = validate_name(name); !v)
+		return v.error();
+	if (capacity < SHMQ_MIN_CAPACITY || (capacity & (capacity - 1)) != 0)
+		return Error(EINVAL, "the capacity must be a power of two of at least 4096 bytes");
+	struct shmq_create_args a;
+	std::memset(&a, 0, sizeof a);
+	a.capacity = capacity;
+	std::memcpy(a.name, name.data(), name.size());
+	return control_ioctl(control, SHMQ_IOC_CREATE, a, true);
+}
+
+Result<void> destroy_queue(std::string_view name, const std::string &control)
+{
+	if (auto v = validate_name(name); !v)
+		return v.error();
+	struct shmq_destroy_args a;
+	std::memset(&a, 0, sizeof a);
+	std::memcpy(a.name, name.data(), name.size());
+	return control_ioctl(control, SHMQ_IOC_DESTROY, a, false);
+}
+
+namespace detail {
+
+Mapping &Mapping::operator=(Mapping &&o) noexcept
+{
+	if (this != &o) {
+		reset();
+		addr = std::exchange(o.addr, nullptr);
+		len = o.len;
+	}
+	return *this;
+}
+
+Mapping::~Mapping() { reset(); }
+
+void Mapping::reset()
+{
+	if (addr)
+		munmap(addr, len);
+	addr = nullptr;
+	len = 0;
+}
+
+QueueHandle::~QueueHandle()
+{
+	status.reset();
+	producer.reset();
+	consumer.reset();
+	data.reset();
+	if (fd >= 0)
+		::close(fd);
+}
+
+void QueueHandle::wake()
+{
+	++wake_calls;
+	if (fd < 0)
+		return;
+	const int saved = errno;
+	// Failure needs no handling: the peer is gone or the queue destroyed,
+	// and whoever waits learns that from its own SHMQ_IOC_WAIT.
+	(void)ioctl(fd, SHMQ_IOC_WAKE, 0);
+	errno = saved;
+}
+
+namespace {
+
+// The kernel's wait condition, evaluated from the shared counters; used for
+// rings on plain memory, where waiting is spinning with sched_yield.
+bool plain_condition(const Ring &r, uint32_t cond, uint64_t min_bytes)
+{
+	const uint64_t t = load_acquire(r.tail), h = load_acquire(r.head);
+	if (t - h > r.capacity) // impossible counters: readable, not writable
+		return cond == SHMQ_WAIT_READABLE;
+	if (cond == SHMQ_WAIT_READABLE)
+		return t != h;
+	return r.capacity - (t - h) >= min_bytes;
+}
+
+int plain_wait(const QueueHandle &h, uint32_t cond, uint64_t min_bytes, uint64_t deadline_ns)
+{
+	const uint32_t peer = cond == SHMQ_WAIT_READABLE ? SHMQ_STATE_PRODUCER : SHMQ_STATE_CONSUMER;
+	for (;;) {
+		if (plain_condition(h.ring, cond, min_bytes))
+			return 0;
+		const uint32_t st = load_acquire(h.ring.state);
+		if (st & SHMQ_STATE_DESTROYED)
+			return EIDRM;
+		if (!(st & peer) && !h.ignore_hangup)
+			return EPIPE;
+		if (deadline_ns != UINT64_MAX && monotonic_now_ns() >= deadline_ns)
+			return ETIMEDOUT;
+		sched_yield();
+	}
+}
+
+} // namespace
+
+int QueueHandle::wait(uint32_t cond, uint64_t min_bytes, uint64_t deadline_ns) const
+{
+	if (fd < 0)
+		return plain_wait(*this, cond, min_bytes, deadline_ns);
+	struct shmq_wait_args a;
+	std::memset(&a, 0, sizeof a);
+	a.timeout_ns = deadline_ns;
+	a.min_bytes = min_bytes;
+	a.cond = cond;
+	a.flags = ignore_hangup ? SHMQ_WAIT_IGNORE_HUP : 0;
+	for (;;) {
+		if (ioctl(fd, SHMQ_IOC_WAIT, &a) == 0)
+			return 0;
+		// The deadline is absolute: retrying after a signal does not
+		// extend it.
+		if (errno != EINTR)
+			return errno;
+	}
+}
+
+int QueueHandle::probe(uint32_t cond, uint64_t min_bytes, uint32_t peer_bit) const
+{
+	const uint32_t st = load_acquire(ring.state);
+	if (!(st & SHMQ_STATE_DESTROYED) && ((st & peer_bit) || ignore_hangup))
+		return EAGAIN;
+	// Only the kernel knows whether the peer has gone (its departure
+	// counter) or never came: ask with a deadline in the past.
+	const int e = wait(cond, min_bytes, 0);
+	if (e == 0 || e == EPIPE || e == EIDRM)
+		return e;
+	if (load_acquire(ring.state) & SHMQ_STATE_DESTROYED)
+		return EIDRM;
+	return EAGAIN;
+}
+
+std::unique_ptr<QueueHandle> plain_handle(const Ring &ring, uint32_t spin)
+{
+	auto h = std::make_unique<QueueHandle>();
+	h->ring = ring;
+	h->spin = spin;
+	return h;
+}
+
+namespace {
+
+Error open_error(int e, int role, const std::string &dev_dir)
+{
+	const bool prod = role == SHMQ_ROLE_PRODUCER;
+	switch (e) {
+	case ENOENT: {
+		struct stat st;
+		if (::stat(dev_dir.c_str(), &st) != 0)
+			return Error(e, "no queue device directory (/dev/shmq): is the shmq module "
+					"loaded? (modprobe shmq)");
+		return Error(e, "no such queue: create it with shmqctl create NAME --size BYTES");
+	}
+	case EACCES:
+	case EPERM:
+		return Error(e, "permission denied: the queue's device mode/group does not allow "
+				"this role (producer needs write, consumer needs read)");
+	case EBUSY:
+		return Error(e, prod ? "a producer is already attached to this queue (one at a time)"
+				     : "a consumer is already attached to this queue (one at a time)");
+	case ENODEV:
+	case ENXIO:
+		return Error(e, "the queue was destroyed (or the shmq module unloaded) while "
+				"opening it");
+	case ENOTDIR:
+		return Error(e, "the queue device directory is not a directory");
+	case EMFILE:
+	case ENFILE:
+		return Error(e, "too many open files");
+	case EINVAL:
+		return Error(e, "the kernel refused this open mode for the queue device");
+	default:
+		return Error(e, "cannot open the queue device");
+	}
+}
+
+// The kernel's layout must be one this library can use safely.
+bool layout_ok(const struct shmq_layout &l, int role)
+{
+	auto field_ok = [](uint32_t off, uint32_t width, const struct shmq_region &reg) {
+		return off % width == 0 && uint64_t{off} + width <= reg.size;
+	};
+	auto region_ok = [&](const struct shmq_region &reg) {
+		return reg.size > 0 && l.page_size > 0 && reg.offset % l.page_size == 0 &&
+		       reg.size % l.page_size == 0 && reg.size <= (uint64_t{1} << 62);
+	};
+	return l.role == static_cast<uint32_t>(role) && l.record_header_size == kRecordHeader &&
+	       l.record_align == kRecordAlign && l.capacity >= SHMQ_MIN_CAPACITY &&
+	       (l.capacity & (l.capacity - 1)) == 0 && l.capacity <= (uint64_t{1} << 62) &&
+	       l.max_message <= l.capacity / 2 - kRecordHeader && region_ok(l.status) &&
+	       region_ok(l.producer) && region_ok(l.consumer) && region_ok(l.data) &&
+	       l.data.size >= l.capacity && field_ok(l.tail_off, 8, l.producer) &&
+	       field_ok(l.head_off, 8, l.consumer) && field_ok(l.read_waiters_off, 4, l.status) &&
+	       field_ok(l.write_waiters_off, 4, l.status) &&
+	       field_ok(l.write_need_off, 8, l.status) && field_ok(l.state_off, 4, l.status);
+}
+
+// Closes a file descriptor on scope exit.
+struct FdGuard {
+	int fd;
+	~FdGuard()
+	{
+		if (fd >= 0)
+			::close(fd);
+	}
+};
+
+} // namespace
+
+Result<std::unique_ptr<QueueHandle>> open_queue(std::string_view name, const OpenOptions &opt,
+						int role, QueueInfo &info)
+{
+	if (auto v = validate_name(name); !v)
+		return v.error();
+	const bool prod = role == SHMQ_ROLE_PRODUCER;
+	std::string path = opt.dev_dir;
+	path += '/';
+	path += name;
+	const int fd = ::open(path.c_str(), (prod ? O_WRONLY : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0)
+		return open_error(errno, role, opt.dev_dir);
+	auto h = std::make_unique<QueueHandle>();
+	h->fd = fd;
+	h->spin = opt.spin;
+	h->ignore_hangup = opt.ignore_hangup;
+
+	struct shmq_layout l;
+	std::memset(&l, 0, sizeof l);
+	if (ioctl(fd, SHMQ_IOC_LAYOUT, &l) < 0) {
+		const int e = errno;
+		if (e == ENOTTY || e == EINVAL)
+			return Error(e, "not a shmq queue device (SHMQ_IOC_LAYOUT not supported)");
+		return Error(e, "reading the queue's layout (SHMQ_IOC_LAYOUT) failed");
+	}
+	if ((l.features & SHMQ_FEATURES_V1) != SHMQ_FEATURES_V1)
+		return Error(EPROTONOSUPPORT, "kernel module too old/new for this libshmq: it lacks "
+					      "features of SHMQ_FEATURES_V1");
+	if (!layout_ok(l, role))
+		return Error(EPROTO, "kernel module reports a memory layout this libshmq does not "
+				     "understand (module and library versions differ?)");
+
+	FdGuard ring{static_cast<int>(ioctl(fd, SHMQ_IOC_RING_FD, O_CLOEXEC))};
+	if (ring.fd < 0)
+		return Error(errno, "getting the ring fd (SHMQ_IOC_RING_FD) failed");
+
+	auto map = [&](Mapping &m, const struct shmq_region &reg, bool writable) -> int {
+		void *p = mmap(nullptr, reg.size, writable ? PROT_READ | PROT_WRITE : PROT_READ,
+			       MAP_SHARED, ring.fd, static_cast<off_t>(reg.offset));
+		if (p == MAP_FAILED)
+			return errno;
+		m = Mapping(p, reg.size);
+		return 0;
+	};
+	int e = map(h->status, l.status, false);
+	if (!e)
+		e = map(h->producer, l.producer, prod);
+	if (!e)
+		e = map(h->consumer, l.consumer, !prod);
+	if (!e)
+		e = map(h->data, l.data, prod);
+	if (e)
+		return Error(e, e == ENOMEM ? "mapping the queue's memory failed: out of memory or "
+					      "address space"
+					    : "mapping the queue's memory failed (mmap of the ring fd)");
+
+	auto at = [](Mapping &m, uint32_t off) { return static_cast<std::byte *>(m.addr) + off; };
+	Ring &r = h->ring;
+	r.tail = reinterpret_cast<uint64_t *>(at(h->producer, l.tail_off));
+	r.head = reinterpret_cast<uint64_t *>(at(h->consumer, l.head_off));
+	r.read_waiters = reinterpret_cast<uint32_t *>(at(h->status, l.read_waiters_off));
+	r.write_waiters = reinterpret_cast<uint32_t *>(at(h->status, l.write_waiters_off));
+	r.write_need = reinterpret_cast<uint64_t *>(at(h->status, l.write_need_off));
+	r.state = reinterpret_cast<uint32_t *>(at(h->status, l.state_off));
+	r.data = static_cast<std::byte *>(h->data.addr);
+	r.capacity = l.capacity;
+	// A record's len is 32 bits: cap max_message for capacities above 8 GiB.
+	r.max_message = std::min<uint64_t>(l.max_message, UINT32_MAX & ~(kRecordAlign - 1));
+	if (!ring_geometry_ok(r))
+		return Error(EPROTO, "kernel module reports a memory layout this libshmq does not "
+				     "understand (module and library versions differ?)");
+	info.capacity = r.capacity;
+	info.max_message = r.max_message;
+	info.features = l.features;
+	return h;
+}
+
+} // namespace detail
+} // namespace shmq

@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: MIT
+// Consumer: the reading side of a queue, over the ring core in ring.hpp.
+#include <cstring>
+
+#include "internal.hpp"
+
+namespace shmq {
+
+namespace {
+
+const Error kClosed(EBADF, "the consumer is not open");
+const Error kEmpty(EAGAIN, "the queue is empty");
+const Error kCorrupt(EBADMSG, "corrupt queue: invalid record header or counters in the ring "
+			      "(the producer wrote garbage)");
+const Error kBufTooSmall(EMSGSIZE, "buffer too small for the next message (it stays queued; "
+				   "messages can be up to info().max_message bytes)");
+const Error kNothingPeeked(EINVAL, "release: no message was peeked");
+
+Error wait_error(int e)
+{
+	switch (e) {
+	case ETIMEDOUT:
+		return Error(e, "timed out waiting for a message");
+	case EPIPE:
+		return Error(e, "the queue is empty and the producer has gone (set "
+				"OpenOptions::ignore_hangup to wait for a new producer)");
+	case EIDRM:
+		return Error(e, "the queue is empty and was destroyed");
+	case EAGAIN:
+		return kEmpty;
+	case EINVAL:
+		return Error(e, "the kernel rejected the wait (libshmq/module mismatch?)");
+	default:
+		return Error(e, "waiting for a message failed");
+	}
+}
+
+} // namespace
+
+Result<Consumer> detail::Access::make_consumer(std::unique_ptr<QueueHandle> h,
+					       const QueueInfo &info)
+{
+	Consumer c;
+	// Left by a previous consumer; try_peek validates it (EBADMSG).
+	c.head_ = load_acquire(h->ring.head);
+	c.cached_tail_ = c.head_;
+	c.h_ = h.release();
+	c.info_ = info;
+	return c;
+}
+
+Result<Consumer> Consumer::open(std::string_view name, const OpenOptions &opt)
+{
+	QueueInfo info;
+	auto h = detail::open_queue(name, opt, SHMQ_ROLE_CONSUMER, info);
+	if (!h)
+		return h.error();
+	return detail::Access::make_consumer(std::move(h.value()), info);
+}
+
+Consumer::Consumer(Consumer &&o) noexcept
+	: h_(std::exchange(o.h_, nullptr)), info_(o.info_), head_(o.head_),
+	  cached_tail_(o.cached_tail_), peeked_end_(std::exchange(o.peeked_end_, 0))
+{
+}
+
+Consumer &Consumer::operator=(Consumer &&o) noexcept
+{
+	if (this != &o) {
+		close();
+		h_ = std::exchange(o.h_, nullptr);
+		info_ = o.info_;
+		head_ = o.head_;
+		cached_tail_ = o.cached_tail_;
+		peeked_end_ = std::exchange(o.peeked_end_, 0);
+	}
+	return *this;
+}
+
+Consumer::~Consumer() { close(); }
+
+void Consumer::close()
+{
+	// A peeked but unreleased message stays for the next consumer.
+	delete h_;
+	h_ = nullptr;
+	peeked_end_ = 0;
+}
+
+int Consumer::fd() const { return h_ ? h_->fd : -1; }
+
+Result<Message> Consumer::peek_impl(Timeout timeout, bool wait)
+{
+	if (!h_)
+		return kClosed;
+	const detail::Ring &r = h_->ring;
+	uint32_t spins = 0;
+	bool probed = false;
+	for (;;) {
+		detail::Peeked p;
+		const int e = detail::try_peek(r, head_, cached_tail_, p);
+		if (e == 0) {
+			peeked_end_ = p.end;
+			Message m;
+			m.ptr_ = r.data + p.payload;
+			m.len_ = p.len;
+			return m;
+		}
+		if (e == EBADMSG)
+			return kCorrupt;
+		if (p.end != head_) { // only a PAD record: consume it, look again
+			const bool wake = detail::release(r, head_, p.end);
+			head_ = p.end;
+			if (wake)
+				h_->wake();
+			continue;
+		}
+		if (!wait) {
+			const int pr = h_->probe(SHMQ_WAIT_READABLE, 0, SHMQ_STATE_PRODUCER);
+			if (pr == 0 && !probed) {
+				probed = true;
+				continue;
+			}
+			return pr == 0 ? kEmpty : wait_error(pr);
+		}
+		if (spins < h_->spin) {
+			++spins;
+			detail::cpu_relax();
+			continue;
+		}
+		const int w = h_->wait(SHMQ_WAIT_READABLE, 0, timeout.deadline_ns());
+		if (w != 0)
+			return wait_error(w);
+		spins = 0;
+	}
+}
+
+Result<Message> Consumer::try_peek() { return peek_impl(Timeout::none(), false); }
+
+Result<Message> Consumer::peek(Timeout timeout) { return peek_impl(timeout, true); }
+
+Result<void> Consumer::release()
+{
+	if (!h_)
+		return kClosed;
+	if (!peeked_end_)
+		return kNothingPeeked;
+	const bool wake = detail::release(h_->ring, head_, peeked_end_);
+	head_ = peeked_end_;
+	peeked_end_ = 0;
+	if (wake)
+		h_->wake();
+	return {};
+}
+
+Result<size_t> Consumer::try_receive(std::span<std::byte> buf)
+{
+	auto m = peek_impl(Timeout::none(), false);
+	if (!m)
+		return m.error();
+	if (m->size() > buf.size())
+		return kBufTooSmall;
+	if (m->size())
+		std::memcpy(buf.data(), m->data().data(), m->size());
+	const size_t n = m->size();
+	(void)release();
+	return n;
+}
+
+Result<size_t> Consumer::receive(std::span<std::byte> buf, Timeout timeout)
+{
+	auto m = peek_impl(timeout, true);
+	if (!m)
+		return m.error();
+	if (m->size() > buf.size())
+		return kBufTooSmall;
+	if (m->size())
+		std::memcpy(buf.data(), m->data().data(), m->size());
+	const size_t n = m->size();
+	(void)release();
+	return n;
+}
+
+} // namespace shmq

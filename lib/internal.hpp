@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: MIT
+// libshmq internals shared by the library sources and the native tests.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include <shmq/shmq.hpp>
+
+#include "ring.hpp"
+
+namespace shmq::detail {
+
+// One mmap()ed region; unmapped on destruction.
+struct Mapping {
+	void *addr = nullptr;
+	size_t len = 0;
+
+	Mapping() = default;
+	Mapping(void *a, size_t l) : addr(a), len(l) {}
+	Mapping(Mapping &&o) noexcept : addr(std::exchange(o.addr, nullptr)), len(o.len) {}
+	Mapping &operator=(Mapping &&o) noexcept;
+	Mapping(const Mapping &) = delete;
+	Mapping &operator=(const Mapping &) = delete;
+	~Mapping();
+	void reset();
+};
+
+// Everything an open Producer or Consumer owns besides its positions.
+struct QueueHandle {
+	int fd = -1; // queue fd (-1 for rings on plain memory, as in the tests)
+	Mapping status, producer, consumer, data;
+	Ring ring;
+	uint32_t spin = 0;
+	bool ignore_hangup = false;
+	uint64_t wake_calls = 0; // SHMQ_IOC_WAKE attempts (observed by tests)
+
+	QueueHandle() = default;
+	QueueHandle(const QueueHandle &) = delete;
+	QueueHandle &operator=(const QueueHandle &) = delete;
+	~QueueHandle();
+
+	// SHMQ_IOC_WAKE; errno is preserved.
+	void wake();
+	// SHMQ_IOC_WAIT. Returns 0 or an errno value (EINTR already retried).
+	[[nodiscard]] int wait(uint32_t cond, uint64_t min_bytes, uint64_t deadline_ns) const;
+	// For try_* calls that found the ring full/empty: a precise answer
+	// (EAGAIN, EPIPE, EIDRM, or 0 when the condition now holds), asking the
+	// kernel only when the state word says the peer is missing or the queue
+	// was destroyed. @peer_bit is the other role's SHMQ_STATE_* bit.
+	[[nodiscard]] int probe(uint32_t cond, uint64_t min_bytes, uint32_t peer_bit) const;
+};
+
+// Maps a queue device and builds a handle: used by Producer/Consumer::open.
+[[nodiscard]] Result<std::unique_ptr<QueueHandle>> open_queue(std::string_view name,
+							     const OpenOptions &opt, int role,
+							     QueueInfo &info);
+
+struct Access {
+	// Takes ownership of @h (its ring must satisfy ring_geometry_ok) and
+	// attaches at the positions found in shared memory. EBADMSG when those
+	// counters are inconsistent.
+	[[nodiscard]] static Result<Producer> make_producer(std::unique_ptr<QueueHandle> h,
+							    const QueueInfo &info);
+	[[nodiscard]] static Result<Consumer> make_consumer(std::unique_ptr<QueueHandle> h,
+							    const QueueInfo &info);
+	[[nodiscard]] static QueueHandle *handle(const Producer &p) { return p.h_; }
+	[[nodiscard]] static QueueHandle *handle(const Consumer &c) { return c.h_; }
+};
+
+// Rings on plain memory (tests): a handle with no fd and unowned pointers.
+[[nodiscard]] std::unique_ptr<QueueHandle> plain_handle(const Ring &ring, uint32_t spin = 0);
+
+inline void cpu_relax()
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	asm volatile("yield" ::: "memory");
+#endif
+}
+
+} // namespace shmq::detail

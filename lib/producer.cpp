@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: MIT
+// Producer: the writing side of a queue, over the ring core in ring.hpp.
+#include <cstring>
+
+#include "internal.hpp"
+
+namespace shmq {
+
+namespace {
+
+const Error kClosed(EBADF, "the producer is not open");
+const Error kBusy(EBUSY, "a reservation is already outstanding: commit or abort it first");
+const Error kTooBig(EMSGSIZE, "message larger than the queue's max_message (capacity/2 - 8 "
+			      "bytes; see info().max_message)");
+const Error kFull(EAGAIN, "the ring is full: retry later, or use send()/reserve() to wait");
+const Error kCorrupt(EBADMSG, "corrupt queue: the consumer's head counter is ahead of tail or "
+			      "more than capacity behind it");
+const Error kNotReserved(EINVAL, "not the outstanding reservation (already committed or "
+				 "aborted?)");
+const Error kUsedTooBig(EINVAL, "commit: used is larger than the reserved size");
+const Error kBadTail(EBADMSG, "corrupt queue: the tail counter left by a previous producer is "
+			     "misaligned; destroy and recreate the queue");
+
+Error wait_error(int e)
+{
+	switch (e) {
+	case ETIMEDOUT:
+		return Error(e, "timed out waiting for room in the ring");
+	case EPIPE:
+		return Error(e, "the consumer has gone and the ring is full (set "
+				"OpenOptions::ignore_hangup to wait for a new consumer)");
+	case EIDRM:
+		return Error(e, "the queue was destroyed");
+	case EAGAIN:
+		return kFull;
+	case EINVAL:
+		return Error(e, "the kernel rejected the wait (libshmq/module mismatch?)");
+	default:
+		return Error(e, "waiting for room in the ring failed");
+	}
+}
+
+} // namespace
+
+Result<Producer> detail::Access::make_producer(std::unique_ptr<QueueHandle> h,
+					       const QueueInfo &info)
+{
+	Producer p;
+	const Ring &r = h->ring;
+	// Our own counter, but left by a previous producer: it must be aligned,
+	// or we would write headers across the ring end.
+	const uint64_t tail = load_acquire(r.tail);
+	if (tail % kRecordAlign != 0)
+		return kBadTail;
+	p.h_ = h.release();
+	p.info_ = info;
+	p.tail_ = p.published_ = tail;
+	// Untrusted; try_reserve validates it before relying on it.
+	p.cached_head_ = load_acquire(r.head);
+	return p;
+}
+
+Result<Producer> Producer::open(std::string_view name, const OpenOptions &opt)
+{
+	QueueInfo info;
+	auto h = detail::open_queue(name, opt, SHMQ_ROLE_PRODUCER, info);
+	if (!h)
+		return h.error();
+	return detail::Access::make_producer(std::move(h.value()), info);
+}
+
+Producer::Producer(Producer &&o) noexcept
+	: h_(std::exchange(o.h_, nullptr)), info_(o.info_), tail_(o.tail_),
+	  published_(o.published_), cached_head_(o.cached_head_),
+	  reserved_end_(std::exchange(o.reserved_end_, 0)), reserved_start_(o.reserved_start_)
+{
+}
+
+Producer &Producer::operator=(Producer &&o) noexcept
+{
+	if (this != &o) {
+		close();
+		h_ = std::exchange(o.h_, nullptr);
+		info_ = o.info_;
+		tail_ = o.tail_;
+		published_ = o.published_;
+		cached_head_ = o.cached_head_;
+		reserved_end_ = std::exchange(o.reserved_end_, 0);
+		reserved_start_ = o.reserved_start_;
+	}
+	return *this;
+}
+
+Producer::~Producer() { close(); }
+
+void Producer::close()
+{
+	if (!h_)
+		return;
+	flush(); // committed messages are sent; an outstanding reservation is dropped
+	delete h_;
+	h_ = nullptr;
+	reserved_end_ = 0;
+}
+
+int Producer::fd() const { return h_ ? h_->fd : -1; }
+
+Result<Reservation> Producer::reserve_impl(size_t size, Timeout timeout, bool wait)
+{
+	if (!h_)
+		return kClosed;
+	if (reserved_end_)
+		return kBusy;
+	if (size > info_.max_message)
+		return kTooBig;
+	const detail::Ring &r = h_->ring;
+	uint32_t spins = 0;
+	bool probed = false;
+	for (;;) {
+		detail::Reserved res;
+		const int e = detail::try_reserve(r, tail_, cached_head_, size, res);
+		if (e == 0) {
+			reserved_start_ = tail_;
+			reserved_end_ = res.pos + detail::record_size(size);
+			Reservation rv;
+			rv.ptr_ = detail::payload_at(r, res.pos);
+			rv.len_ = size;
+			rv.pos_ = res.pos;
+			return rv;
+		}
+		if (e == EBADMSG)
+			return kCorrupt;
+		if (e == EMSGSIZE)
+			return kTooBig;
+		// EAGAIN: not enough room.
+		if (!wait) {
+			const int p = h_->probe(SHMQ_WAIT_WRITABLE, res.need, SHMQ_STATE_CONSUMER);
+			if (p == 0 && !probed) { // room appeared meanwhile
+				probed = true;
+				continue;
+			}
+			return p == 0 ? kFull : wait_error(p);
+		}
+		// Never sleep on unpublished records: the consumer may be asleep
+		// waiting for exactly those, and the kernel judges free space by
+		// the published tail, so it would not even let us sleep.
+		flush();
+		if (spins < h_->spin) {
+			++spins;
+			detail::cpu_relax();
+			continue;
+		}
+		const int w = h_->wait(SHMQ_WAIT_WRITABLE, res.need, timeout.deadline_ns());
+		if (w != 0)
+			return wait_error(w);
+		spins = 0;
+	}
+}
+
+Result<Reservation> Producer::try_reserve(size_t size)
+{
+	return reserve_impl(size, Timeout::none(), false);
+}
+
+Result<Reservation> Producer::reserve(size_t size, Timeout timeout)
+{
+	return reserve_impl(size, timeout, true);
+}
+
+Result<void> Producer::commit_impl(Reservation &r, size_t used, bool publish)
+{
+	if (!h_)
+		return kClosed;
+	if (!reserved_end_ || !r.ptr_ || r.pos_ + detail::record_size(r.len_) != reserved_end_)
+		return kNotReserved;
+	if (used == SIZE_MAX)
+		used = r.len_;
+	else if (used > r.len_)
+		return kUsedTooBig;
+	tail_ = detail::commit(h_->ring, r.pos_, used);
+	reserved_end_ = 0;
+	r = Reservation();
+	if (publish)
+		flush();
+	return {};
+}
+
+Result<void> Producer::commit(Reservation &r, size_t used) { return commit_impl(r, used, true); }
+
+Result<void> Producer::commit_deferred(Reservation &r, size_t used)
+{
+	return commit_impl(r, used, false);
+}
+
+void Producer::abort(Reservation &r)
+{
+	if (h_ && reserved_end_ && r.ptr_ && r.pos_ + detail::record_size(r.len_) == reserved_end_) {
+		// tail_ never moved: a PAD written by the reservation lies beyond
+		// it and is overwritten by the next one.
+		reserved_end_ = 0;
+		tail_ = reserved_start_;
+	}
+	r = Reservation();
+}
+
+void Producer::flush()
+{
+	if (!h_ || tail_ == published_)
+		return;
+	const bool wake = detail::publish(h_->ring, published_, tail_);
+	published_ = tail_;
+	if (wake)
+		h_->wake();
+}
+
+Result<void> Producer::try_send(std::span<const std::byte> msg)
+{
+	auto r = reserve_impl(msg.size(), Timeout::none(), false);
+	if (!r)
+		return r.error();
+	if (!msg.empty())
+		std::memcpy(r->data().data(), msg.data(), msg.size());
+	return commit_impl(r.value(), SIZE_MAX, true);
+}
+
+Result<void> Producer::send(std::span<const std::byte> msg, Timeout timeout)
+{
+	auto r = reserve_impl(msg.size(), timeout, true);
+	if (!r)
+		return r.error();
+	if (!msg.empty())
+		std::memcpy(r->data().data(), msg.data(), msg.size());
+	return commit_impl(r.value(), SIZE_MAX, true);
+}
+
+} // namespace shmq

@@ -1,0 +1,261 @@
+// SPDX-License-Identifier: MIT
+// The shmq ring protocol (docs/design.md) on raw pointers, without system
+// calls: usable by Producer/Consumer over the kernel's pages and by tests
+// over plain shared memory.
+//
+// Everything read from shared memory is untrusted: the other side may write
+// any value at any time. Counters are read once per decision; record headers
+// are read once (one 8-byte atomic load) into a local copy and validated
+// before any length is used, so nothing is ever read outside the data region.
+#pragma once
+
+#include <atomic>
+#include <bit>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include <shmq/uapi.h>
+
+namespace shmq::detail {
+
+inline constexpr uint64_t kRecordHeader = sizeof(struct shmq_record);
+inline constexpr uint64_t kRecordAlign = SHMQ_RECORD_ALIGN;
+static_assert(kRecordHeader == 8 && kRecordAlign == 8);
+
+// Bytes a record with @n payload bytes occupies (header + payload, aligned).
+[[nodiscard]] constexpr uint64_t record_size(uint64_t n)
+{
+	return (kRecordHeader + n + kRecordAlign - 1) & ~(kRecordAlign - 1);
+}
+
+// Pointers into the mapped regions plus the geometry. Pointers to words
+// mapped read-only are only ever loaded from.
+struct Ring {
+	uint64_t *tail = nullptr;	   // producer region; written by the producer
+	uint64_t *head = nullptr;	   // consumer region; written by the consumer
+	uint32_t *read_waiters = nullptr;  // status region; written by the kernel
+	uint32_t *write_waiters = nullptr; // status region
+	uint64_t *write_need = nullptr;	   // status region
+	uint32_t *state = nullptr;	   // status region
+	std::byte *data = nullptr;	   // capacity bytes
+	uint64_t capacity = 0;		   // power of two >= SHMQ_MIN_CAPACITY
+	uint64_t max_message = 0;	   // <= capacity/2 - 8 and < 2^32
+
+	[[nodiscard]] uint64_t mask() const { return capacity - 1; }
+};
+
+// Checks what Ring relies on: alignment of the words, geometry.
+[[nodiscard]] inline bool ring_geometry_ok(const Ring &r)
+{
+	auto aligned = [](const void *p, size_t a) {
+		return p && reinterpret_cast<uintptr_t>(p) % a == 0;
+	};
+	return aligned(r.tail, 8) && aligned(r.head, 8) && aligned(r.write_need, 8) &&
+	       aligned(r.read_waiters, 4) && aligned(r.write_waiters, 4) &&
+	       aligned(r.state, 4) && aligned(r.data, 8) &&
+	       r.capacity >= SHMQ_MIN_CAPACITY && std::has_single_bit(r.capacity) &&
+	       r.capacity <= (uint64_t{1} << 62) && r.max_message <= r.capacity / 2 - kRecordHeader &&
+	       r.max_message <= UINT32_MAX;
+}
+
+template <class T> [[nodiscard]] inline T load_acquire(T *p)
+{
+	return std::atomic_ref<T>(*p).load(std::memory_order_acquire);
+}
+template <class T> [[nodiscard]] inline T load_relaxed(T *p)
+{
+	return std::atomic_ref<T>(*p).load(std::memory_order_relaxed);
+}
+template <class T> inline void store_release(T *p, T v)
+{
+	std::atomic_ref<T>(*p).store(v, std::memory_order_release);
+}
+template <class T> inline void store_relaxed(T *p, T v)
+{
+	std::atomic_ref<T>(*p).store(v, std::memory_order_relaxed);
+}
+
+[[nodiscard]] inline uint64_t pack_header(uint32_t len, uint32_t type)
+{
+	struct shmq_record rec = {len, type};
+	return std::bit_cast<uint64_t>(rec);
+}
+[[nodiscard]] inline struct shmq_record unpack_header(uint64_t word)
+{
+	return std::bit_cast<struct shmq_record>(word);
+}
+
+// The header word of the record at data offset @off (8-aligned, < capacity).
+[[nodiscard]] inline uint64_t *header_at(const Ring &r, uint64_t off)
+{
+	return reinterpret_cast<uint64_t *>(r.data + off);
+}
+
+// ---------------------------------------------------------------------------
+// Writer (producer) side. The caller keeps `tail` (its committed position,
+// possibly ahead of the published one) and `cached_head`.
+
+struct Reserved {
+	uint64_t pos = 0;  // free-running position of the message's header
+	uint64_t need = 0; // bytes from tail to the record's end (pad included)
+};
+
+// Finds room for a record of @n payload bytes at @tail. On success writes the
+// PAD record if the message must start at offset 0, and returns 0 with
+// out.pos. EAGAIN: not enough free space; out.need is what a waiter must ask
+// for (<= capacity). EMSGSIZE: n > max_message. EBADMSG: the shared head is
+// ahead of tail or more than capacity behind it.
+[[nodiscard]] inline int try_reserve(const Ring &r, uint64_t tail, uint64_t &cached_head,
+				     uint64_t n, Reserved &out)
+{
+	if (n > r.max_message)
+		return EMSGSIZE;
+	const uint64_t rec = record_size(n);
+	const uint64_t off = tail & r.mask();
+	const uint64_t room_to_end = r.capacity - off;
+	const uint64_t pad = rec > room_to_end ? room_to_end : 0;
+	const uint64_t need = pad + rec;
+	out.need = need;
+
+	if (r.capacity - (tail - cached_head) < need || tail - cached_head > r.capacity) {
+		// Pairs with the consumer's release store of head: once we see
+		// head, it no longer reads the bytes before it.
+		const uint64_t h = load_acquire(r.head);
+		if (tail - h > r.capacity)
+			return EBADMSG;
+		cached_head = h;
+		if (r.capacity - (tail - h) < need)
+			return EAGAIN;
+	}
+	if (pad) // beyond the published tail: invisible until publish
+		store_relaxed(header_at(r, off),
+			      pack_header(static_cast<uint32_t>(pad - kRecordHeader), SHMQ_REC_PAD));
+	out.pos = tail + pad;
+	return 0;
+}
+
+[[nodiscard]] inline std::byte *payload_at(const Ring &r, uint64_t pos)
+{
+	return r.data + (pos & r.mask()) + kRecordHeader;
+}
+
+// Writes the MSG header of the record reserved at @pos with @len payload
+// bytes (len <= the reserved size); returns the new local tail.
+[[nodiscard]] inline uint64_t commit(const Ring &r, uint64_t pos, uint64_t len)
+{
+	store_relaxed(header_at(r, pos & r.mask()),
+		      pack_header(static_cast<uint32_t>(len), SHMQ_REC_MSG));
+	return pos + record_size(len);
+}
+
+// Publishes everything up to @new_tail. Returns true when the consumer must
+// be woken (SHMQ_IOC_WAKE): a reader waits and the ring was empty before this
+// publication (head == old_tail), i.e. this store crossed "empty".
+[[nodiscard]] inline bool publish(const Ring &r, uint64_t old_tail, uint64_t new_tail)
+{
+	// Release: the consumer that sees new_tail sees the records before it.
+	store_release(r.tail, new_tail);
+	// Store-buffering with the kernel's sleeper (waiters store; smp_mb;
+	// read tail): either it sees new_tail or we see its waiter word. The
+	// fence also orders our tail store before anything the kernel stores
+	// later on our behalf (our own write_waiters).
+	std::atomic_thread_fence(std::memory_order_seq_cst);
+	// Acquire: a consumer's waiter word is stored after its head store (and
+	// the fence of its release), so the head we read next is at least the
+	// head it went to sleep with.
+	if (load_acquire(r.read_waiters) == 0)
+		return false;
+	return load_acquire(r.head) == old_tail;
+}
+
+// ---------------------------------------------------------------------------
+// Reader (consumer) side. The caller keeps `head` (its own position, published
+// on release) and `cached_tail`.
+
+struct Peeked {
+	uint64_t payload = 0; // data offset of the payload (< capacity)
+	uint32_t len = 0;     // payload bytes
+	uint64_t end = 0;     // head after releasing this record (and a PAD)
+};
+
+// Looks at the record at @head. Returns 0 with @out describing a message;
+// EAGAIN when the ring is empty (out.end == head) or holds only a PAD record
+// (out.end > head: release up to out.end, then look again); EBADMSG when
+// anything read from shared memory is inconsistent. Never reads outside the
+// data region.
+[[nodiscard]] inline int try_peek(const Ring &r, uint64_t head, uint64_t &cached_tail, Peeked &out)
+{
+	out.end = head;
+	if (cached_tail == head) {
+		// Pairs with the producer's release store of tail.
+		cached_tail = load_acquire(r.tail);
+		if (cached_tail == head)
+			return EAGAIN;
+	}
+	uint64_t avail = cached_tail - head;
+	if (avail > r.capacity || head % kRecordAlign != 0 || avail % kRecordAlign != 0)
+		return EBADMSG;
+
+	uint64_t pos = head;
+	uint64_t off = pos & r.mask();
+	// One load: the producer may rewrite the header while we look at it.
+	struct shmq_record hdr = unpack_header(load_relaxed(header_at(r, off)));
+	if (hdr.type == SHMQ_REC_PAD) {
+		const uint64_t pad = r.capacity - off;
+		if (uint64_t{hdr.len} != pad - kRecordHeader || pad > avail)
+			return EBADMSG;
+		if (pad == avail) {
+			out.end = head + pad;
+			return EAGAIN;
+		}
+		pos += pad;
+		avail -= pad;
+		off = 0;
+		hdr = unpack_header(load_relaxed(header_at(r, 0)));
+	}
+	if (hdr.type != SHMQ_REC_MSG || hdr.len > r.max_message)
+		return EBADMSG;
+	const uint64_t rec = record_size(hdr.len);
+	if (rec > r.capacity - off || rec > avail)
+		return EBADMSG;
+	out.payload = off + kRecordHeader;
+	out.len = hdr.len;
+	out.end = pos + rec;
+	return 0;
+}
+
+// Free space went from below @need to at least @need when head moved from
+// @old_head to @new_head with the producer's tail at @tail.
+[[nodiscard]] inline bool free_crossed(uint64_t capacity, uint64_t tail, uint64_t old_head,
+				       uint64_t new_head, uint64_t need)
+{
+	const uint64_t used_old = tail - old_head, used_new = tail - new_head;
+	if (used_old > capacity || used_new > used_old)
+		return true; // impossible counters: a spurious wake is harmless
+	return capacity - used_old < need && capacity - used_new >= need;
+}
+
+// Releases everything up to @new_head. Returns true when the producer must
+// be woken: a writer waits and free space crossed write_need.
+[[nodiscard]] inline bool release(const Ring &r, uint64_t old_head, uint64_t new_head)
+{
+	// Release: the producer that sees new_head knows we are done with the
+	// bytes before it.
+	store_release(r.head, new_head);
+	// Store-buffering with the kernel's sleeper, see publish().
+	std::atomic_thread_fence(std::memory_order_seq_cst);
+	if (load_acquire(r.write_waiters) == 0)
+		return false;
+	const uint64_t need = load_acquire(r.write_need);
+	// The crossing must be judged with the tail the producer sleeps with,
+	// not with our cached tail: a stale (smaller) tail overstates the free
+	// space before this release, hides the crossing and loses the wakeup.
+	// The producer's fence after its last publication orders that tail
+	// before its waiter word, which we loaded with acquire.
+	const uint64_t tail = load_acquire(r.tail);
+	return free_crossed(r.capacity, tail, old_head, new_head, need);
+}
+
+} // namespace shmq::detail

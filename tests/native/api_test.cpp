@@ -1,0 +1,608 @@
+// SPDX-License-Identifier: MIT
+// Producer/Consumer (the classes of shmq.hpp) over plain shared memory: the
+// same objects Producer::open/Consumer::open build, minus the kernel.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstring>
+#include <fcntl.h>
+#include <string>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+#include "shm_ring.hpp"
+
+using namespace shmq;
+using namespace std::chrono_literals;
+using shmq::test::ShmRing;
+
+namespace {
+
+std::span<const std::byte> bytes(std::string_view s) { return std::as_bytes(std::span(s)); }
+
+std::string text(std::span<const std::byte> b)
+{
+	return std::string(reinterpret_cast<const char *>(b.data()), b.size());
+}
+
+std::string receive_text(Consumer &c)
+{
+	std::vector<std::byte> buf(c.info().max_message);
+	auto n = c.try_receive(buf);
+	if (!n)
+		return "<error " + std::to_string(n.error().code()) + ">";
+	return text(std::span(buf).first(*n));
+}
+
+} // namespace
+
+TEST(Api, SendThenReceiveReturnsTheMessage)
+{
+	ShmRing s(4096);
+	auto p = s.producer();
+	auto c = s.consumer();
+	ASSERT_TRUE(p.try_send(bytes("hello")).ok());
+	ASSERT_TRUE(p.send(bytes("world")).ok());
+	EXPECT_EQ(receive_text(c), "hello");
+	std::vector<std::byte> buf(64, std::byte{0x5a});
+	auto n = c.receive(buf, Timeout::after(1s));
+	ASSERT_TRUE(n.ok());
+	EXPECT_EQ(text(std::span(buf).first(*n)), "world");
+}
+
+TEST(Api, TryReceiveOnEmptyQueueIsEAGAIN)
+{
+	ShmRing s(4096);
+	auto c = s.consumer();
+	std::vector<std::byte> buf(16);
+	auto n = c.try_receive(buf);
+	ASSERT_FALSE(n.ok());
+	EXPECT_EQ(n.error().code(), EAGAIN);
+	auto m = c.try_peek();
+	ASSERT_FALSE(m.ok());
+	EXPECT_EQ(m.error().code(), EAGAIN);
+}
+
+TEST(Api, TrySendOnFullRingIsEAGAIN)
+{
+	ShmRing s(4096);
+	auto p = s.producer();
+	int sent = 0;
+	Result<void> r;
+	while ((r = p.try_send(bytes("0123456789abcdef"))).ok()) // record of 24
+		++sent;
+	EXPECT_EQ(r.error().code(), EAGAIN);
+	EXPECT_EQ(sent, 4096 / 24);
+}
+
+TEST(Api, TrySendOnFullRingWithoutConsumerIsEPIPE)
+{
+	ShmRing s(4096);
+	auto p = s.producer();
+	while (p.try_send(bytes("x")).ok()) {
+	}
+	*s.ring.state = SHMQ_STATE_PRODUCER; // the consumer went away
+	auto r = p.try_send(bytes("x"));
+	ASSERT_FALSE(r.ok());
+	EXPECT_EQ(r.error().code(), EPIPE);
+}
+
+TEST(Api, TrySendWithoutConsumerSucceedsWhileThereIsRoom)
+{
+	ShmRing s(4096);
+	*s.ring.state = SHMQ_STATE_PRODUCER;
+	auto p = s.producer();
+	EXPECT_TRUE(p.try_send(bytes("x")).ok());
+}
+
+TEST(Api, TrySendOnFullRingWithIgnoreHangupIsEAGAIN)
+{
+	ShmRing s(4096);
+	auto p = s.producer();
+	detail::Access::handle(p)->ignore_hangup = true;
+	while (p.try_send(bytes("x")).ok()) {
+	}
+	*s.ring.state = SHMQ_STATE_PRODUCER;
+	auto r = p.try_send(bytes("x"));
+	ASSERT_FALSE(r.ok());
+	EXPECT_EQ(r.error().code(), EAGAIN);
+}
+
+TEST(Api, TryReceiveOnEmptyDestroyedQueueIsEIDRM)
+{
+	ShmRing s(4096);
+	auto c = s.consumer();
+	*s.ring.state |= SHMQ_STATE_DESTROYED;
+	std::vector<std::byte> buf(16);
+	auto n = c.try_receive(buf);
+	ASSERT_FALSE(n.ok());
+	EXPECT_EQ(n.error().code(), EIDRM);
+}
+
+TEST(Api, ConsumerDrainsBeforeSeeingEPIPE)
+{
+	ShmRing s(4096);
+	auto p = s.producer();
+	auto c = s.consumer();
+	ASSERT_TRUE(p.try_send(bytes("last words")).ok());
+	p.close();
+	*s.ring.state = SHMQ_STATE_CONSUMER;
+	EXPECT_EQ(receive_text(c), "last words");
+	std::vector<std::byte> buf(16);
+	auto n = c.receive(buf, Timeout::after(5s));
+	ASSERT_FALSE(n.ok());
+	EXPECT_EQ(n.error().code(), EPIPE);
+}
+
+TEST(Api, SendOnFullRingTimesOutAtTheDeadline)
+{
+	ShmRing s(4096);
+	auto p = s.producer();
+	while (p.try_send(bytes("x")).ok()) {
+	}
+	const auto t0 = std::chrono::steady_clock::now();
+	auto r = p.send(bytes("x"), Timeout::after(100ms));
+	const auto dt = std::chrono::steady_clock::now() - t0;
+	ASSERT_FALSE(r.ok());
+	EXPECT_EQ(r.error().code(), ETIMEDOUT);
+	EXPECT_GE(dt, 100ms);
+	EXPECT_LT(dt, 5s);
+}
+
+TEST(Api, ReceiveOnEmptyRingTimesOutAtTheDeadline)
+{
+	ShmRing s(4096);
+	auto c = s.consumer();
+	std::vector<std::byte> buf(16);
+	const auto t0 = std::chrono::steady_clock::now();
+	auto n = c.receive(buf, Timeout::after(100ms));
+	const auto dt = std::chrono::steady_clock::now() - t0;
+	ASSERT_FALSE(n.ok());
+	EXPECT_EQ(n.error().code(), ETIMEDOUT);
+	EXPECT_GE(dt, 100ms);
+}
+
+TEST(Api, BlockingCallWithTimeoutNoneFailsAtOnce)
+{
+	ShmRing s(4096);
+	auto c = s.consumer();
+	auto m = c.peek(Timeout::none());
+	ASSERT_FALSE(m.ok());
+	EXPECT_EQ(m.error().code(), ETIMEDOUT);
+}
+
+TEST(Api, SpinningWaitStillTimesOut)
+{
+	ShmRing s(4096);
+	auto c = s.consumer(/*spin=*/1000);
+	auto m = c.peek(Timeout::after(20ms));
+	ASSERT_FALSE(m.ok());
+	EXPECT_EQ(m.error().code(), ETIMEDOUT);
+}
+
+TEST(Api, OversizeMessageIsEMSGSIZE)
+{
+	ShmRing s(4096);
+	auto p = s.producer();
+	std::vector<std::byte> big(p.info().max_message + 1);
+	auto r = p.try_send(big);
+	ASSERT_FALSE(r.ok());
+	EXPECT_EQ(r.error().code(), EMSGSIZE);
+	auto r2 = p.send(big, Timeout::after(1s));
+	ASSERT_FALSE(r2.ok());
+	EXPECT_EQ(r2.error().code(), EMSGSIZE);
+	big.pop_back();
+	EXPECT_TRUE(p.try_send(big).ok());
+}
+
+TEST(Api, SecondReservationIsEBUSY)
+{
+	ShmRing s(4096);
+	auto p = s.producer();
+	auto r1 = p.try_reserve(8);
+	ASSERT_TRUE(r1.ok());
+	auto r2 = p.try_reserve(8);
+	ASSERT_FALSE(r2.ok());
+	EXPECT_EQ(r2.error().code(), EBUSY);
+	auto r3 = p.try_send(bytes("x"));
+	ASSERT_FALSE(r3.ok());
+	EXPECT_EQ(r3.error().code(), EBUSY);
+}
+
+TEST(Api, CommitMoreThanReservedIsEINVALAndKeepsTheReservation)
+{
+	ShmRing s(4096);
+	auto p = s.producer();
+	auto c = s.consumer();
+	auto r = p.try_reserve(4);
+	ASSERT_TRUE(r.ok());
+	std::memcpy(r->data().data(), "abcd", 4);
+	auto e = p.commit(*r, 5);
+	ASSERT_FALSE(e.ok());
+	EXPECT_EQ(e.error().code(), EINVAL);
+	ASSERT_TRUE(p.commit(*r).ok());
+	EXPECT_EQ(receive_text(c), "abcd");
+}
+
+TEST(Api, CommittingAReservationTwiceIsEINVAL)
+{
+	ShmRing s(4096);
+	auto p = s.producer();
+	auto r = p.try_reserve(4);
+	ASSERT_TRUE(r.ok());
+	Reservation copy = *r;
+	ASSERT_TRUE(p.commit(*r).ok());
+	EXPECT_FALSE(r->valid());
+	auto e = p.commit(copy);
+	ASSERT_FALSE(e.ok());
+	EXPECT_EQ(e.error().code(), EINVAL);
+	Reservation none;
+	EXPECT_EQ(p.commit(none).error().code(), EINVAL);
+}
+
+TEST(Api, PartialCommitSendsOnlyTheUsedBytes)
+{
+	ShmRing s(4096);
+	auto p = s.producer();
+	auto c = s.consumer();
+	auto r = p.try_reserve(100);
+	ASSERT_TRUE(r.ok());
+	EXPECT_EQ(r->size(), 100u);
+	std::memcpy(r->data().data(), "abc", 3);
+	ASSERT_TRUE(p.commit(*r, 3).ok());
+	EXPECT_EQ(s.tail(), 16u);
+	EXPECT_EQ(receive_text(c), "abc");
+}
+
+TEST(Api, AbortedReservationIsNeverSeen)
+{
+	ShmRing s(4096);
+	s.set_counters(4096 - 16, 4096 - 16);
+	auto p = s.producer();
+	auto c = s.consumer();
+	auto r = p.try_reserve(100); // needs a pad at the ring end
+	ASSERT_TRUE(r.ok());
+	std::memcpy(r->data().data(), "ghost", 5);
+	p.abort(*r);
+	EXPECT_FALSE(r->valid());
+	p.flush();
+	EXPECT_EQ(s.tail(), 4096u - 16);
+	std::vector<std::byte> buf(128);
+	EXPECT_EQ(c.try_receive(buf).error().code(), EAGAIN);
+	ASSERT_TRUE(p.try_send(bytes("real")).ok()); // fits before the end
+	EXPECT_EQ(receive_text(c), "real");
+	EXPECT_EQ(c.try_receive(buf).error().code(), EAGAIN);
+}
+
+TEST(Api, DeferredCommitsAreInvisibleUntilFlush)
+{
+	ShmRing s(4096);
+	s.set_waiters(1, 0, 0);
+	auto p = s.producer();
+	auto c = s.consumer();
+	for (char ch : std::string("abcdefghij")) {
+		auto r = p.try_reserve(1);
+		ASSERT_TRUE(r.ok());
+		r->data()[0] = std::byte(ch);
+		ASSERT_TRUE(p.commit_deferred(*r).ok());
+	}
+	std::vector<std::byte> buf(8);
+	EXPECT_EQ(c.try_receive(buf).error().code(), EAGAIN);
+	EXPECT_EQ(s.tail(), 0u);
+	p.flush();
+	EXPECT_EQ(s.tail(), 160u);
+	EXPECT_EQ(detail::Access::handle(p)->wake_calls, 1u); // one wake for ten
+	for (char ch : std::string("abcdefghij"))
+		EXPECT_EQ(receive_text(c), std::string(1, ch));
+}
+
+TEST(Api, ProducerWakesOnlyOnTheEmptyToNonEmptyTransition)
+{
+	ShmRing s(65536);
+	s.set_waiters(1, 0, 0);
+	auto p = s.producer();
+	for (int i = 0; i < 50; ++i)
+		ASSERT_TRUE(p.try_send(bytes("m")).ok());
+	EXPECT_EQ(detail::Access::handle(p)->wake_calls, 1u);
+}
+
+TEST(Api, ConsumerWakesProducerOnceWhenSpaceCrossesItsNeed)
+{
+	ShmRing s(4096);
+	auto p = s.producer();
+	auto c = s.consumer();
+	while (p.try_send(bytes("0123456789abcdef")).ok()) {
+	}
+	s.set_waiters(0, 1, 2048);
+	std::vector<std::byte> buf(64);
+	while (c.try_receive(buf).ok()) {
+	}
+	EXPECT_EQ(detail::Access::handle(c)->wake_calls, 1u);
+}
+
+TEST(Api, BlockingReserveFlushesDeferredCommitsBeforeWaiting)
+{
+	ShmRing s(4096);
+	auto p = s.producer();
+	uint64_t committed = 0;
+	for (;;) {
+		auto r = p.try_reserve(8);
+		if (!r)
+			break;
+		ASSERT_TRUE(p.commit_deferred(*r).ok());
+		committed += 16;
+	}
+	EXPECT_EQ(s.tail(), 0u);
+	auto r = p.reserve(8, Timeout::after(10ms));
+	ASSERT_FALSE(r.ok());
+	EXPECT_EQ(r.error().code(), ETIMEDOUT);
+	EXPECT_EQ(s.tail(), committed); // the consumer can drain while we sleep
+}
+
+TEST(Api, PeekTwiceReturnsTheSameMessageUntilRelease)
+{
+	ShmRing s(4096);
+	auto p = s.producer();
+	auto c = s.consumer();
+	ASSERT_TRUE(p.try_send(bytes("one")).ok());
+	ASSERT_TRUE(p.try_send(bytes("two")).ok());
+	auto m1 = c.try_peek();
+	auto m2 = c.peek(Timeout::after(1s));
+	ASSERT_TRUE(m1.ok() && m2.ok());
+	EXPECT_EQ(m1->data().data(), m2->data().data());
+	EXPECT_EQ(text(m2->data()), "one");
+	ASSERT_TRUE(c.release().ok());
+	auto m3 = c.try_peek();
+	ASSERT_TRUE(m3.ok());
+	EXPECT_EQ(text(m3->data()), "two");
+}
+
+TEST(Api, ReleaseWithoutPeekIsEINVAL)
+{
+	ShmRing s(4096);
+	auto p = s.producer();
+	auto c = s.consumer();
+	EXPECT_EQ(c.release().error().code(), EINVAL);
+	ASSERT_TRUE(p.try_send(bytes("one")).ok());
+	ASSERT_TRUE(c.try_peek().ok());
+	ASSERT_TRUE(c.release().ok());
+	EXPECT_EQ(c.release().error().code(), EINVAL);
+}
+
+TEST(Api, ReceiveIntoSmallBufferIsEMSGSIZEAndTheMessageStays)
+{
+	ShmRing s(4096);
+	auto p = s.producer();
+	auto c = s.consumer();
+	ASSERT_TRUE(p.try_send(bytes("0123456789")).ok());
+	std::vector<std::byte> small(9);
+	auto n = c.try_receive(small);
+	ASSERT_FALSE(n.ok());
+	EXPECT_EQ(n.error().code(), EMSGSIZE);
+	auto n2 = c.receive(small, Timeout::after(1s));
+	ASSERT_FALSE(n2.ok());
+	EXPECT_EQ(n2.error().code(), EMSGSIZE);
+	EXPECT_EQ(receive_text(c), "0123456789");
+}
+
+TEST(Api, MessagesLeftUnreleasedGoToTheNextConsumer)
+{
+	ShmRing s(4096);
+	auto p = s.producer();
+	ASSERT_TRUE(p.try_send(bytes("first")).ok());
+	ASSERT_TRUE(p.try_send(bytes("second")).ok());
+	{
+		auto c1 = s.consumer();
+		EXPECT_EQ(receive_text(c1), "first");
+		auto m = c1.try_peek();
+		ASSERT_TRUE(m.ok());
+		EXPECT_EQ(text(m->data()), "second");
+	} // closed between peek and release
+	auto c2 = s.consumer();
+	EXPECT_EQ(receive_text(c2), "second");
+}
+
+TEST(Api, NewProducerContinuesAtThePublishedTail)
+{
+	ShmRing s(4096);
+	auto c = s.consumer();
+	{
+		auto p1 = s.producer();
+		ASSERT_TRUE(p1.try_send(bytes("a")).ok());
+		auto r = p1.try_reserve(10);
+		ASSERT_TRUE(r.ok());
+		ASSERT_TRUE(p1.commit_deferred(*r, 1).ok()); // close() flushes it
+		auto r2 = p1.try_reserve(10);		      // dropped by close()
+		ASSERT_TRUE(r2.ok());
+	}
+	auto p2 = s.producer();
+	ASSERT_TRUE(p2.try_send(bytes("c")).ok());
+	EXPECT_EQ(receive_text(c), "a");
+	EXPECT_EQ(receive_text(c).size(), 1u);
+	EXPECT_EQ(receive_text(c), "c");
+	std::vector<std::byte> buf(16);
+	EXPECT_EQ(c.try_receive(buf).error().code(), EAGAIN);
+}
+
+TEST(Api, ClosedOrMovedFromObjectsAreEBADF)
+{
+	ShmRing s(4096);
+	auto p = s.producer();
+	auto c = s.consumer();
+	Producer p2 = std::move(p);
+	Consumer c2 = std::move(c);
+	EXPECT_FALSE(p.is_open());
+	EXPECT_FALSE(c.is_open());
+	EXPECT_EQ(p.fd(), -1);
+	EXPECT_EQ(p.try_send(bytes("x")).error().code(), EBADF);
+	std::vector<std::byte> buf(8);
+	EXPECT_EQ(c.try_receive(buf).error().code(), EBADF);
+	EXPECT_EQ(c.release().error().code(), EBADF);
+	ASSERT_TRUE(p2.try_send(bytes("x")).ok());
+	EXPECT_EQ(receive_text(c2), "x");
+	p2.close();
+	EXPECT_EQ(p2.try_reserve(1).error().code(), EBADF);
+	Producer never_opened;
+	EXPECT_EQ(never_opened.send(bytes("x")).error().code(), EBADF);
+	never_opened.flush(); // harmless
+}
+
+TEST(Api, MoveAssignmentClosesTheTarget)
+{
+	ShmRing s1(4096), s2(4096);
+	auto p = s1.producer();
+	auto r = p.try_reserve(1);
+	ASSERT_TRUE(r.ok());
+	ASSERT_TRUE(p.commit_deferred(*r).ok());
+	p = s2.producer(); // closing the first flushes its deferred commit
+	EXPECT_EQ(s1.tail(), 16u);
+	ASSERT_TRUE(p.try_send(bytes("x")).ok());
+	EXPECT_EQ(s2.tail(), 16u);
+}
+
+TEST(Api, MisalignedTailLeftByPreviousProducerIsEBADMSG)
+{
+	ShmRing s(4096);
+	s.set_counters(12, 0);
+	auto r = detail::Access::make_producer(detail::plain_handle(s.ring), s.info);
+	ASSERT_FALSE(r.ok());
+	EXPECT_EQ(r.error().code(), EBADMSG);
+}
+
+TEST(Api, CorruptHeadMakesSendEBADMSG)
+{
+	ShmRing s(4096);
+	auto p = s.producer();
+	while (p.try_send(bytes("x")).ok()) {
+	}
+	*s.ring.head = s.tail() + 8; // ahead of tail
+	EXPECT_EQ(p.try_send(bytes("x")).error().code(), EBADMSG);
+	EXPECT_EQ(p.send(bytes("x"), Timeout::after(1s)).error().code(), EBADMSG);
+}
+
+TEST(Api, CorruptRecordMakesReceiveEBADMSG)
+{
+	ShmRing s(4096);
+	auto p = s.producer();
+	auto c = s.consumer();
+	ASSERT_TRUE(p.try_send(bytes("x")).ok());
+	s.set_header(0, 5000, SHMQ_REC_MSG);
+	std::vector<std::byte> buf(16);
+	EXPECT_EQ(c.try_receive(buf).error().code(), EBADMSG);
+	EXPECT_EQ(c.receive(buf, Timeout::after(1s)).error().code(), EBADMSG);
+}
+
+TEST(Api, LonePadIsConsumedAndTheQueueIsEmpty)
+{
+	ShmRing s(4096);
+	s.set_header(4096 - 64, 56, SHMQ_REC_PAD);
+	s.set_counters(4096, 4096 - 64);
+	auto c = s.consumer();
+	std::vector<std::byte> buf(16);
+	EXPECT_EQ(c.try_receive(buf).error().code(), EAGAIN);
+	EXPECT_EQ(s.head(), 4096u);
+}
+
+TEST(Names, ValidNamesPass)
+{
+	EXPECT_TRUE(validate_name("orders").ok());
+	EXPECT_TRUE(validate_name("a").ok());
+	EXPECT_TRUE(validate_name("A-Z_a.z-09").ok());
+	EXPECT_TRUE(validate_name(std::string(63, 'x')).ok());
+}
+
+TEST(Names, EmptyNameIsEINVAL) { EXPECT_EQ(validate_name("").error().code(), EINVAL); }
+
+TEST(Names, SixtyFourCharactersIsENAMETOOLONG)
+{
+	EXPECT_EQ(validate_name(std::string(64, 'x')).error().code(), ENAMETOOLONG);
+}
+
+TEST(Names, LeadingDotIsEINVAL)
+{
+	EXPECT_EQ(validate_name(".hidden").error().code(), EINVAL);
+	EXPECT_EQ(validate_name("..").error().code(), EINVAL);
+}
+
+TEST(Names, SlashSpaceAndNulAreEINVAL)
+{
+	EXPECT_EQ(validate_name("a/b").error().code(), EINVAL);
+	EXPECT_EQ(validate_name("a b").error().code(), EINVAL);
+	EXPECT_EQ(validate_name(std::string_view("a\0b", 3)).error().code(), EINVAL);
+}
+
+TEST(Errors, MessageAppendsStrerror)
+{
+	EXPECT_EQ(Error(EPIPE, "peer gone").message(), "peer gone (Broken pipe)");
+}
+
+TEST(Timeouts, AfterIsAnAbsoluteMonotonicDeadline)
+{
+	const uint64_t before = monotonic_now_ns();
+	const auto t = Timeout::after(2s);
+	EXPECT_GE(t.deadline_ns(), before + 2000000000u);
+	EXPECT_LE(t.deadline_ns(), monotonic_now_ns() + 2000000000u);
+	EXPECT_EQ(Timeout::after(-5s).deadline_ns(), 0u);
+	EXPECT_EQ(Timeout::after(0s).deadline_ns(), 0u);
+	EXPECT_EQ(Timeout::infinite().deadline_ns(), UINT64_MAX);
+	EXPECT_EQ(Timeout::none().deadline_ns(), 0u);
+}
+
+class OpenErrors : public ::testing::Test {
+protected:
+	void SetUp() override
+	{
+		char tmpl[] = "/tmp/shmq-native-XXXXXX";
+		ASSERT_NE(mkdtemp(tmpl), nullptr);
+		dir = tmpl;
+	}
+	void TearDown() override
+	{
+		unlink((dir + "/plainfile").c_str());
+		rmdir(dir.c_str());
+	}
+	std::string dir;
+};
+
+TEST_F(OpenErrors, MissingQueueIsENOENTWithAHint)
+{
+	auto p = Producer::open("nosuchqueue", {.dev_dir = dir});
+	ASSERT_FALSE(p.ok());
+	EXPECT_EQ(p.error().code(), ENOENT);
+	EXPECT_NE(std::string(p.error().what()).find("shmqctl create"), std::string::npos);
+}
+
+TEST_F(OpenErrors, MissingDeviceDirectoryIsENOENTAskingForTheModule)
+{
+	auto c = Consumer::open("q", {.dev_dir = dir + "/absent"});
+	ASSERT_FALSE(c.ok());
+	EXPECT_EQ(c.error().code(), ENOENT);
+	EXPECT_NE(std::string(c.error().what()).find("module"), std::string::npos);
+}
+
+TEST_F(OpenErrors, NonShmqFileIsENOTTY)
+{
+	const int fd = ::open((dir + "/plainfile").c_str(), O_CREAT | O_WRONLY, 0644);
+	ASSERT_GE(fd, 0);
+	::close(fd);
+	auto c = Consumer::open("plainfile", {.dev_dir = dir});
+	ASSERT_FALSE(c.ok());
+	EXPECT_EQ(c.error().code(), ENOTTY);
+}
+
+TEST_F(OpenErrors, InvalidNameIsEINVALBeforeAnySyscall)
+{
+	auto p = Producer::open("../etc", {.dev_dir = dir});
+	ASSERT_FALSE(p.ok());
+	EXPECT_EQ(p.error().code(), EINVAL);
+}
+
+TEST_F(OpenErrors, CreateWithBadCapacityIsEINVAL)
+{
+	EXPECT_EQ(create_queue("q", 5000, dir + "/ctl").error().code(), EINVAL);
+	EXPECT_EQ(create_queue("q", 2048, dir + "/ctl").error().code(), EINVAL);
+	EXPECT_EQ(create_queue("q", 4096, dir + "/ctl").error().code(), ENOENT);
+	EXPECT_EQ(destroy_queue("q", dir + "/ctl").error().code(), ENOENT);
+	EXPECT_EQ(destroy_queue("", dir + "/ctl").error().code(), EINVAL);
+}
