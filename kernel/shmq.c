@@ -206,7 +206,7 @@ struct shmq_queue {
 	u64 *tail;
 	u64 *head;
 
-	spinlock_t lock;
+	spinlock_t lock;	/* see "Locking" at the top of this file */
 	bool destroyed;
 	bool attached[2];
 	struct pid *pid[2];
@@ -394,12 +394,21 @@ static bool shmq_writable(const struct shmq_queue *q, u64 need)
 static void shmq_publish_waiters_locked(struct shmq_queue *q, unsigned int side)
 {
 	struct shmq_status_page *st = q->status;
-	bool polled = waitqueue_active(&q->pollq[side]);
-	u32 waiters = q->nr_sleepers[side] + (polled ? 1 : 0);
 	struct shmq_sleeper *s;
+	bool polled;
+	u32 waiters;
 	u64 need = 0;
 
 	lockdep_assert_held(&q->lock);
+
+	/*
+	 * A poller adds itself to pollq in poll_wait() before ->poll takes
+	 * q->lock to publish, so any publish serialized after that one under
+	 * q->lock sees the entry. A publish that ran earlier and saw none is
+	 * overwritten by the poller's own publish.
+	 */
+	polled = waitqueue_active(&q->pollq[side]);
+	waiters = q->nr_sleepers[side] + (polled ? 1 : 0);
 
 	if (side == SHMQ_CONS) {
 		WRITE_ONCE(st->read_waiters, waiters);
@@ -608,13 +617,13 @@ static int shmq_create_locked(const char *name, u64 capacity)
 	q->dev.release = shmq_queue_release;
 	ret = dev_set_name(&q->dev, "%s", name);
 	if (ret)
-		goto err_put_device;
+		goto err_set_name;
 
 	for (i = 0; i < nr_pages; i++) {
 		q->pages[i] = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
 		if (!q->pages[i]) {
 			ret = -ENOMEM;
-			goto err_put_device;
+			goto err_alloc_page;
 		}
 		cond_resched();
 	}
@@ -626,14 +635,16 @@ static int shmq_create_locked(const char *name, u64 capacity)
 	q->cdev.owner = THIS_MODULE;
 	ret = cdev_device_add(&q->cdev, &q->dev);
 	if (ret)
-		goto err_put_device;
+		goto err_cdev_device_add;
 
 	list_add_tail(&q->node, &shmq_queues);
 	shmq_nr_queues++;
 	return 0;
 
-err_put_device:
-	put_device(&q->dev);
+err_cdev_device_add:
+err_alloc_page:
+err_set_name:
+	put_device(&q->dev);	/* shmq_queue_release() frees the rest */
 	return ret;
 err_page_array:
 	ida_free(&shmq_minor_ida, q->minor);
@@ -825,6 +836,14 @@ static const struct file_operations shmq_ring_fops = {
  * Queue file: open, ioctls, poll.
  */
 
+/**
+ * shmq_queue_open() - attach a producer (O_WRONLY) or consumer (O_RDONLY)
+ * @inode: the /dev/shmq/NAME inode
+ * @file: the new queue file
+ *
+ * Return: 0, -EINVAL for O_RDWR, -EBUSY if the role is taken, -ENODEV if
+ * the queue was destroyed, -ENOMEM.
+ */
 static int shmq_queue_open(struct inode *inode, struct file *file)
 {
 	struct shmq_queue *q = container_of(inode->i_cdev, struct shmq_queue, cdev);
@@ -888,6 +907,13 @@ static int shmq_queue_file_release(struct inode *inode, struct file *file)
 	return 0;
 }
 
+/**
+ * shmq_ioc_layout() - SHMQ_IOC_LAYOUT: describe the shared memory
+ * @peer: the caller's peer
+ * @argp: struct shmq_layout in user memory, written in full
+ *
+ * Return: 0 or -EFAULT.
+ */
 static int shmq_ioc_layout(const struct shmq_peer *peer, void __user *argp)
 {
 	const struct shmq_queue *q = peer->queue;
@@ -994,6 +1020,15 @@ static int shmq_wait_check(struct shmq_peer *peer, const struct shmq_wait_args *
 	return -EAGAIN;
 }
 
+/**
+ * shmq_wait_validate() - check SHMQ_IOC_WAIT arguments against the role
+ * @peer: the caller's peer
+ * @args: the arguments as copied from user space
+ *
+ * Return: 0, or -EINVAL for non-zero reserved fields, unknown flags, a
+ * condition of the other role, READABLE with min_bytes, WRITABLE with
+ * min_bytes 0 or above the capacity.
+ */
 static int shmq_wait_validate(const struct shmq_peer *peer, const struct shmq_wait_args *args)
 {
 	if (args->reserved[0] || args->reserved[1])
@@ -1310,6 +1345,13 @@ static char *shmq_devnode(SHMQ_CLASS_DEV_CONST struct device *dev, umode_t *mode
  * Control device /dev/shmq-control.
  */
 
+/**
+ * shmq_ioc_create() - SHMQ_IOC_CREATE
+ * @argp: struct shmq_create_args in user memory
+ *
+ * Return: 0, -EFAULT, -EINVAL, -ENAMETOOLONG, -EFBIG, or an error of
+ * shmq_create_locked() (-EEXIST, -ENOSPC, -ENOMEM).
+ */
 static int shmq_ioc_create(void __user *argp)
 {
 	struct shmq_create_args args;
@@ -1333,6 +1375,12 @@ static int shmq_ioc_create(void __user *argp)
 	return ret;
 }
 
+/**
+ * shmq_ioc_destroy() - SHMQ_IOC_DESTROY
+ * @argp: struct shmq_destroy_args in user memory
+ *
+ * Return: 0, -EFAULT, -EINVAL, -ENAMETOOLONG or -ENOENT.
+ */
 static int shmq_ioc_destroy(void __user *argp)
 {
 	struct shmq_destroy_args args;
