@@ -57,12 +57,12 @@ Result<void> validate_name(std::string_view name)
 
 namespace {
 
-Error control_error(int e, bool create)
+Error control_error(int e, bool create, bool opening)
 {
 	switch (e) {
 	case ENOENT:
-		return Error(e, create ? "no control device: is the shmq module loaded? (modprobe shmq)"
-				       : "no such queue (or no control device: is the shmq module loaded?)");
+		return Error(e, opening ? "no control device: is the shmq module loaded? (modprobe shmq)"
+					: "no such queue");
 	case EACCES:
 	case EPERM:
 		return Error(e, "permission denied on the control device (root only by default)");
@@ -95,13 +95,13 @@ Result<void> control_ioctl(const std::string &control, unsigned long cmd, Args &
 {
 	const int fd = ::open(control.c_str(), O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
-		return control_error(errno, create);
+		return control_error(errno, create, true);
 	int e = 0;
 	if (ioctl(fd, cmd, &args) < 0)
 		e = errno;
 	::close(fd);
 	if (e)
-		return control_error(e, create);
+		return control_error(e, create, false);
 	return {};
 }
 
