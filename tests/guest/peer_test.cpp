@@ -40,7 +40,7 @@ int expect_seq(shmq::Consumer &c, uint64_t seq, std::string *why, uint64_t strea
 		*why = "receive: " + err_str(r.error());
 		return r.error().code();
 	}
-	MsgHdr h;
+	MsgHdr h{};
 	if (!check_msg(buf, *r, &h, why))
 		return -1;
 	if (h.seq != seq || h.stream != stream) {
@@ -206,7 +206,7 @@ TEST_F(Peer, ConsumerKilledBetweenPeekAndReleaseRedelivers)
 		auto m = c->peek(shmq::Timeout::after(k10s));
 		if (!m)
 			return 12;
-		MsgHdr h;
+		MsgHdr h{};
 		std::string why;
 		if (!check_msg(reinterpret_cast<const uint8_t *>(m->data().data()), m->size(), &h, &why) || h.seq != 4)
 			return 13;

@@ -169,7 +169,7 @@ TEST_F(UnprivMember, MessageRoundTrip)
 		ASSERT_TRUE(s.ok()) << err_str(s.error());
 		auto r = c->receive(as_wbytes(buf.data(), buf.size()), shmq::Timeout::after(std::chrono::seconds(10)));
 		ASSERT_TRUE(r) << err_str(r.error());
-		MsgHdr h;
+		MsgHdr h{};
 		std::string why;
 		ASSERT_TRUE(check_msg(buf.data(), *r, &h, &why)) << why;
 		EXPECT_EQ(i, h.seq);
