@@ -14,8 +14,8 @@ int main(int argc, char **argv)
 	setvbuf(stdout, nullptr, _IOLBF, 0);
 	testing::InitGoogleTest(&argc, argv);
 	register_zmodule_tests();
-	printf("shmq-guest-tests: uid %d, SHMQ_TEST_USER=%s, SHMQ_TEST_SLOW=%s\n", int(getuid()),
+	printf("shmq-guest-tests: uid %d, SHMQ_TEST_USER=%s, slow mode %s\n", int(getuid()),
 	       getenv("SHMQ_TEST_USER") ? getenv("SHMQ_TEST_USER") : "(unset)",
-	       getenv("SHMQ_TEST_SLOW") ? getenv("SHMQ_TEST_SLOW") : "(unset)");
+	       shmqt::slow_mode() ? "on (SHMQ_TEST_SLOW or SHMQ_DEBUG_KERNEL)" : "off");
 	return RUN_ALL_TESTS();
 }

@@ -53,10 +53,16 @@ inline bool is_root() { return geteuid() == 0; }
 			GTEST_SKIP() << "needs root (runs in the root suite)";  \
 	} while (0)
 
+// SHMQ_TEST_SLOW=1, or the harness's SHMQ_DEBUG_KERNEL=1 (KASAN/lockdep
+// kernel under emulation): scale message counts down.
 inline bool slow_mode()
 {
-	const char *s = getenv("SHMQ_TEST_SLOW");
-	return s && *s && strcmp(s, "0") != 0;
+	for (const char *v : {"SHMQ_TEST_SLOW", "SHMQ_DEBUG_KERNEL"}) {
+		const char *s = getenv(v);
+		if (s && *s && strcmp(s, "0") != 0)
+			return true;
+	}
+	return false;
 }
 
 // Pick the normal or the slow (debug kernel) value.
