@@ -606,3 +606,17 @@ TEST_F(OpenErrors, CreateWithBadCapacityIsEINVAL)
 	EXPECT_EQ(destroy_queue("q", dir + "/ctl").error().code(), ENOENT);
 	EXPECT_EQ(destroy_queue("", dir + "/ctl").error().code(), EINVAL);
 }
+
+TEST(Api, BlockingSendWaitsForPadPlusRecordNotForHalfTheRing)
+{
+	ShmRing s(4096);
+	const uint64_t tail = 4096 + 2048 + 8;
+	s.set_counters(tail, tail - 2048); // half free, largest message cannot fit
+	auto p = s.producer();
+	std::vector<std::byte> big(p.info().max_message);
+	auto r = p.send(big, Timeout::after(20ms));
+	ASSERT_FALSE(r.ok());
+	EXPECT_EQ(r.error().code(), ETIMEDOUT);
+	*s.ring.head = tail - 8; // now free = capacity - 8 = pad + record
+	EXPECT_TRUE(p.send(big, Timeout::after(1s)).ok());
+}

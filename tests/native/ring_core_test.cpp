@@ -413,7 +413,10 @@ TEST(RingCorrupt, TailBehindHeadIsEBADMSG)
 TEST(RingCorrupt, MisalignedHeadIsEBADMSG)
 {
 	ShmRing s(4096);
-	s.set_header(0, 8, SHMQ_REC_MSG);
+	// A well-formed header at the misaligned position: only the alignment
+	// check can refuse it.
+	const uint64_t hdr = pack_header(0, SHMQ_REC_MSG);
+	std::memcpy(s.ring.data + 4, &hdr, 8);
 	EXPECT_EQ(peek_at(s, 4, 4 + 16), EBADMSG);
 }
 
@@ -459,15 +462,19 @@ TEST(RingCorrupt, PadBeyondTailIsEBADMSG)
 {
 	ShmRing s(4096);
 	s.set_header(4096 - 64, 56, SHMQ_REC_PAD);
+	s.set_header(0, 0, SHMQ_REC_MSG); // a valid record after the pad
 	EXPECT_EQ(peek_at(s, 4096 - 64, 4096 - 32), EBADMSG);
+	EXPECT_EQ(peek_at(s, 4096 - 64, 4096 + 8), 0);
 }
 
 TEST(RingCorrupt, PadFollowedByPadIsEBADMSG)
 {
 	ShmRing s(4096);
 	s.set_header(4096 - 64, 56, SHMQ_REC_PAD);
-	s.set_header(0, 4096 - 8, SHMQ_REC_PAD);
+	s.set_header(0, 8, SHMQ_REC_PAD); // would be a fine MSG but for its type
 	EXPECT_EQ(peek_at(s, 4096 - 64, 4096 + 64), EBADMSG);
+	s.set_header(0, 8, SHMQ_REC_MSG);
+	EXPECT_EQ(peek_at(s, 4096 - 64, 4096 + 64), 0);
 }
 
 TEST(RingCorrupt, GarbageAfterPadIsEBADMSG)
@@ -728,4 +735,19 @@ TEST(WakeConsumer, ImpossibleCountersWakeRatherThanLoseAWakeup)
 	EXPECT_TRUE(free_crossed(4096, 4096, 64, 32, 16));
 	EXPECT_FALSE(free_crossed(4096, 4096, 0, 8, 16));
 	EXPECT_TRUE(free_crossed(4096, 4096, 0, 16, 16));
+}
+
+// docs/design.md says a producer poller gets EPOLLOUT at capacity/2 free
+// because "any single message then fits". It does not: with the tail just
+// past the middle, the largest message needs a pad plus its record, up to
+// capacity - 8 bytes. A blocking send waits for its exact need instead.
+TEST(RingCore, HalfFreeRingDoesNotFitTheLargestMessageEverywhere)
+{
+	ShmRing s(4096);
+	const uint64_t tail = 4096 + 2048 + 8, head = tail - 2048; // free: capacity/2
+	s.set_counters(tail, head);
+	uint64_t ch = head;
+	Reserved res;
+	EXPECT_EQ(try_reserve(s.ring, tail, ch, s.ring.max_message, res), EAGAIN);
+	EXPECT_EQ(res.need, 4096u - 8);
 }
