@@ -16,10 +16,10 @@ int delete_module(const char *name)
 	return syscall(SYS_delete_module, name, O_NONBLOCK) == 0 ? 0 : errno;
 }
 
-int load_module()
+int load_module(const char *params_override = nullptr)
 {
 	const char *ko = getenv("SHMQ_KO");
-	const char *params = getenv("SHMQ_MODULE_PARAMS");
+	const char *params = params_override ? params_override : getenv("SHMQ_MODULE_PARAMS");
 	if (!ko || !*ko)
 		return ENOENT;
 	int fd = open(ko, O_RDONLY | O_CLOEXEC);
@@ -100,6 +100,18 @@ class ZModuleBusyWhileQueueFdOpen : public ZModule {
 								      << " fd open";
 			ASSERT_TRUE(module_loaded());
 		}
+	}
+};
+
+class ZModuleLoadTwiceEEXIST : public ZModule {
+	void TestBody() override
+	{
+		const char *ko = getenv("SHMQ_KO");
+		if (!ko || !*ko || access(ko, R_OK) != 0)
+			GTEST_SKIP() << "SHMQ_KO not set or unreadable";
+		EXPECT_EQ(EEXIST, load_module());
+		EXPECT_TRUE(module_loaded());
+		EXPECT_TRUE(path_exists(control_path()));
 	}
 };
 
@@ -198,6 +210,71 @@ class ZModuleUnloadWhenIdleThenReload : public ZModule {
 	}
 };
 
+// A module load that fails must undo everything: the next load works.
+class ZModuleBadParametersFailCleanly : public ZModule {
+	void TestBody() override
+	{
+		const char *ko = getenv("SHMQ_KO");
+		if (!ko || !*ko || access(ko, R_OK) != 0)
+			GTEST_SKIP() << "SHMQ_KO not set or unreadable: cannot reload, so not unloading";
+		int e = delete_module("shmq");
+		struct Reload {
+			~Reload()
+			{
+				if (!module_loaded()) {
+					int e = load_module();
+					if (e)
+						ADD_FAILURE() << "reload of " << getenv("SHMQ_KO") << ": " << errname(e);
+				}
+			}
+		} reload;
+		ASSERT_EQ(0, e) << "delete_module with nothing open: " << errname(e);
+		const char *bad[] = {
+			"queues=,",			  // empty entry
+			"queues=noname",		  // no size
+			"queues=a:",			  // empty size
+			"queues=:64K",			  // empty name
+			"queues=.dot:64K",		  // invalid name
+			"queues=a/b:64K",		  // invalid name
+			"queues=a:3000",		  // not a power of two
+			"queues=a:2K",			  // below the minimum
+			"queues=a:64X",			  // bad suffix
+			"queues=a:64K,a:64K",		  // duplicate
+			"queues=a:64K,b:64K max_queues=1",  // over max_queues
+			"queues=a:1M max_queue_size=64K",   // over max_queue_size
+			"queues=a:64K max_total_memory=64K", // over max_total_memory (+3 pages)
+			"max_queue_size=abc",		  // unparsable size
+			"max_total_memory=99999999999999999999999", // overflows
+		};
+		for (const char *params : bad) {
+			e = load_module(params);
+			EXPECT_NE(0, e) << "module loaded with '" << params << "'";
+			if (e == 0) {
+				delete_module("shmq");
+				continue;
+			}
+			EXPECT_EQ(EINVAL, e) << "'" << params << "'";
+			EXPECT_FALSE(module_loaded()) << "'" << params << "'";
+			EXPECT_FALSE(path_exists("/sys/class/shmq")) << "class left behind by '" << params << "'";
+			EXPECT_FALSE(path_exists(dev_path("a"))) << "queue left behind by '" << params << "'";
+		}
+		// Several queues at once, with suffixes.
+		e = load_module("queues=gt-x:4096,gt-y:64k,gt-z:1M");
+		ASSERT_EQ(0, e) << errname(e);
+		EXPECT_TRUE(wait_path(dev_path("gt-x"), true));
+		EXPECT_TRUE(wait_path(dev_path("gt-y"), true));
+		EXPECT_TRUE(wait_path(dev_path("gt-z"), true));
+		std::string cap;
+		EXPECT_TRUE(read_file(sysfs_dir("gt-z") + "/capacity", &cap));
+		EXPECT_EQ("1048576", trim(cap));
+		ASSERT_EQ(0, delete_module("shmq"));
+		// The normal parameters again (also done by Reload on failure).
+		ASSERT_EQ(0, load_module()) << "reload with SHMQ_MODULE_PARAMS";
+		std::string why;
+		EXPECT_TRUE(wait_for_udev_nodes(&why)) << why;
+	}
+};
+
 template <class T> void reg(const char *name, int line)
 {
 	testing::RegisterTest("ZModule", name, nullptr, nullptr, __FILE__, line,
@@ -209,7 +286,9 @@ template <class T> void reg(const char *name, int line)
 void register_zmodule_tests()
 {
 	reg<ZModuleBusyWhileQueueFdOpen>("RmmodRefusedWhileQueueFdOpen", __LINE__);
+	reg<ZModuleLoadTwiceEEXIST>("LoadWhileLoadedEEXIST", __LINE__);
 	reg<ZModuleBusyWhileControlFdOpen>("RmmodRefusedWhileControlFdOpen", __LINE__);
 	reg<ZModuleBusyWhileOnlyRingFdOrMappingExists>("RmmodRefusedWhileOnlyRingFdOrMappingExists", __LINE__);
 	reg<ZModuleUnloadWhenIdleThenReload>("UnloadWhenIdleThenReload", __LINE__);
+	reg<ZModuleBadParametersFailCleanly>("BadParametersFailCleanlyThenReload", __LINE__);
 }
