@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# boot.sh KERNEL INITRD OUTDIR [options]
+# Boots one QEMU guest (TCG: this host has no KVM) and waits for it.
+#   KERNEL   an ELF vmlinux (booted through its PVH entry) or a bzImage
+#   INITRD   the initramfs (with /etc/shmq-run.conf appended)
+#   OUTDIR   gets console.log (ttyS0: kernel + init messages), result.txt
+#            (ttyS1: the report), qemu.rc, seconds, qemu.cmd
+# options:
+#   --smp N          vCPUs (N > 1 uses multi-threaded TCG)   default 1
+#   --mem SIZE       guest memory                             default 1G
+#   --timeout SECS   host-side limit (a hung guest is killed) default 1200
+#   --append WORDS   extra kernel command line words (no dots in words for init)
+#   --interactive    console on this terminal instead of console.log
+#   --result-stdio   ttyS1 on this terminal instead of result.txt (demo)
+# Exit status: QEMU's. 85 = init finished and left through isa-debug-exit;
+# 124 = host timeout; 0 = the guest rebooted (panic=-1: a kernel panic).
+set -euo pipefail
+kernel=$1 initrd=$2 out=$3; shift 3
+smp=1 mem=1G tmo=1200 append='' interactive=0 result_stdio=0
+while [ $# -gt 0 ]; do
+	case $1 in
+		--smp) smp=$2; shift ;;
+		--mem) mem=$2; shift ;;
+		--timeout) tmo=$2; shift ;;
+		--append) append=$2; shift ;;
+		--interactive) interactive=1 ;;
+		--result-stdio) result_stdio=1 ;;
+		*) echo "boot.sh: unknown option $1" >&2; exit 2 ;;
+	esac
+	shift
+done
+mkdir -p "$out"
+rm -f "$out/console.log" "$out/result.txt" "$out/qemu.rc" "$out/seconds"
+
+args=(qemu-system-x86_64 -nodefaults -no-user-config -machine pc
+      -m "$mem" -display none -no-reboot
+      -device isa-debug-exit,iobase=0xf4,iosize=0x04
+      -kernel "$kernel" -initrd "$initrd")
+if [ "$smp" -gt 1 ]; then
+	args+=(-accel tcg,thread=multi -smp "$smp")
+else
+	args+=(-accel tcg -smp 1)
+fi
+if [ $interactive = 1 ]; then
+	args+=(-chardev stdio,id=con,signal=on -serial chardev:con)
+else
+	args+=(-serial "file:$out/console.log")
+fi
+if [ $result_stdio = 1 ]; then
+	args+=(-chardev stdio,id=res,signal=on -serial chardev:res)
+else
+	args+=(-serial "file:$out/result.txt")
+fi
+args+=(-append "console=ttyS0 panic=-1 no_timer_check $append")
+printf '%q ' "${args[@]}" >"$out/qemu.cmd"; echo >>"$out/qemu.cmd"
+
+start=$(date +%s.%N)
+rc=0
+if [ $interactive = 1 ] || [ $result_stdio = 1 ]; then
+	timeout --foreground -k 10 "$tmo" "${args[@]}" || rc=$?
+else
+	timeout -k 10 "$tmo" "${args[@]}" </dev/null >"$out/qemu.out" 2>&1 || rc=$?
+fi
+end=$(date +%s.%N)
+echo "$rc" >"$out/qemu.rc"
+awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f\n", b - a }' >"$out/seconds"
+exit "$rc"

@@ -1,0 +1,68 @@
+# Tests, demo and the QEMU harness. Included by the top-level Makefile (BUILD,
+# CXX); the native tests come from tests/native/native.mk.
+#
+#   make test         install deps, build everything, run the native tests,
+#                     then for each kernel (Debian 6.1, Debian 6.12, the debug
+#                     kernel of ../shared/kernels/6.1-debug) build shmq.ko and
+#                     boot QEMU guests (1 vCPU: every suite; 2 vCPUs: the
+#                     concurrency suites). Ends with "N passed, N failed".
+#   make demo         install deps, build, run shmq-demo against the module:
+#                     natively where this machine can load modules, otherwise
+#                     in a QEMU guest with the Debian 6.1 kernel
+#   make guest-tests  just $(BUILD)/tests/shmq-guest-tests
+#   make guest-shell  a shell in a guest with the module loaded (debugging)
+#
+# Knobs (make VAR=value), see tests/guest/run-matrix.sh for all:
+#   KERNELS="6.1 6.12 6.1-debug"  GUEST_SMP="1 2"  GUEST_JOBS=$(nproc)
+#   GUEST_FILTER=<gtest filter for the root suite>  SKIP_DEPS=1 (no apt)
+#   DEMO_ARGS=<arguments for shmq-demo>   DEMO_KERNEL=6.1   SHELL_KERNEL=6.1
+
+-include tests/native/native.mk
+
+GUEST_TESTS_BIN  := $(BUILD)/tests/shmq-guest-tests
+GUEST_TEST_SRCS  := $(wildcard tests/guest/*.cpp)
+GUEST_TEST_OBJS  := $(patsubst tests/guest/%.cpp,$(BUILD)/tests/guest/%.o,$(GUEST_TEST_SRCS))
+GUEST_CXXFLAGS   := -std=c++20 -O2 -g -Wall -Wextra -Iinclude -Ilib -Itests/guest
+SHMQ_LIB_A       := $(or $(LIBSHMQ_A),$(BUILD)/lib/libshmq.a)
+SHMQ_TOOL_BINS   := $(BUILD)/tools/shmqctl $(BUILD)/tools/shmq-demo
+# native test binaries that make test runs (the ASan/UBSan build too when
+# tests/native/native.mk provides it)
+SHMQ_NATIVE_BINS := $(or $(NATIVE_BIN),$(BUILD)/tests/shmq-native-tests) $(NATIVE_ASAN_BIN)
+NPROC            := $(shell nproc 2>/dev/null || echo 2)
+HARNESS_ENV       = BUILD="$(BUILD)" GUEST_TESTS="$(GUEST_TESTS_BIN)" \
+		    GUEST_TOOLS="$(SHMQ_TOOL_BINS)" NATIVE_TESTS="$(SHMQ_NATIVE_BINS)" \
+		    MODULE_BUILD="$(CURDIR)/kernel/build-module.sh"
+
+.PHONY: test test-build guest-tests demo guest-shell
+
+guest-tests: $(GUEST_TESTS_BIN)
+
+$(BUILD)/tests/guest/%.o: tests/guest/%.cpp
+	@mkdir -p $(@D)
+	$(CXX) $(GUEST_CXXFLAGS) -MMD -MP -c -o $@ $<
+
+# Static, so that it runs in the busybox initramfs. main() comes from the
+# test sources when they define one, else from gtest_main.
+$(GUEST_TESTS_BIN): $(GUEST_TEST_OBJS) $(SHMQ_LIB_A)
+	@mkdir -p $(@D)
+	$(CXX) -static -o $@ $(GUEST_TEST_OBJS) $(SHMQ_LIB_A) -lgtest_main -lgtest -pthread
+
+-include $(GUEST_TEST_OBJS:.o=.d)
+
+# Everything make test needs on the host, built in parallel.
+test-build: lib tools $(SHMQ_NATIVE_BINS) $(GUEST_TESTS_BIN)
+
+test:
+	@if [ -z "$(SKIP_DEPS)" ]; then bash tools/install-deps.sh; fi
+	@$(MAKE) --no-print-directory -j$(NPROC) test-build
+	@$(HARNESS_ENV) bash tests/guest/run-matrix.sh
+
+demo:
+	@if [ -z "$(SKIP_DEPS)" ]; then bash tools/install-deps.sh; fi
+	@$(MAKE) --no-print-directory -j$(NPROC) lib tools
+	@$(HARNESS_ENV) DEMO_ARGS="$(DEMO_ARGS)" DEMO_KERNEL="$(DEMO_KERNEL)" \
+		bash tests/guest/demo.sh
+
+guest-shell:
+	@$(MAKE) --no-print-directory -j$(NPROC) lib tools $(GUEST_TESTS_BIN)
+	@$(HARNESS_ENV) DEMO_KERNEL="$(or $(SHELL_KERNEL),6.1)" bash tests/guest/demo.sh --shell
