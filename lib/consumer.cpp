@@ -95,7 +95,7 @@ Result<Message> Consumer::peek_impl(Timeout timeout, bool wait)
 		return kClosed;
 	const detail::Ring &r = h_->ring;
 	uint32_t spins = 0;
-	bool probed = false;
+	bool probed = false, woken = false;
 	for (;;) {
 		detail::Peeked p;
 		const int e = detail::try_peek(r, head_, cached_tail_, p);
@@ -128,9 +128,15 @@ Result<Message> Consumer::peek_impl(Timeout timeout, bool wait)
 			detail::cpu_relax();
 			continue;
 		}
+		// The kernel said the condition held, yet it does not for us:
+		// never let such a disagreement outlive the deadline.
+		if (woken && timeout.deadline_ns() != UINT64_MAX &&
+		    monotonic_now_ns() >= timeout.deadline_ns())
+			return wait_error(ETIMEDOUT);
 		const int w = h_->wait(SHMQ_WAIT_READABLE, 0, timeout.deadline_ns());
 		if (w != 0)
 			return wait_error(w);
+		woken = true;
 		spins = 0;
 	}
 }

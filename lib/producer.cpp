@@ -115,7 +115,7 @@ Result<Reservation> Producer::reserve_impl(size_t size, Timeout timeout, bool wa
 		return kTooBig;
 	const detail::Ring &r = h_->ring;
 	uint32_t spins = 0;
-	bool probed = false;
+	bool probed = false, woken = false;
 	for (;;) {
 		detail::Reserved res;
 		const int e = detail::try_reserve(r, tail_, cached_head_, size, res);
@@ -150,9 +150,15 @@ Result<Reservation> Producer::reserve_impl(size_t size, Timeout timeout, bool wa
 			detail::cpu_relax();
 			continue;
 		}
+		// The kernel said the condition held, yet it does not for us:
+		// never let such a disagreement outlive the deadline.
+		if (woken && timeout.deadline_ns() != UINT64_MAX &&
+		    monotonic_now_ns() >= timeout.deadline_ns())
+			return wait_error(ETIMEDOUT);
 		const int w = h_->wait(SHMQ_WAIT_WRITABLE, res.need, timeout.deadline_ns());
 		if (w != 0)
 			return wait_error(w);
+		woken = true;
 		spins = 0;
 	}
 }
