@@ -922,7 +922,12 @@ static int shmq_ioc_layout(const struct shmq_peer *peer, void __user *argp)
 	memset(&l, 0, sizeof(l));
 	l.features = SHMQ_FEATURES_V1;
 	l.capacity = q->capacity;
-	l.max_message = q->capacity / 2 - sizeof(struct shmq_record);
+	/*
+	 * A record is at most capacity/4 bytes, so that the largest one, plus
+	 * a PAD record up to the ring end, needs less than capacity/2: EPOLLOUT
+	 * at capacity/2 free then means any message fits, at any tail.
+	 */
+	l.max_message = q->capacity / 4 - sizeof(struct shmq_record);
 	l.role = peer->role;
 	l.page_size = PAGE_SIZE;
 	l.record_header_size = sizeof(struct shmq_record);
@@ -1203,7 +1208,8 @@ static long shmq_queue_ioctl(struct file *file, unsigned int cmd, unsigned long 
  * @wait: poll table
  *
  * A consumer is readable when tail != head; a producer is writable when at
- * least capacity/2 bytes are free. A registered poller counts as a waiter
+ * least capacity/2 bytes are free, enough for any message (max_message is
+ * capacity/4 - 8). A registered poller counts as a waiter
  * in the status page, published before the counters are read.
  *
  * Return: the ready events.

@@ -10,7 +10,7 @@ namespace {
 
 const Error kClosed(EBADF, "the producer is not open");
 const Error kBusy(EBUSY, "a reservation is already outstanding: commit or abort it first");
-const Error kTooBig(EMSGSIZE, "message larger than the queue's max_message (capacity/2 - 8 "
+const Error kTooBig(EMSGSIZE, "message larger than the queue's max_message (capacity/4 - 8 "
 			      "bytes; see info().max_message)");
 const Error kFull(EAGAIN, "the ring is full: retry later, or use send()/reserve() to wait");
 const Error kCorrupt(EBADMSG, "corrupt queue: the consumer's head counter is ahead of tail or "

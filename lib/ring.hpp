@@ -41,7 +41,7 @@ struct Ring {
 	uint32_t *state = nullptr;	   // status region
 	std::byte *data = nullptr;	   // capacity bytes
 	uint64_t capacity = 0;		   // power of two >= SHMQ_MIN_CAPACITY
-	uint64_t max_message = 0;	   // <= capacity/2 - 8 and < 2^32
+	uint64_t max_message = 0;	   // kernel: capacity/4 - 8; must be < 2^32
 
 	[[nodiscard]] uint64_t mask() const { return capacity - 1; }
 };

@@ -144,10 +144,10 @@ Options parse(int argc, char **argv)
 			    " is not a power of two of at least 4096 (e.g. 64K, 1M)");
 	if (o.msg_size < 16)
 		usage_error("--msg-size must be at least 16 (sequence number and checksum)");
-	if (o.msg_size > o.size / 2 - sizeof(shmq_record))
+	if (o.msg_size > o.size / 4 - sizeof(shmq_record))
 		usage_error("--msg-size " + std::to_string(o.msg_size) +
-			    " is above the queue's largest message (size/2 - 8 = " +
-			    std::to_string(o.size / 2 - sizeof(shmq_record)) + ")");
+			    " is above the queue's largest message (size/4 - 8 = " +
+			    std::to_string(o.size / 4 - sizeof(shmq_record)) + ")");
 	return o;
 }
 

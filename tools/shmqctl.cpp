@@ -333,7 +333,7 @@ int cmd_stat(std::vector<std::string_view> args)
 		    capn ? (" (" + human(*capn) + ")").c_str() : "");
 	if (capn && *capn >= 16)
 		std::printf("max_message:  %llu bytes\n",
-			    static_cast<unsigned long long>(*capn / 2 - sizeof(shmq_record)));
+			    static_cast<unsigned long long>(*capn / 4 - sizeof(shmq_record)));
 	std::printf("bytes_used:   %s\n", sys_attr(name, "bytes_used").c_str());
 	for (const char *a : {"producers", "producer_pid", "consumers", "consumer_pid"}) {
 		const std::string v = sys_attr(name, a);

@@ -94,7 +94,7 @@ struct shmq_region {
 struct shmq_layout {
 	__u64 features;		/* SHMQ_FEAT_* */
 	__u64 capacity;		/* data region bytes, power of two */
-	__u64 max_message;	/* largest payload a record can carry */
+	__u64 max_message;	/* largest payload: capacity/4 - header */
 	__u32 role;		/* SHMQ_ROLE_* of this fd */
 	__u32 page_size;
 	__u32 record_header_size; /* sizeof(struct shmq_record) */

@@ -105,10 +105,13 @@ TEST_F(Hostile, CorruptRecordsGiveEBADMSG)
 		{"length beyond tail", [&](RawEnd &p) { hdr(p, 0, 64, SHMQ_REC_MSG); p.set_tail(16); }},
 		{"length beyond the ring end", [&](RawEnd &p) { hdr(p, 0, 0xfffffff0u, SHMQ_REC_MSG); p.set_tail(kCap); }},
 		{"message crossing the ring end", [&](RawEnd &p) {
-			 // Two valid records first (2048 + 2032 bytes), consumed
-			 // below, so that head sits 16 bytes before the ring end.
-			 hdr(p, 0, 2040, SHMQ_REC_MSG);
-			 hdr(p, 2048, 2024, SHMQ_REC_MSG);
+			 // Four valid records first (3 x 1024 + 1008 bytes, each
+			 // within max_message = 1016), consumed below, so that
+			 // head sits 16 bytes before the ring end.
+			 hdr(p, 0, 1016, SHMQ_REC_MSG);
+			 hdr(p, 1024, 1016, SHMQ_REC_MSG);
+			 hdr(p, 2048, 1016, SHMQ_REC_MSG);
+			 hdr(p, 3072, 1000, SHMQ_REC_MSG);
 			 p.set_tail(kCap - 16);
 		 }},
 		{"PAD not ending at the ring end", [&](RawEnd &p) { hdr(p, 0, 64, SHMQ_REC_PAD); p.set_tail(kCap); }},
@@ -127,7 +130,7 @@ TEST_F(Hostile, CorruptRecordsGiveEBADMSG)
 			auto c = shmq::Consumer::open(q.name());
 			ASSERT_TRUE(c);
 			std::vector<uint8_t> buf(kCap);
-			for (int i = 0; i < 2; i++) {
+			for (int i = 0; i < 4; i++) {
 				auto r = c->try_receive(as_wbytes(buf.data(), buf.size()));
 				ASSERT_TRUE(r) << err_str(r.error());
 			}

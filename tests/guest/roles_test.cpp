@@ -31,7 +31,7 @@ void check_layout(const shmq_layout &l, uint64_t cap, uint32_t role)
 	const uint64_t ps = page_size();
 	EXPECT_EQ(SHMQ_FEATURES_V1, l.features & SHMQ_FEATURES_V1) << std::hex << l.features;
 	EXPECT_EQ(cap, l.capacity);
-	EXPECT_EQ(cap / 2 - 8, l.max_message);
+	EXPECT_EQ(cap / 4 - 8, l.max_message);
 	EXPECT_EQ(role, l.role);
 	EXPECT_EQ(ps, l.page_size);
 	EXPECT_EQ(sizeof(shmq_record), l.record_header_size);

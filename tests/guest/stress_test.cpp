@@ -212,7 +212,7 @@ TEST_F(Stress, TinyRingBlocksBothWays)
 	make(4096);
 	Opts o;
 	o.count = scaled<uint64_t>(30000, 8000);
-	o.max_size = 2040; // max_message of a 4096-byte ring
+	o.max_size = 1016; // max_message of a 4096-byte ring
 	o.send = SendMode::Mixed;
 	o.recv = RecvMode::Mixed;
 	o.producer_pause_pct = 3;
@@ -228,7 +228,7 @@ TEST_F(Stress, MaxSizeMessagesWrapTheRing)
 	ASSERT_TRUE(c);
 	const uint64_t count = scaled<uint64_t>(3000, 1000);
 	const size_t max = c->info().max_message;
-	ASSERT_EQ(8192u / 2 - 8, max);
+	ASSERT_EQ(8192u / 4 - 8, max);
 	Child prod = Child::spawn([&] {
 		auto p = shmq::Producer::open(q_.name());
 		if (!p)

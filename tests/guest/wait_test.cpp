@@ -9,7 +9,7 @@ namespace {
 
 constexpr uint64_t kCap = 64 * 1024;
 constexpr unsigned kBlockMs = 150;  // "proven blocked" for longer than 100 ms
-constexpr unsigned kWakeMs = 2000;  // "woken promptly", generously
+const unsigned kWakeMs = wake_bound_ms(); // "woken promptly", generously
 
 class Wait : public testing::Test {
 protected:
@@ -262,6 +262,7 @@ TEST_F(Wait, WaiterInStoppedAndContinuedProcessKeepsWaiting)
 		return r == 0 ? 0 : 20 + r % 200;
 	});
 	ASSERT_EQ(1, ready.recv(10000));
+	ASSERT_TRUE(eventually(10000, [&] { return task_state(waiter.pid()) == 'S'; }));
 	sleep_ms(kBlockMs);
 	ASSERT_EQ('S', task_state(waiter.pid()));
 	kill(waiter.pid(), SIGSTOP);
@@ -564,17 +565,19 @@ TEST_F(Wait, NoLostWakeupWriterRace)
 				return 11;
 			for (uint64_t spin = rng.range(0, 20000); spin; spin--)
 				asm volatile("" ::: "memory");
-			// Release both messages that fill the ring.
-			for (int k = 0; k < 2; k++)
+			// Release the four messages that fill the ring.
+			for (int k = 0; k < 4; k++)
 				if (!c->receive(as_wbytes(buf.data(), buf.size()), shmq::Timeout::after(std::chrono::seconds(10))))
 					return 12;
 		}
 		return 0;
 	});
 	for (int i = 0; i < iters; i++) {
-		// Fill the ring: 2 records of 2048 bytes.
-		const uint64_t t = p.write_record(2040, uint8_t(i), p.tail());
-		p.set_tail(p.write_record(2040, uint8_t(i), t));
+		// Fill the ring: 4 records of 1024 bytes (max_message is 1016).
+		uint64_t t = p.tail();
+		for (int k = 0; k < 4; k++)
+			t = p.write_record(1016, uint8_t(i), t);
+		p.set_tail(t);
 		go.send();
 		int r = raw_wait(p.fd(), SHMQ_WAIT_WRITABLE, 4096, deadline_in_ms(5000));
 		if (r != 0) {

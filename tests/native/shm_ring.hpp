@@ -45,7 +45,7 @@ public:
 		ring.state = reinterpret_cast<uint32_t *>(status_ + kStateOff);
 		ring.data = data_;
 		ring.capacity = capacity;
-		ring.max_message = max_message ? max_message : capacity / 2 - 8;
+		ring.max_message = max_message ? max_message : capacity / 4 - 8;
 		*ring.state = SHMQ_STATE_PRODUCER | SHMQ_STATE_CONSUMER;
 		info.capacity = capacity;
 		info.max_message = ring.max_message;
