@@ -254,8 +254,9 @@ TEST_F(FaultInject, UserCopyFailuresGiveEFAULT)
 	arm(1);
 	int e = xioctl(c.get(), SHMQ_IOC_LAYOUT, &l);
 	bool hit = injected();
-	if (hit)
+	if (hit) {
 		EXPECT_EQ(EFAULT, e) << "LAYOUT with a failing copy_to_user";
+	}
 	arm(1);
 	e = raw_wait(c.get(), SHMQ_WAIT_READABLE, 0, 0);
 	hit = injected();

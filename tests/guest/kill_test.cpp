@@ -368,7 +368,7 @@ TEST_F(Kill, ProducerKilledWhileBlockedInWait)
 		ASSERT_TRUE(eventually(10000, [&] { return c.write_waiters() != 0; }))
 			<< "producer never slept (ring tail " << c.tail() << ")";
 		sleep_ms(50);
-		ASSERT_EQ('S', task_state(prod.pid()));
+		ASSERT_TRUE(eventually(5000, [&] { return task_state(prod.pid()) == 'S'; })) << task_state(prod.pid());
 		prod.kill_and_reap();
 		EXPECT_TRUE(prod.killed_by(SIGKILL)) << prod.describe();
 		EXPECT_TRUE(eventually(1000, [&] { return c.write_waiters() == 0; }))

@@ -8,7 +8,7 @@ using namespace shmqt;
 namespace {
 
 constexpr unsigned kBlockMs = 150;
-constexpr unsigned kWakeMs = 2000;
+const unsigned kWakeMs = wake_bound_ms(); // "woken promptly", generously
 const auto k10s = std::chrono::seconds(10);
 
 class Peer : public testing::Test {

@@ -10,7 +10,7 @@ using namespace shmqt;
 namespace {
 
 constexpr unsigned kBlockMs = 150;
-constexpr unsigned kWakeMs = 2000;
+const unsigned kWakeMs = wake_bound_ms(); // "woken promptly", generously
 
 class Poll : public testing::Test {
 protected:

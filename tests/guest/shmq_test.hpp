@@ -68,6 +68,10 @@ inline bool slow_mode()
 // Pick the normal or the slow (debug kernel) value.
 template <class T> T scaled(T normal, T slow) { return slow_mode() ? slow : normal; }
 
+// Upper bound for "woken promptly" (a wake-up under emulation costs
+// ~0.1 ms; the bound only absorbs a loaded host): 2 s, 8 s on the debug kernel.
+inline unsigned wake_bound_ms() { return scaled(2000u, 8000u); }
+
 inline std::string test_user()
 {
 	const char *s = getenv("SHMQ_TEST_USER");
@@ -861,16 +865,20 @@ public:
 		  })
 	{
 	}
-	// Still inside the ioctl after @ms, and asleep.
+	// Asleep (waiting up to 10 s for it to get there under a loaded
+	// host), then still asleep and inside the ioctl @ms later.
 	bool blocked_for(unsigned ms)
 	{
-		sleep_ms(ms);
-		if (a_.done())
+		auto asleep = [this] {
+			if (!tid_.load())
+				return false;
+			char st = task_state(getpid(), tid_.load());
+			return st == 'S' || st == 'D';
+		};
+		if (!eventually(10000, [&] { return a_.done() || asleep(); }) || a_.done())
 			return false;
-		while (!tid_.load())
-			sleep_ms(1);
-		char st = task_state(getpid(), tid_.load());
-		return !a_.done() && (st == 'S' || st == 'D');
+		sleep_ms(ms);
+		return !a_.done() && asleep();
 	}
 	bool done() const { return a_.done(); }
 	bool wait(unsigned ms) { return a_.wait(ms); }
