@@ -9,6 +9,10 @@
 #   --smp N          vCPUs (N > 1 uses multi-threaded TCG)   default 1
 #   --mem SIZE       guest memory                             default 1G
 #   --timeout SECS   host-side limit (a hung guest is killed) default 1200
+#   --boot-timeout SECS  if init has not reported on ttyS1 by then, the boot
+#                    hung (seen: the debug kernel stalling in its RCU self
+#                    tests under TCG on a loaded host): kill it and boot
+#                    once more. 0 = no such watchdog            default 300
 #   --append WORDS   extra kernel command line words (no dots in words for init)
 #   --interactive    console on this terminal instead of console.log
 #   --result-stdio   ttyS1 on this terminal instead of result.txt (demo)
@@ -16,12 +20,13 @@
 # 124 = host timeout; 0 = the guest rebooted (panic=-1: a kernel panic).
 set -euo pipefail
 kernel=$1 initrd=$2 out=$3; shift 3
-smp=1 mem=1G tmo=1200 append='' interactive=0 result_stdio=0
+smp=1 mem=1G tmo=1200 boot_tmo=300 append='' interactive=0 result_stdio=0
 while [ $# -gt 0 ]; do
 	case $1 in
 		--smp) smp=$2; shift ;;
 		--mem) mem=$2; shift ;;
 		--timeout) tmo=$2; shift ;;
+		--boot-timeout) boot_tmo=$2; shift ;;
 		--append) append=$2; shift ;;
 		--interactive) interactive=1 ;;
 		--result-stdio) result_stdio=1 ;;
@@ -54,12 +59,39 @@ fi
 args+=(-append "console=ttyS0 panic=-1 no_timer_check $append")
 printf '%q ' "${args[@]}" >"$out/qemu.cmd"; echo >>"$out/qemu.cmd"
 
+# run_watched: one boot in the background; returns QEMU's status, or 125
+# when init did not write its first report line within boot_tmo seconds.
+run_watched() {
+	timeout -k 10 "$tmo" "${args[@]}" </dev/null >"$out/qemu.out" 2>&1 &
+	local pid=$! waited=0
+	while kill -0 "$pid" 2>/dev/null; do
+		if [ "$boot_tmo" -gt 0 ] && [ "$waited" -ge "$boot_tmo" ] &&
+		   ! grep -q '^@@SHMQ ' "$out/result.txt" 2>/dev/null; then
+			kill -TERM "$pid" 2>/dev/null
+			wait "$pid" 2>/dev/null
+			return 125
+		fi
+		sleep 1
+		waited=$((waited + 1))
+	done
+	wait "$pid"
+}
+
 start=$(date +%s.%N)
 rc=0
 if [ $interactive = 1 ] || [ $result_stdio = 1 ]; then
 	timeout --foreground -k 10 "$tmo" "${args[@]}" || rc=$?
 else
-	timeout -k 10 "$tmo" "${args[@]}" </dev/null >"$out/qemu.out" 2>&1 || rc=$?
+	run_watched || rc=$?
+	if [ "$rc" = 125 ]; then
+		mv "$out/console.log" "$out/console-hung-boot.log" 2>/dev/null
+		echo "boot.sh: no report from init after ${boot_tmo}s: boot hung, booting again" \
+			>>"$out/qemu.out"
+		echo "   note: $(basename "$out") boot hung before init (console-hung-boot.log): booting again" >&2
+		rm -f "$out/result.txt"
+		rc=0
+		run_watched || rc=$?
+	fi
 fi
 end=$(date +%s.%N)
 echo "$rc" >"$out/qemu.rc"
