@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: MIT
+// shmq-bench: the interfaces shared by the runner (main.cpp), the payload
+// code (payload.cpp) and the mechanisms (mech_*.cpp).
+//
+// A mechanism is one way of moving messages between two processes. It builds
+// one-directional channels in the parent before fork(); each child then opens
+// its end (Tx or Rx) and the runner drives the same workload through every
+// mechanism. Adding a mechanism is one file: a Mechanism subclass, a Channel
+// subclass with open_tx()/open_rx(), a Tx and an Rx, and a Registration (see
+// mech_mq.cpp for a small one).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace shmq_bench {
+
+// Any error inside a run: the run fails with this text.
+struct Failure : std::runtime_error {
+	using std::runtime_error::runtime_error;
+};
+// The mechanism cannot do this cell on this machine (limits, missing
+// module): the row is reported as skipped with this text, not as a failure.
+struct Skip : std::runtime_error {
+	using std::runtime_error::runtime_error;
+};
+// Throws Failure("what: strerror(errno)").
+[[noreturn]] void fail_errno(const std::string &what);
+
+// ---------------------------------------------------------------------------
+// Messages. Every message starts with this header; the payload after it is a
+// pattern derived from (seq, size), so the receiver knows every expected byte.
+
+struct MsgHeader {
+	uint64_t seq;	// sequence number (replies: seq | kReplyBit)
+	uint32_t len;	// total message bytes, header included
+	uint32_t flags; // kFlagLast on the last message of a run
+	uint64_t sum;	// checksum of the bytes after the header
+	uint64_t magic; // kMagic
+};
+static_assert(sizeof(MsgHeader) == 32);
+inline constexpr size_t kMinMessage = sizeof(MsgHeader);
+inline constexpr uint32_t kFlagLast = 1;
+inline constexpr uint64_t kReplyBit = uint64_t{1} << 62;
+inline constexpr uint64_t kMagic = 0x68636e6562716d73ULL; // "shmqbnch"
+
+// Writes a complete message of @n bytes (n >= kMinMessage).
+void fill_message(std::byte *p, size_t n, uint64_t seq, uint32_t flags);
+// Checks a received message against what fill_message(n, seq) wrote: length,
+// sequence number, magic, checksum and every payload byte. Returns its flags;
+// throws Failure describing the first difference.
+uint32_t check_message(std::span<const std::byte> m, size_t n, uint64_t seq);
+// Reads the length field of a header at @p (for byte-stream framing).
+uint32_t header_len(const std::byte *p);
+
+// ---------------------------------------------------------------------------
+// Channels
+
+struct ChannelConfig {
+	size_t msg_size = 64;	 // bytes of every message, header included
+	size_t capacity = 0;	 // buffer bytes asked of every mechanism
+	unsigned batch = 1;	 // messages per batch (1: unbatched workloads)
+	uint32_t spin = 0;	 // OpenOptions::spin for shmq's spin variants
+	std::string tag;	 // unique per channel: names of named objects
+};
+
+// The sending end, used by one process.
+class Tx {
+public:
+	virtual ~Tx() = default;
+	// Room for one message of @n bytes, to be filled by the caller; may
+	// block while the channel is full. Valid until commit().
+	virtual std::byte *begin(size_t n) = 0;
+	// Sends the message filled since begin(). @more: another message of the
+	// same batch follows, so the mechanism may hold this one back until a
+	// commit with more == false (one wake-up / system call per batch).
+	virtual void commit(size_t n, bool more) = 0;
+};
+
+// The receiving end, used by one process.
+class Rx {
+public:
+	virtual ~Rx() = default;
+	// The next message; blocks while there is none. Valid until release().
+	virtual std::span<const std::byte> receive() = 0;
+	virtual void release() = 0;
+};
+
+// One direction between two processes. Built in the parent before fork;
+// destroyed in the parent after both children have exited (children leave
+// with _exit and never run destructors of parent objects).
+class Channel {
+public:
+	virtual ~Channel() = default;
+	virtual std::unique_ptr<Tx> open_tx() = 0; // in the sending child
+	virtual std::unique_ptr<Rx> open_rx() = 0; // in the receiving child
+	size_t buffer = 0; // effective buffer bytes (0: unknown)
+	std::string note;  // e.g. limits that were adjusted
+};
+
+enum class Workload { PingPong, Stream, Batch };
+const char *workload_name(Workload w);
+
+// One result line: mechanism x workload x size.
+struct Row {
+	std::string mechanism;
+	Workload workload = Workload::Stream;
+	size_t size = 0;
+	std::string status; // "ok", "skipped", "failed"
+	std::string note;
+	unsigned batch = 1;
+	size_t buffer = 0;
+	unsigned repeats = 1;  // runs made; the row is the median one
+	uint64_t messages = 0; // timed messages (ping-pong: round trips)
+	uint64_t bytes = 0;
+	double seconds = 0;
+	double msgs_per_s = 0, gb_per_s = 0;		     // stream, batch
+	double rtt_median_us = 0, rtt_p99_us = 0, rtt_mean_us = 0; // ping-pong
+	double rtt_min_us = 0;
+};
+
+struct Limits {
+	double duration_s = 0.3; // timed part of each run (when count == 0)
+	uint64_t count = 0;	 // timed messages / round trips (0: by duration)
+	uint64_t warmup = 0;	 // untimed messages before
+	int inject = 0;		 // tests the verification: 1 corrupt a byte, 2 drop a message
+};
+
+class Mechanism {
+public:
+	virtual ~Mechanism() = default;
+	[[nodiscard]] virtual const char *name() const = 0;
+	[[nodiscard]] virtual const char *describe() const = 0;
+	[[nodiscard]] virtual bool is_shmq() const { return false; }
+	// Why it cannot run at all here (empty: it can). Asked once per process.
+	virtual std::string unavailable() { return {}; }
+	// Whether a workload means anything for it (memcpy: stream only).
+	[[nodiscard]] virtual bool applies(Workload) const { return true; }
+	// Builds one channel (parent, before fork). Throws Skip or Failure.
+	virtual std::unique_ptr<Channel> make_channel(const ChannelConfig &cfg) = 0;
+	// In-process mechanisms measure here and never get channels.
+	[[nodiscard]] virtual bool in_process() const { return false; }
+	virtual void run_in_process(const ChannelConfig &, const Limits &, Row &) {}
+};
+
+using Factory = std::unique_ptr<Mechanism> (*)();
+struct RegistryEntry {
+	int order; // table order: shmq first, the physical limit last
+	std::string name;
+	Factory make;
+};
+std::vector<RegistryEntry> &registry();
+struct Registration {
+	Registration(int order, const char *name, Factory make)
+	{
+		registry().push_back({order, name, make});
+	}
+};
+
+// Helpers for mechanisms.
+uint64_t now_ns(); // CLOCK_MONOTONIC
+inline void cpu_relax()
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	asm volatile("yield" ::: "memory");
+#endif
+}
+// 64-byte aligned heap buffer.
+struct Buffer {
+	explicit Buffer(size_t n);
+	Buffer(const Buffer &) = delete;
+	Buffer &operator=(const Buffer &) = delete;
+	~Buffer();
+	std::byte *data() const { return p; }
+	size_t size() const { return n; }
+	std::byte *p = nullptr;
+	size_t n = 0;
+};
+// Reads a small integer from a /proc file; -1 when it cannot.
+long long read_proc_number(const char *path);
+// Writes a /proc number and restores the old value when the program exits.
+bool write_proc_number_restored(const char *path, long long value);
+
+} // namespace shmq_bench

@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: MIT
+// shmq through the real kernel module: a queue is created through
+// /dev/shmq-control for every channel (and destroyed after the run); the
+// children open it as Producer and Consumer. Without the module (no
+// /dev/shmq-control) every shmq row is skipped: a ring on plain shared memory
+// without the kernel's wait/wake is a different mechanism, not a stand-in.
+//
+//   shmq-copy       send() / receive(): one copy on each side, like the
+//                   kernel-copy mechanisms; batch: reserve + memcpy +
+//                   commit_deferred, flush per batch
+//   shmq-zc         reserve/commit and peek/release: the message is filled
+//                   and checked in the ring itself; batch: commit_deferred
+//                   and flush once per batch
+//   shmq-copy-spin  shmq-copy with OpenOptions::spin (busy-poll, then sleep)
+//   shmq-zc-spin    shmq-zc with OpenOptions::spin
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include <unistd.h>
+
+#include <shmq/shmq.hpp>
+
+#include "bench.hpp"
+
+namespace shmq_bench {
+
+namespace {
+
+const char kControl[] = "/dev/shmq-control";
+
+[[noreturn]] void fail_shmq(const std::string &what, const shmq::Error &e)
+{
+	throw Failure(what + ": " + e.message());
+}
+
+shmq::OpenOptions options(const ChannelConfig &cfg, bool spin)
+{
+	shmq::OpenOptions o;
+	o.spin = spin ? cfg.spin : 0;
+	return o;
+}
+
+class ShmqTx final : public Tx {
+public:
+	ShmqTx(shmq::Producer p, bool zc, size_t n) : p_(std::move(p)), zc_(zc), buf_(zc ? 0 : n) {}
+	std::byte *begin(size_t n) override
+	{
+		if (!zc_)
+			return buf_.data();
+		auto r = p_.reserve(n);
+		if (!r)
+			fail_shmq("reserve", r.error());
+		res_ = r.value();
+		return res_.data().data();
+	}
+	void commit(size_t n, bool more) override
+	{
+		if (!zc_ && !more) {
+			if (auto r = p_.send({buf_.data(), n}); !r)
+				fail_shmq("send", r.error());
+			return;
+		}
+		if (!zc_) { // copying, but part of a batch: defer the publication
+			auto r = p_.reserve(n);
+			if (!r)
+				fail_shmq("reserve", r.error());
+			res_ = r.value();
+			std::memcpy(res_.data().data(), buf_.data(), n);
+		}
+		auto r = more ? p_.commit_deferred(res_, n) : p_.commit(res_, n);
+		if (!r)
+			fail_shmq("commit", r.error());
+	}
+
+private:
+	shmq::Producer p_;
+	bool zc_;
+	Buffer buf_;
+	shmq::Reservation res_;
+};
+
+class ShmqRx final : public Rx {
+public:
+	ShmqRx(shmq::Consumer c, bool zc, size_t n) : c_(std::move(c)), zc_(zc), buf_(zc ? 0 : n) {}
+	std::span<const std::byte> receive() override
+	{
+		if (!zc_) {
+			auto r = c_.receive({buf_.data(), buf_.size()});
+			if (!r)
+				fail_shmq("receive", r.error());
+			return {buf_.data(), r.value()};
+		}
+		auto m = c_.peek();
+		if (!m)
+			fail_shmq("peek", m.error());
+		return m->data();
+	}
+	void release() override
+	{
+		if (zc_)
+			if (auto r = c_.release(); !r)
+				fail_shmq("release", r.error());
+	}
+
+private:
+	shmq::Consumer c_;
+	bool zc_;
+	Buffer buf_;
+};
+
+class ShmqChannel final : public Channel {
+public:
+	ShmqChannel(const ChannelConfig &cfg, bool zc, bool spin) : cfg_(cfg), zc_(zc), spin_(spin)
+	{
+		name_ = "shmq-bench-" + cfg.tag;
+		if (auto r = shmq::create_queue(name_, cfg.capacity, kControl); !r) {
+			if (r.error().code() == EFBIG || r.error().code() == ENOSPC)
+				throw Skip("create_queue: " + r.error().message());
+			fail_shmq("create_queue " + name_, r.error());
+		}
+		created_ = true;
+		buffer = cfg.capacity;
+	}
+	~ShmqChannel() override
+	{
+		if (created_)
+			(void)shmq::destroy_queue(name_, kControl);
+	}
+	std::unique_ptr<Tx> open_tx() override
+	{
+		auto p = shmq::Producer::open(name_, options(cfg_, spin_));
+		if (!p)
+			fail_shmq("Producer::open " + name_, p.error());
+		if (cfg_.msg_size > p->info().max_message)
+			throw Failure("message larger than the queue's max_message");
+		return std::make_unique<ShmqTx>(std::move(p.value()), zc_, cfg_.msg_size);
+	}
+	std::unique_ptr<Rx> open_rx() override
+	{
+		auto c = shmq::Consumer::open(name_, options(cfg_, spin_));
+		if (!c)
+			fail_shmq("Consumer::open " + name_, c.error());
+		return std::make_unique<ShmqRx>(std::move(c.value()), zc_, cfg_.msg_size);
+	}
+
+private:
+	ChannelConfig cfg_;
+	bool zc_, spin_;
+	std::string name_;
+	bool created_ = false;
+};
+
+class ShmqMechanism final : public Mechanism {
+public:
+	ShmqMechanism(const char *n, const char *d, bool zc, bool spin)
+		: name_(n), desc_(d), zc_(zc), spin_(spin)
+	{
+	}
+	const char *name() const override { return name_; }
+	const char *describe() const override { return desc_; }
+	bool is_shmq() const override { return true; }
+	std::string unavailable() override
+	{
+		if (::access(kControl, F_OK) != 0)
+			return "no module";
+		if (::access(kControl, R_OK | W_OK) != 0)
+			return "no access to /dev/shmq-control";
+		return {};
+	}
+	std::unique_ptr<Channel> make_channel(const ChannelConfig &cfg) override
+	{
+		// The kernel caps a record at capacity/4.
+		if (cfg.msg_size + 8 > cfg.capacity / 4)
+			throw Skip("message larger than max_message (capacity/4 - 8)");
+		return std::make_unique<ShmqChannel>(cfg, zc_, spin_);
+	}
+
+private:
+	const char *name_, *desc_;
+	bool zc_, spin_;
+};
+
+const Registration reg_copy(10, "shmq-copy", [] {
+	return std::unique_ptr<Mechanism>(new ShmqMechanism(
+		"shmq-copy", "shmq send/receive (copying), blocking", false, false));
+});
+const Registration reg_zc(20, "shmq-zc", [] {
+	return std::unique_ptr<Mechanism>(new ShmqMechanism(
+		"shmq-zc", "shmq reserve/commit + peek/release (zero-copy), blocking", true, false));
+});
+const Registration reg_copy_spin(30, "shmq-copy-spin", [] {
+	return std::unique_ptr<Mechanism>(new ShmqMechanism(
+		"shmq-copy-spin", "shmq send/receive with OpenOptions::spin", false, true));
+});
+const Registration reg_zc_spin(40, "shmq-zc-spin", [] {
+	return std::unique_ptr<Mechanism>(new ShmqMechanism(
+		"shmq-zc-spin", "shmq zero-copy with OpenOptions::spin", true, true));
+});
+
+} // namespace
+
+} // namespace shmq_bench
