@@ -290,6 +290,15 @@ std::string id_name(const char *file, unsigned id)
 	return std::to_string(id);
 }
 
+// The capacity the kernel reports for an existing queue (sysfs), or 0.
+uint64_t queue_capacity(const std::string &name)
+{
+	std::ifstream f("/sys/class/shmq/" + name + "/capacity");
+	uint64_t cap = 0;
+	f >> cap;
+	return f ? cap : 0;
+}
+
 pid_t spawn(int (*fn)(const Options &, Shared *), const Options &o, Shared *sh)
 {
 	const pid_t pid = fork();
@@ -358,8 +367,9 @@ int main(int argc, char **argv)
 	const double secs = sh->end_ns > sh->start_ns ? (sh->end_ns - sh->start_ns) / 1e9 : 0;
 	const bool verified = prod_ok && cons_ok && sh->received == o.count && !sh->corrupt &&
 			      !sh->out_of_order;
+	const uint64_t capacity = created ? o.size : queue_capacity(o.queue);
 	std::printf("queue:        %s (%s, %llu bytes)\n", o.queue.c_str(),
-		    created ? "created" : "existing", static_cast<unsigned long long>(o.size));
+		    created ? "created" : "existing", static_cast<unsigned long long>(capacity));
 	std::printf("messages:     %llu of %llu\n", static_cast<unsigned long long>(sh->received),
 		    static_cast<unsigned long long>(o.count));
 	std::printf("bytes:        %llu\n", static_cast<unsigned long long>(sh->bytes));
