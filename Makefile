@@ -3,6 +3,7 @@
 #   make module     the kernel module for KDIR (default: the running kernel)
 #   make demo       a demo of real queues between processes (in a QEMU guest)
 #   make test       native tests, then the module in every listed kernel
+#   make bench      shmq-bench natively (BENCH_ARGS=--quick for a smoke run)
 # Everything is built under build/ so that the source tree stays clean.
 
 BUILD   ?= $(CURDIR)/build
@@ -17,6 +18,7 @@ include kernel/module.mk
 include lib/lib.mk
 include tools/tools.mk
 include tests/tests.mk
+include tools/bench/bench.mk
 
 deps:
 	bash tools/install-deps.sh
