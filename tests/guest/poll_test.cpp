@@ -446,3 +446,34 @@ TEST_F(Poll, BlockedPollOnProducerWokenByDestroy)
 	ASSERT_TRUE(w.wait(kWakeMs));
 	EXPECT_EQ(POLLERR | POLLHUP, w.get() & (POLLERR | POLLHUP));
 }
+
+// design.md: a registered poller counts as a waiter in the status page, the
+// producer's with a need of capacity/2, so the peer's library wakes it.
+TEST_F(Poll, RegisteredPollersArePublishedAsWaiters)
+{
+	make(4096);
+	RawEnd p, c;
+	ASSERT_NO_FATAL_FAILURE(p.open(q_.name(), O_WRONLY));
+	ASSERT_NO_FATAL_FAILURE(c.open(q_.name(), O_RDONLY));
+	EXPECT_EQ(0u, p.read_waiters());
+	EXPECT_EQ(0u, c.write_waiters());
+	Epoll ec, ep;
+	ASSERT_EQ(0, ec.add(c.fd(), EPOLLIN | EPOLLET));
+	EXPECT_NE(0u, p.read_waiters()) << "consumer's epoll registration not published";
+	ASSERT_EQ(0, ep.add(p.fd(), EPOLLOUT | EPOLLET));
+	EXPECT_NE(0u, c.write_waiters()) << "producer's epoll registration not published";
+	EXPECT_EQ(4096u / 2, c.write_need());
+	// A sleeper needing more raises write_need; when it leaves, it drops back.
+	p.publish(2040);
+	{
+		WaitThread w(p.fd(), SHMQ_WAIT_WRITABLE, 3000, deadline_in_ms(20000));
+		ASSERT_TRUE(w.blocked_for(50));
+		EXPECT_EQ(3000u, c.write_need());
+		c.set_head(p.tail());
+		EXPECT_EQ(0, xioctl_val(c.fd(), SHMQ_IOC_WAKE, 0));
+		ASSERT_TRUE(w.wait(kWakeMs));
+		EXPECT_EQ(0, w.result());
+	}
+	EXPECT_EQ(4096u / 2, c.write_need()) << "write_need after the sleeper left, poller still registered";
+	EXPECT_NE(0u, c.write_waiters());
+}
