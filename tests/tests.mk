@@ -52,10 +52,15 @@ $(GUEST_TESTS_BIN): $(GUEST_TEST_OBJS) $(SHMQ_LIB_A)
 # Everything make test needs on the host, built in parallel.
 test-build: lib tools $(SHMQ_NATIVE_BINS) $(GUEST_TESTS_BIN)
 
+# A build that fails still ends with the summary line (as one failure).
 test:
-	@if [ -z "$(SKIP_DEPS)" ]; then bash tools/install-deps.sh; fi
-	@$(MAKE) --no-print-directory -j$(NPROC) test-build
-	@$(HARNESS_ENV) bash tests/guest/run-matrix.sh
+	@t0=$$(date +%s); \
+	if [ -z "$(SKIP_DEPS)" ]; then bash tools/install-deps.sh || exit 1; fi; \
+	if ! $(MAKE) --no-print-directory -j$(NPROC) test-build; then \
+		echo "== build failed (see above)"; echo "0 passed, 1 failed"; exit 1; \
+	fi; \
+	echo "== dependencies and build: $$(( $$(date +%s) - t0 ))s"; \
+	$(HARNESS_ENV) bash tests/guest/run-matrix.sh
 
 demo:
 	@if [ -z "$(SKIP_DEPS)" ]; then bash tools/install-deps.sh; fi
