@@ -65,6 +65,10 @@ record() {
 	printf '%-32s %4d passed, %d failed%s   (%ss)\n' "$name:" "$p" "$f" \
 		"$( [ "$s" -gt 0 ] && echo ", $s skipped")" "$secs"
 	printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$p" "$f" "$s" "$secs" >>"$out/summary"
+	local l
+	for l in "$@"; do
+		case $l in *result.txt) sed -n 's/^@@SHMQ NOTE timing: /      in the guest: /p' "$l" 2>/dev/null ;; esac
+	done
 	if [ "$f" -gt 0 ]; then
 		echo "---- $name: failures"
 		sed -n 's/^FAIL /  FAILED: /p' "$sum" | head -n 50
