@@ -607,16 +607,20 @@ TEST_F(OpenErrors, CreateWithBadCapacityIsEINVAL)
 	EXPECT_EQ(destroy_queue("", dir + "/ctl").error().code(), EINVAL);
 }
 
-TEST(Api, BlockingSendWaitsForPadPlusRecordNotForHalfTheRing)
+// The largest message (1016 bytes, a 1024-byte record) with the tail 512
+// bytes before the ring end needs a 512-byte PAD plus the record: 1536 free
+// bytes. Room for the record alone is not enough.
+TEST(Api, BlockingSendWaitsForPadPlusRecord)
 {
 	ShmRing s(4096);
-	const uint64_t tail = 4096 + 2048 + 8;
-	s.set_counters(tail, tail - 2048); // half free, largest message cannot fit
+	const uint64_t tail = 4096 + 4096 - 512;
+	s.set_counters(tail, tail - (4096 - 1024)); // 1024 free: the record, not its PAD
 	auto p = s.producer();
 	std::vector<std::byte> big(p.info().max_message);
+	ASSERT_EQ(big.size(), 1016u);
 	auto r = p.send(big, Timeout::after(20ms));
 	ASSERT_FALSE(r.ok());
 	EXPECT_EQ(r.error().code(), ETIMEDOUT);
-	*s.ring.head = tail - 8; // now free = capacity - 8 = pad + record
+	*s.ring.head = tail - (4096 - 1536); // now free = 1536 = pad + record
 	EXPECT_TRUE(p.send(big, Timeout::after(1s)).ok());
 }
