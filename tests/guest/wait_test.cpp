@@ -156,13 +156,16 @@ TEST_F(Wait, WakeWithoutProgressDoesNotEndTheWait)
 	ASSERT_NO_FATAL_FAILURE(c.open(q_.name(), O_RDONLY));
 	Fd p(open_queue(q_.name(), O_WRONLY));
 	ASSERT_TRUE(p.ok());
-	const uint64_t deadline = deadline_in_ms(800);
+	// Long enough for both "still blocked" checks on a slow kernel.
+	const unsigned deadline_ms = scaled(3000u, 8000u);
+	const uint64_t deadline = deadline_in_ms(deadline_ms);
 	WaitThread w(c.fd(), SHMQ_WAIT_READABLE, 0, deadline);
 	ASSERT_TRUE(w.blocked_for(kBlockMs));
 	for (int i = 0; i < 5; i++)
 		EXPECT_EQ(0, xioctl_val(p.get(), SHMQ_IOC_WAKE, 0));
 	EXPECT_TRUE(w.blocked_for(kBlockMs)) << "a WAKE with an empty ring ended the wait";
-	ASSERT_TRUE(w.wait(kWakeMs + 800));
+	ASSERT_LT(now_ns(), deadline) << "the checks above took longer than the deadline";
+	ASSERT_TRUE(w.wait(kWakeMs + deadline_ms));
 	EXPECT_EQ(ETIMEDOUT, w.result());
 	EXPECT_GE(w.end_ns(), deadline);
 }
@@ -299,14 +302,18 @@ TEST_F(Wait, SignalWithSaRestartRestartsAndKeepsDeadline)
 	Fd c(open_queue(q_.name(), O_RDONLY));
 	ASSERT_TRUE(c.ok());
 	SigGuard g(SA_RESTART);
-	const uint64_t deadline = deadline_in_ms(900);
+	// Long enough that both "still blocked" checks end well before it, even
+	// on the KASAN kernel with 2 vCPUs on a loaded host (900 ms was not).
+	const unsigned deadline_ms = scaled(3000u, 8000u);
+	const uint64_t deadline = deadline_in_ms(deadline_ms);
 	WaitThread w(c.get(), SHMQ_WAIT_READABLE, 0, deadline);
 	ASSERT_TRUE(w.blocked_for(kBlockMs));
 	pthread_kill(w.native(), SIGUSR1);
 	EXPECT_TRUE(w.blocked_for(kBlockMs)) << "returned " << (w.done() ? errname(w.result()) : "")
 					     << " after a SA_RESTART signal";
+	ASSERT_LT(now_ns(), deadline) << "the checks above took longer than the deadline";
 	pthread_kill(w.native(), SIGUSR1);
-	ASSERT_TRUE(w.wait(900 + kWakeMs));
+	ASSERT_TRUE(w.wait(deadline_ms + kWakeMs));
 	EXPECT_EQ(ETIMEDOUT, w.result());
 	EXPECT_GE(w.end_ns(), deadline) << "restart shortened the deadline";
 	EXPECT_LT(w.end_ns(), deadline + ms_to_ns(kWakeMs)) << "restart extended the deadline";
