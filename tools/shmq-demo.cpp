@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "cli_parse.hpp"
 #include <shmq/shmq.hpp>
 #include <shmq/uapi.h>
 
@@ -63,40 +64,8 @@ struct Shared {
 	std::exit(2);
 }
 
-std::optional<uint64_t> parse_u64(std::string_view s)
-{
-	uint64_t v = 0;
-	auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-	if (s.empty() || ec != std::errc() || p != s.data() + s.size())
-		return std::nullopt;
-	return v;
-}
-
-std::optional<uint64_t> parse_size(std::string_view s)
-{
-	size_t digits = 0;
-	while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9')
-		++digits;
-	auto n = parse_u64(s.substr(0, digits));
-	if (!n)
-		return std::nullopt;
-	std::string suf(s.substr(digits));
-	std::transform(suf.begin(), suf.end(), suf.begin(), ::toupper);
-	unsigned shift;
-	if (suf.empty() || suf == "B")
-		shift = 0;
-	else if (suf == "K" || suf == "KB" || suf == "KIB")
-		shift = 10;
-	else if (suf == "M" || suf == "MB" || suf == "MIB")
-		shift = 20;
-	else if (suf == "G" || suf == "GB" || suf == "GIB")
-		shift = 30;
-	else
-		return std::nullopt;
-	if (shift && *n > (UINT64_MAX >> shift))
-		return std::nullopt;
-	return *n << shift;
-}
+using shmq::cli::parse_size;
+using shmq::cli::parse_u64;
 
 Options parse(int argc, char **argv)
 {

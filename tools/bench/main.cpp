@@ -9,6 +9,7 @@
 // shared page. A watchdog kills both children when one fails or the cell
 // overruns its time limit. Children never return into the parent's code:
 // they leave with _exit().
+#include "../cli_parse.hpp"
 #include <algorithm>
 #include <atomic>
 #include <bit>
@@ -110,39 +111,8 @@ std::vector<std::string> split(std::string_view s)
 	return out;
 }
 
-std::optional<uint64_t> parse_u64(std::string_view s)
-{
-	uint64_t v = 0;
-	auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-	if (s.empty() || ec != std::errc() || p != s.data() + s.size())
-		return std::nullopt;
-	return v;
-}
-
-std::optional<uint64_t> parse_size(std::string_view s)
-{
-	size_t digits = 0;
-	while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9')
-		++digits;
-	auto n = parse_u64(s.substr(0, digits));
-	if (!n)
-		return std::nullopt;
-	std::string suf(s.substr(digits));
-	for (char &c : suf)
-		c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-	unsigned shift;
-	if (suf.empty() || suf == "B")
-		shift = 0;
-	else if (suf == "K" || suf == "KB" || suf == "KIB")
-		shift = 10;
-	else if (suf == "M" || suf == "MB" || suf == "MIB")
-		shift = 20;
-	else
-		return std::nullopt;
-	if (*n > (UINT64_MAX >> 20))
-		return std::nullopt;
-	return *n << shift;
-}
+using shmq::cli::parse_size;
+using shmq::cli::parse_u64;
 
 std::optional<double> parse_double(std::string_view s)
 {
