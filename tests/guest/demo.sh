@@ -13,6 +13,13 @@ here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/../.." && pwd)
 cd "$root"
 : "${BUILD:?}"
 MODULE_BUILD=${MODULE_BUILD:-$root/kernel/build-module.sh}
+# One harness at a time per build directory: runs share build/guest/KVER/.
+mkdir -p "$BUILD"
+exec 9>"$BUILD/.guest-harness.lock"
+if ! flock -n 9; then
+	echo "note: another make test/demo is using $BUILD: waiting for it"
+	flock 9
+fi
 shell=0; [ "${1:-}" = --shell ] && shell=1
 demo_bin='' bins=()
 for b in ${GUEST_TOOLS:-} ${GUEST_TESTS:-}; do

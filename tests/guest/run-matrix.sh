@@ -49,10 +49,17 @@ UNPRIV_TIMEOUT=${UNPRIV_TIMEOUT:-120}
 DEBUG_ROOT_TIMEOUT=${DEBUG_ROOT_TIMEOUT:-1200}
 DEBUG_UNPRIV_TIMEOUT=${DEBUG_UNPRIV_TIMEOUT:-300}
 TEST_DEADLINE=${TEST_DEADLINE:-3000}
+# One harness at a time per build directory: runs share build/guest/KVER/.
+mkdir -p "$BUILD"
+exec 9>"$BUILD/.guest-harness.lock"
+if ! flock -n 9; then
+	echo "note: another make test/demo is using $BUILD: waiting for it"
+	flock 9
+fi
+T0=$(date +%s)
 out=$BUILD/test-results
 rm -rf "$out"; mkdir -p "$out"
 rel() { realpath --relative-to="$root" "$1" 2>/dev/null || echo "$1"; }
-T0=$(date +%s)
 
 # ---------------------------------------------------------------- judging
 # record NAME SUMMARYFILE SECONDS LOGS...: print one run's verdict
