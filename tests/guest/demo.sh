@@ -73,7 +73,7 @@ fi
 rd=$wd/demo
 rm -rf "$rd"; mkdir -p "$rd/conf/etc"
 q=${DEMO_ARGS:-}; q=${q//\'/\'\\\'\'}
-printf "LABEL='%s demo'\nDEMO_ARGS='%s'\nDEBUG_KERNEL=%s\nVCPUS=2\n" "$kver" "$q" "$debug" \
+printf "LABEL='%s %s'\nDEMO_ARGS='%s'\nDEBUG_KERNEL=%s\nVCPUS=2\n" "$kver" "$( [ $shell = 1 ] && echo shell || echo demo)" "$q" "$debug" \
 	>"$rd/conf/etc/shmq-run.conf"
 (cd "$rd/conf" && find . -mindepth 1 | cpio -o -H newc -R 0:0 --quiet) >"$rd/conf.cpio"
 cp "$wd/demo.cpio" "$rd/initrd"
