@@ -75,6 +75,14 @@ record() {
 	local l
 	for l in "$@"; do
 		case $l in *result.txt) sed -n 's/^@@SHMQ NOTE timing: /      in the guest: /p' "$l" 2>/dev/null ;; esac
+		# figures the tests report (report_figure in shmq_test.hpp):
+		# shown per run, summed per key at the end
+		case $l in *result.txt|*.log)
+			grep -a '^@@SHMQ FIGURE ' "$l" 2>/dev/null | while read -r _ _ key n text; do
+				printf '      figure: %s %s (%s)\n' "$n" "$text" "$key"
+				printf '%s\t%s\t%s\t%s\n' "$key" "$n" "$name" "$text" >>"$out/figures"
+			done ;;
+		esac
 	done
 	if [ "$f" -gt 0 ]; then
 		echo "---- $name: failures"
@@ -256,5 +264,10 @@ done
 
 echo "== timings (boot + run, seconds; wall clock of the whole test: $(( $(date +%s) - T0 ))s)"
 [ -f "$out/summary" ] && awk -F'\t' '$1 ~ / smp[0-9]+$/ { printf "   %-32s %6ss  %s\n", $1, $5, ($3 > 0 ? "FAILED" : "ok") }' "$out/summary"
+if [ -s "$out/figures" ]; then
+	echo "== figures over all runs (key: total, runs; see each run above)"
+	awk -F'\t' '{ sum[$1] += $2; runs[$1]++; if (!($1 in text)) { text[$1] = $4; order[++n] = $1 } }
+		END { for (i = 1; i <= n; i++) { k = order[i]; printf "   %-28s %10d in %d runs  (%s)\n", k, sum[k], runs[k], text[k] } }' "$out/figures"
+fi
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" = 0 ]

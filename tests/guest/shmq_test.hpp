@@ -114,6 +114,18 @@ inline std::string strprintf(const char *fmt, ...)
 	return buf;
 }
 
+// report_figure("bad_ioctl_inputs", 143, "ioctl cases with exact errno"):
+// one figure the issue asks the test output to show. Printed on its own line
+// as "@@SHMQ FIGURE <key> <count> <text>" (the result channel); the harness
+// (run-matrix.sh) lists them per run and sums each key over all runs.
+// Keys: lower case, no spaces.
+inline void report_figure(const char *key, unsigned long long count, const std::string &text)
+{
+	fflush(stdout);
+	printf("\n@@SHMQ FIGURE %s %llu %s\n", key, count, text.c_str());
+	fflush(stdout);
+}
+
 // ---------------------------------------------------------------------------
 // File descriptors and files
 
