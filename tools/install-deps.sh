@@ -11,6 +11,9 @@ fi
 pkgs=(build-essential g++ make libgtest-dev qemu-system-x86 busybox-static udev
       sparse cpio xz-utils zstd kmod bc linux-image-amd64 linux-headers-amd64
       linux-image-6.12-amd64 linux-headers-6.12-amd64)
+# shmq-bench's comparison mechanisms (tools/bench/mech_{zmq,boost,iceoryx}.cpp):
+# ZeroMQ, Boost.Interprocess (headers), iceoryx 2.0 (libraries + iox-roudi).
+pkgs+=(libzmq3-dev libboost-dev iceoryx libiceoryx-posh-dev libiceoryx-hoofs-dev)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
