@@ -33,8 +33,18 @@
 // libzmq state must not cross fork(): the parent only picks the endpoint
 // (/tmp/shmq-bench-zmq-<tag>), each child creates its own context (one I/O
 // thread) and socket; PULL binds, PUSH connects (retrying every 10 ms until
-// the other side has bound; messages are queued meanwhile). The sender closes
-// with a bounded linger so that its last messages leave before it exits.
+// the other side has bound; messages are queued meanwhile).
+//
+// End of stream: ZMQ_LINGER only covers messages still in the socket's pipe.
+// What libzmq's I/O thread has already taken into its output batch but could
+// not write yet (the receiver is behind, the Unix socket is full) is dropped
+// when the sender closes and exits: measured here, a 64-byte stream with HWM
+// 128 lost its last ~240 messages (zmq_ctx_term returned after 140 us despite
+// a 30 s linger) and the receiver waited forever. PUSH has no delivery
+// confirmation, so, as a real pipeline must, the receiver acknowledges the
+// end of the stream on a second PUSH/PULL pair (<endpoint>-ack) and the
+// sender waits for that before it closes (untimed; a receiver that fails
+// never acknowledges, and then the harness kills both).
 #include <algorithm>
 #include <cerrno>
 #include <memory>
@@ -108,18 +118,27 @@ private:
 
 class ZmqTx final : public Tx {
 public:
-	ZmqTx(const std::string &ep, int hwm) : s_(ZMQ_PUSH, "PUSH")
+	ZmqTx(const std::string &ep, int hwm) : s_(ZMQ_PUSH, "PUSH"), ack_(ZMQ_PULL, "PULL (ack)")
 	{
 		s_.set(ZMQ_SNDHWM, hwm);
 		s_.set(ZMQ_RECONNECT_IVL, 10);
-		s_.set(ZMQ_LINGER, 30000); // let the last messages out, bounded
+		s_.set(ZMQ_LINGER, 30000);
 		if (zmq_connect(s_.get(), ep.c_str()) < 0)
 			fail_zmq("zmq_connect " + ep);
+		ack_.set(ZMQ_RCVTIMEO, 30000);
+		ack_.set(ZMQ_LINGER, 0);
+		if (zmq_bind(ack_.get(), (ep + "-ack").c_str()) < 0)
+			fail_zmq("zmq_bind " + ep + "-ack");
 	}
 	~ZmqTx() override
 	{
 		if (open_)
 			zmq_msg_close(&msg_);
+		// Wait for the end-of-stream acknowledgment (see the top
+		// comment): closing now could lose what the I/O thread holds.
+		char c;
+		while (zmq_recv(ack_.get(), &c, sizeof c, 0) < 0 && zmq_errno() == EINTR) {
+		}
 	}
 	std::byte *begin(size_t n) override
 	{
@@ -137,22 +156,34 @@ public:
 	}
 
 private:
-	Socket s_;
+	Socket s_, ack_;
 	zmq_msg_t msg_;
 	bool open_ = false;
 };
 
 class ZmqRx final : public Rx {
 public:
-	ZmqRx(const std::string &ep, int hwm) : s_(ZMQ_PULL, "PULL")
+	ZmqRx(const std::string &ep, int hwm) : s_(ZMQ_PULL, "PULL"), ack_(ZMQ_PUSH, "PUSH (ack)")
 	{
 		s_.set(ZMQ_RCVHWM, hwm);
 		s_.set(ZMQ_LINGER, 0);
 		if (zmq_bind(s_.get(), ep.c_str()) < 0)
 			fail_zmq("zmq_bind " + ep);
+		ack_.set(ZMQ_RECONNECT_IVL, 10);
+		ack_.set(ZMQ_LINGER, 30000);
+		if (zmq_connect(ack_.get(), (ep + "-ack").c_str()) < 0)
+			fail_zmq("zmq_connect " + ep + "-ack");
 		zmq_msg_init(&msg_);
 	}
-	~ZmqRx() override { zmq_msg_close(&msg_); }
+	~ZmqRx() override
+	{
+		zmq_msg_close(&msg_);
+		// Reached only after the last message was received and checked:
+		// a failing receiver leaves with _exit() and never acknowledges.
+		const char c = 0;
+		while (zmq_send(ack_.get(), &c, 1, 0) < 0 && zmq_errno() == EINTR) {
+		}
+	}
 	std::span<const std::byte> receive() override
 	{
 		while (zmq_msg_recv(&msg_, s_.get(), 0) < 0)
@@ -170,7 +201,7 @@ public:
 	}
 
 private:
-	Socket s_;
+	Socket s_, ack_;
 	zmq_msg_t msg_;
 };
 
@@ -180,15 +211,20 @@ public:
 		: path_("/tmp/shmq-bench-zmq-" + cfg.tag),
 		  hwm_(static_cast<int>(std::clamp<size_t>(cfg.capacity / cfg.msg_size / 2, 1, 1 << 20)))
 	{
-		::unlink(path_.c_str());
+		unlink_both();
 		buffer = 2 * static_cast<size_t>(hwm_) * cfg.msg_size;
 		note = "hwm " + std::to_string(hwm_) + "+" + std::to_string(hwm_);
 	}
-	~ZmqChannel() override { ::unlink(path_.c_str()); } // bound by a child
+	~ZmqChannel() override { unlink_both(); } // bound by the children
 	std::unique_ptr<Tx> open_tx() override { return std::make_unique<ZmqTx>("ipc://" + path_, hwm_); }
 	std::unique_ptr<Rx> open_rx() override { return std::make_unique<ZmqRx>("ipc://" + path_, hwm_); }
 
 private:
+	void unlink_both()
+	{
+		::unlink(path_.c_str());
+		::unlink((path_ + "-ack").c_str());
+	}
 	std::string path_;
 	int hwm_;
 };
