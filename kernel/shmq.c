@@ -601,7 +601,12 @@ static int shmq_create_locked(const char *name, u64 capacity)
 		goto err_minor;
 	q->minor = ret;
 
-	q->pages = kvcalloc(nr_pages, sizeof(*q->pages), GFP_KERNEL);
+	/*
+	 * Raised limits let a capacity through whose page array alone is
+	 * beyond any allocation (kvmalloc WARNs above INT_MAX bytes): that is
+	 * ENOMEM for the caller, not a kernel warning.
+	 */
+	q->pages = kvcalloc(nr_pages, sizeof(*q->pages), GFP_KERNEL | __GFP_NOWARN);
 	if (!q->pages) {
 		ret = -ENOMEM;
 		goto err_page_array;
