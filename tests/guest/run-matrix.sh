@@ -132,7 +132,7 @@ done
 if [ -n "${FUZZ_BIN:-}" ] && [ $nat = 1 ] && [ "${FUZZ_SECONDS:-60}" != 0 ]; then
 	name=fuzz; s=$(date +%s); log=$out/fuzz.log
 	echo "== $name: $(rel "$FUZZ_BIN") for ${FUZZ_SECONDS:-60}s"
-	if [ ! -x "$FUZZ_BIN" ]; then
+	if [ -n "${FUZZ_MISSING:-}" ] || [ ! -x "$FUZZ_BIN" ]; then
 		{ echo "COUNT 0 1 0"
 		  echo "FAIL fuzz: ${FUZZ_MISSING:-the fuzzer $(rel "$FUZZ_BIN") was not built}"; } >"$out/$name.sum"
 		: >"$log"
