@@ -230,7 +230,8 @@ struct Run {
 		CHECK(want.end - head0 <= m.reach - head0, want.end - head0, m.reach - head0);
 	}
 
-	// One consumer call; @bufsize < 0: peek.
+	// One consumer call, @kind: 0 try_peek, 1 try_receive, 3 peek and
+	// 4 receive with Timeout::none(); @bufsize: the receive buffer.
 	void consume(int kind, size_t bufsize)
 	{
 		const uint64_t head0 = m.head;

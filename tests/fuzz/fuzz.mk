@@ -12,7 +12,9 @@
 # the fuzzer is not built and make test reports one failure saying so.
 
 FUZZ_TOP      := $(patsubst %/tests/fuzz/fuzz.mk,%,$(abspath $(lastword $(MAKEFILE_LIST))))
-FUZZ_CXX      ?= $(firstword $(shell command -v clang++-14 clang++ 2>/dev/null))
+ifeq ($(origin FUZZ_CXX),undefined)
+FUZZ_CXX      := $(firstword $(shell command -v clang++-14 clang++ 2>/dev/null))
+endif
 FUZZ_SECONDS  ?= 60
 # libFuzzer's runtime: -print-file-name prints just the name when it is absent.
 FUZZ_RT       := $(if $(FUZZ_CXX),$(shell $(FUZZ_CXX) -print-file-name=libclang_rt.fuzzer-x86_64.a 2>/dev/null))
