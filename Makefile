@@ -4,6 +4,7 @@
 #   make demo       a demo of real queues between processes (in a QEMU guest)
 #   make test       native tests, then the module in every listed kernel
 #   make bench      shmq-bench natively (BENCH_ARGS=--quick for a smoke run)
+#   make fuzz       the consumer record-parser fuzzer for FUZZ_SECONDS (clang, libFuzzer)
 # Everything is built under build/ so that the source tree stays clean.
 
 BUILD   ?= $(CURDIR)/build
@@ -18,6 +19,7 @@ include kernel/module.mk
 include lib/lib.mk
 include tools/tools.mk
 include tests/tests.mk
+include tests/fuzz/fuzz.mk
 include tools/bench/bench.mk
 
 deps:

@@ -93,6 +93,11 @@ Result<Message> Consumer::peek_impl(Timeout timeout, bool wait)
 {
 	if (!h_)
 		return kClosed;
+	// A new peek replaces the last one: if it fails, or finds a different
+	// record because the producer rewrote the ring meanwhile (it may even
+	// consume a PAD and move head past the old message), release must not
+	// go back to the old message's end.
+	peeked_end_ = 0;
 	const detail::Ring &r = h_->ring;
 	uint32_t spins = 0;
 	bool probed = false, woken = false;

@@ -15,6 +15,7 @@
 # Knobs (make VAR=value), see tests/guest/run-matrix.sh for all:
 #   KERNELS="6.1 6.12 6.1-debug"  GUEST_SMP="1 2"  GUEST_JOBS=$(nproc)
 #   GUEST_FILTER=<gtest filter for the root suite>  SKIP_DEPS=1 (no apt)
+#   FUZZ_SECONDS=60 (consumer fuzzer in the native section, 0: off; tests/fuzz/fuzz.mk)
 #   DEMO_ARGS=<arguments for shmq-demo>   DEMO_KERNEL=6.1   SHELL_KERNEL=6.1
 
 -include tests/native/native.mk

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages only, everything the build, the demo and the
 # tests need: compilers and GoogleTest, QEMU for the guests, busybox and udev
-# for the guest userland, sparse, and the 6.1 and 6.12 kernels with headers.
+# for the guest userland, sparse, clang with libFuzzer (tests/fuzz), and the
+# 6.1 and 6.12 kernels with headers.
 # Idempotent: installs only what is missing (apt-get update runs first).
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then
@@ -9,7 +10,8 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 pkgs=(build-essential g++ make libgtest-dev qemu-system-x86 busybox-static udev
-      sparse cpio xz-utils zstd kmod bc linux-image-amd64 linux-headers-amd64
+      sparse cpio xz-utils zstd kmod bc clang libclang-rt-14-dev
+      linux-image-amd64 linux-headers-amd64
       linux-image-6.12-amd64 linux-headers-6.12-amd64)
 # shmq-bench's comparison mechanisms (tools/bench/mech_{zmq,boost,iceoryx}.cpp):
 # ZeroMQ, Boost.Interprocess (headers), iceoryx 2.0 (libraries + iox-roudi).

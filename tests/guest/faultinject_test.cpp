@@ -3,9 +3,16 @@
 // open, SHMQ_IOC_RING_FD and mmap made to fail in turn with
 // /proc/thread-self/fail-nth (debug kernel: FAILSLAB, FAIL_PAGE_ALLOC,
 // FAULT_INJECTION_USERCOPY). Each failure must give a clean error and leave
-// nothing behind: no queue, no attachment, no accounted memory; KASAN,
-// kmemleak and lockdep in the harness's gates judge the rest.
+// nothing behind, checked after every injected failure: no queue (destroy
+// says ENOENT, no /dev/shmq node, no /sys/class/shmq entry: the queue count
+// is back to its baseline), no attachment (the role opens again, sysfs
+// producers/consumers 0), the module's reference count back to its baseline
+// (no file or mapping kept alive), and at the end no accounted memory (the
+// max_total_memory threshold is unchanged); KASAN, kmemleak and lockdep in
+// the harness's gates judge the rest. Reports the figure faults_injected.
 // Skipped on kernels without fault injection.
+#include <dirent.h>
+
 #include "shmq_test.hpp"
 
 using namespace shmqt;
@@ -14,6 +21,9 @@ namespace {
 
 constexpr uint64_t kCap = 64 * 1024;
 constexpr int kMaxSteps = 2000;
+
+// Injected failures over the suite (create, open, ring fd, mmap).
+unsigned long long faults_injected = 0;
 
 // Sets a debugfs knob for the test's duration.
 class Knob {
@@ -61,6 +71,13 @@ protected:
 		ASSERT_TRUE(ctl_.ok());
 	}
 	void TearDown() override { arm(0); }
+	static void TearDownTestSuite()
+	{
+		if (faults_injected)
+			report_figure("faults_injected", faults_injected,
+				      "allocation failures injected (fail-nth) across create/open/ring "
+				      "fd/mmap, each a clean errno and nothing left behind");
+	}
 
 	// The next @n-th fault-injection point of this thread fails.
 	void arm(unsigned n)
@@ -119,6 +136,39 @@ protected:
 	std::vector<std::unique_ptr<Knob>> knobs_;
 };
 
+// Module references: every queue fd, ring fd (and so mapping) and control
+// fd holds one (file_operations.owner). -1 when unreadable.
+int module_refcnt()
+{
+	std::string s;
+	if (!read_file("/sys/module/shmq/refcnt", &s))
+		return -1;
+	return atoi(trim(s).c_str());
+}
+
+// Queues that exist: entries of /sys/class/shmq. -1 when unreadable.
+int queue_count()
+{
+	DIR *d = opendir("/sys/class/shmq");
+	if (!d)
+		return -1;
+	int n = 0;
+	while (struct dirent *e = readdir(d))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+// sysfs producers/consumers of queue @name, -1 when unreadable.
+int attached(const std::string &name, const char *role)
+{
+	std::string s;
+	if (!read_file(sysfs_dir(name) + "/" + role, &s))
+		return -1;
+	return atoi(trim(s).c_str());
+}
+
 bool allowed(int e, std::initializer_list<int> ok)
 {
 	for (int o : ok)
@@ -132,6 +182,9 @@ bool allowed(int e, std::initializer_list<int> ok)
 TEST_F(FaultInject, CreateFailsCleanlyAtEveryAllocation)
 {
 	const uint64_t before = accounting_threshold();
+	const int refs = module_refcnt(), queues = queue_count();
+	ASSERT_GT(refs, 0) << "/sys/module/shmq/refcnt unreadable";
+	ASSERT_GE(queues, 0) << "/sys/class/shmq unreadable";
 	int injected_failures = 0, steps = 0;
 	for (int n = 1; n <= kMaxSteps; n++, steps++) {
 		const std::string name = unique_name("fi");
@@ -149,12 +202,18 @@ TEST_F(FaultInject, CreateFailsCleanlyAtEveryAllocation)
 		EXPECT_TRUE(allowed(e, {ENOMEM, EFAULT})) << "step " << n << ": " << errname(e);
 		EXPECT_EQ(ENOENT, raw_destroy(ctl_.get(), name)) << "step " << n << ": a failed create left the queue";
 		EXPECT_TRUE(wait_path(dev_path(name), false, 2000)) << "step " << n << ": node left behind";
+		EXPECT_FALSE(path_exists(sysfs_dir(name))) << "step " << n << ": sysfs entry left behind";
+		EXPECT_EQ(queues, queue_count()) << "step " << n << ": queue count changed";
+		EXPECT_EQ(refs, module_refcnt()) << "step " << n << ": module reference leaked";
 		if (HasFailure())
 			break;
 	}
 	EXPECT_LT(steps, kMaxSteps) << "create never got through";
 	EXPECT_GT(injected_failures, 10) << "fault injection did not reach the module's allocations";
 	EXPECT_EQ(before, accounting_threshold()) << "failed creates leaked accounted memory";
+	EXPECT_EQ(queues, queue_count());
+	EXPECT_EQ(refs, module_refcnt());
+	faults_injected += unsigned(injected_failures);
 	printf("[   INFO   ] %d injected create failures\n", injected_failures);
 }
 
@@ -162,6 +221,16 @@ TEST_F(FaultInject, OpenRingFdAndMmapFailCleanly)
 {
 	TestQueue q;
 	ASSERT_NO_FATAL_FAILURE(q.create(kCap, "fi"));
+	const uint64_t before = accounting_threshold();
+	const int refs = module_refcnt(), queues = queue_count();
+	ASSERT_GT(refs, 0) << "/sys/module/shmq/refcnt unreadable";
+	int injected_failures = 0;
+	// Nothing of a failed step survives it: no attachment, no reference.
+	auto nothing_left = [&](const char *what, int n) {
+		EXPECT_EQ(0, attached(q.name(), "producers")) << what << " step " << n;
+		EXPECT_EQ(0, attached(q.name(), "consumers")) << what << " step " << n;
+		EXPECT_EQ(refs, module_refcnt()) << what << " step " << n << ": module reference leaked";
+	};
 	for (int mode : {O_WRONLY, O_RDONLY}) {
 		SCOPED_TRACE(mode == O_WRONLY ? "producer" : "consumer");
 		// open(2)
@@ -178,12 +247,15 @@ TEST_F(FaultInject, OpenRingFdAndMmapFailCleanly)
 				continue;
 			}
 			failures++;
+			EXPECT_TRUE(hit) << "open failed with " << errname(e) << " without an injected fault";
 			EXPECT_TRUE(allowed(e, {ENOMEM, EFAULT, ENFILE})) << "open step " << n << ": " << errname(e);
+			nothing_left("open", n);
 			// A failed open attached nothing.
 			Fd again(open_queue(q.name(), mode));
 			ASSERT_TRUE(again.ok()) << "open step " << n << " failed with " << errname(e)
 						<< " and left the role taken: " << errname(-again.get());
 		}
+		injected_failures += failures;
 		EXPECT_GT(failures, 0);
 
 		// SHMQ_IOC_RING_FD, then mmap of every region.
@@ -192,6 +264,7 @@ TEST_F(FaultInject, OpenRingFdAndMmapFailCleanly)
 			ASSERT_TRUE(qfd.ok()) << "step " << n << ": " << errname(-qfd.get());
 			shmq_layout l;
 			ASSERT_EQ(0, get_layout(qfd.get(), &l));
+			const int with_qfd = module_refcnt();
 			arm(unsigned(n));
 			int r = ::ioctl(qfd.get(), SHMQ_IOC_RING_FD, O_CLOEXEC);
 			const int e = r < 0 ? errno : 0;
@@ -200,6 +273,9 @@ TEST_F(FaultInject, OpenRingFdAndMmapFailCleanly)
 			if (r < 0) {
 				EXPECT_TRUE(hit);
 				EXPECT_TRUE(allowed(e, {ENOMEM, EMFILE, ENFILE})) << "RING_FD step " << n << ": " << errname(e);
+				injected_failures++;
+				// Only the queue fd holds references now.
+				EXPECT_EQ(with_qfd, module_refcnt()) << "RING_FD step " << n << ": reference leaked";
 			} else {
 				// Map each region with its own fault point budget.
 				const shmq_region regs[] = {l.status, l.producer, l.consumer, l.data};
@@ -216,6 +292,8 @@ TEST_F(FaultInject, OpenRingFdAndMmapFailCleanly)
 						EXPECT_TRUE(mhit) << "mmap failed without injection: " << errname(me);
 						EXPECT_TRUE(allowed(me, {ENOMEM, EFAULT, EAGAIN}))
 							<< "mmap step " << n << " region " << i << ": " << errname(me);
+						if (mhit)
+							injected_failures++;
 					} else {
 						// The mapping works in full.
 						volatile uint8_t *b = m.bytes();
@@ -225,14 +303,28 @@ TEST_F(FaultInject, OpenRingFdAndMmapFailCleanly)
 					}
 					all_done = all_done && !mhit;
 				}
-				if (all_done)
+				maps.clear();
+				if (all_done) {
+					ring.reset();
+					qfd.reset();
+					nothing_left("mmap", n);
 					break;
+				}
 			}
 			// Everything goes away: the role must be free again.
+			ring.reset();
+			qfd.reset();
+			nothing_left("RING_FD/mmap", n);
+			if (HasFailure())
+				break;
 		}
 		Fd again(open_queue(q.name(), mode));
 		EXPECT_TRUE(again.ok()) << "role still taken after the RING_FD/mmap failures: " << errname(-again.get());
 	}
+	EXPECT_EQ(before, accounting_threshold()) << "failed opens/mmaps changed accounted memory";
+	EXPECT_EQ(queues, queue_count());
+	faults_injected += unsigned(injected_failures);
+	printf("[   INFO   ] %d injected open/RING_FD/mmap failures\n", injected_failures);
 	// The queue still works end to end.
 	auto p = shmq::Producer::open(q.name());
 	auto c = shmq::Consumer::open(q.name());

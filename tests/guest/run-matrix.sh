@@ -11,6 +11,9 @@
 #   BUILD          build directory (absolute)                       required
 #   GUEST_TESTS    static gtest binary for the guest                required
 #   NATIVE_TESTS   host gtest binaries (each skipped with a note if missing)
+#   FUZZ_BIN       the consumer fuzzer (tests/fuzz/fuzz.mk), run for FUZZ_SECONDS
+#                  (default 60, 0: off) after the native tests, with FUZZ_SEEDS;
+#                  FUZZ_MISSING is the failure to report when it could not be built
 #   GUEST_TOOLS    further binaries for the guest (shmqctl, shmq-demo)
 #   MODULE_BUILD   command "MODULE_BUILD KDIR OUTDIR" leaving OUTDIR/shmq.ko
 #                  (default: kernel/build-module.sh)
@@ -121,6 +124,44 @@ for nb in ${NATIVE_TESTS:-}; do
 	record "$name" "$out/$name.sum" $(( $(date +%s) - s )) "$out/$name.log"
 done
 [ $nat = 1 ] || echo "note: no native test binary: native tests skipped"
+
+# ---------------------------------------------------------------- fuzz
+# libFuzzer on the consumer's record parsing (tests/fuzz/fuzz.mk) for
+# FUZZ_SECONDS, with the native tests (skipped with them, or FUZZ_SECONDS=0).
+# One result: pass when nothing was found, else a failure naming the input.
+if [ -n "${FUZZ_BIN:-}" ] && [ $nat = 1 ] && [ "${FUZZ_SECONDS:-60}" != 0 ]; then
+	name=fuzz; s=$(date +%s); log=$out/fuzz.log
+	echo "== $name: $(rel "$FUZZ_BIN") for ${FUZZ_SECONDS:-60}s"
+	if [ -n "${FUZZ_MISSING:-}" ] || [ ! -x "$FUZZ_BIN" ]; then
+		{ echo "COUNT 0 1 0"
+		  echo "FAIL fuzz: ${FUZZ_MISSING:-the fuzzer $(rel "$FUZZ_BIN") was not built}"; } >"$out/$name.sum"
+		: >"$log"
+	else
+		corpus=$BUILD/fuzz/corpus arts=$BUILD/fuzz/artifacts # both kept across runs
+		mkdir -p "$corpus" "$arts"
+		dict=$root/tests/fuzz/consumer.dict
+		"$FUZZ_BIN" -max_total_time="${FUZZ_SECONDS:-60}" -timeout=10 -rss_limit_mb=2048 \
+			-max_len=8448 -use_value_profile=1 -dict="$dict" -print_final_stats=1 \
+			-artifact_prefix="$arts/" "$corpus" ${FUZZ_SEEDS:+"$FUZZ_SEEDS"} >"$log" 2>&1
+		rc=$?
+		execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+		[ -n "$execs" ] && echo "@@SHMQ FIGURE fuzz_executions $execs libFuzzer executions of the consumer record parser" >>"$log"
+		crash=$(sed -n 's/.*Test unit written to //p' "$log" | tail -n 1)
+		if [ "$rc" = 0 ] && [ -z "$crash" ]; then
+			echo "COUNT 1 0 0" >"$out/$name.sum"
+		else
+			{ echo "COUNT 0 1 0"
+			  if [ -n "$crash" ]; then
+				echo "FAIL fuzz: libFuzzer found a failing input $(rel "$crash"); reproduce: SHMQ_FUZZ_TRACE=1 $(rel "$FUZZ_BIN") $(rel "$crash")"
+			  else
+				echo "FAIL fuzz: libFuzzer exited with status $rc and no failing input (see $(rel "$log"))"
+			  fi
+			  grep -E 'property violated|ERROR: |SUMMARY: |^ *#[0-9]+ ' "$log" | head -n 30 | sed 's/^/EXCERPT /'
+			} >"$out/$name.sum"
+		fi
+	fi
+	record "$name" "$out/$name.sum" $(( $(date +%s) - s )) "$log"
+fi
 
 # ---------------------------------------------------------------- prepare kernels
 guest_bins=("$GUEST_TESTS")
