@@ -45,6 +45,8 @@
  *  - shmq_total_memory (atomic64_t): bytes of ring pages allocated by all
  *    queues alive, including destroyed ones still open. Only creation adds
  *    (under shmq_ns_lock); the release callback subtracts without a lock.
+ *  - queue->stats: atomic64_t counters, no lock; the creator's uid and the
+ *    creation time are written before the device is added, then only read.
  *  - The ring counters tail and head live in user-writable pages: the
  *    kernel reads each with READ_ONCE() once per check, trusts nothing about
  *    them and never indexes memory with them.
@@ -54,8 +56,10 @@
 
 #include <linux/anon_inodes.h>
 #include <linux/atomic.h>
+#include <linux/bitops.h>
 #include <linux/cdev.h>
 #include <linux/compat.h>
+#include <linux/cred.h>
 #include <linux/device.h>
 #include <linux/fcntl.h>
 #include <linux/file.h>
@@ -78,6 +82,8 @@
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/string.h>
+#include <linux/sysfs.h>
+#include <linux/timekeeping.h>
 #include <linux/uaccess.h>
 #include <linux/version.h>
 #include <linux/wait.h>
@@ -168,6 +174,36 @@ static_assert(offsetof(struct shmq_status_page, state) == 16);
 static_assert(sizeof(struct shmq_record) == SHMQ_RECORD_ALIGN);
 
 /**
+ * struct shmq_stats - what the kernel sees of a queue's traffic (sysfs)
+ * @waits: SHMQ_IOC_WAIT calls that went to sleep at least once
+ * @wakes: SHMQ_IOC_WAKE calls
+ * @full_events: SHMQ_IOC_WAIT WRITABLE calls whose first check found the
+ *	condition false (too little free room)
+ * @empty_events: SHMQ_IOC_WAIT READABLE calls whose first check found the
+ *	ring empty
+ * @creator_uid: effective uid of the process that created the queue
+ * @created_at: creation time, seconds since the epoch (CLOCK_REALTIME)
+ * @flags: SHMQ_QF_* bits
+ *
+ * The counters are only touched on the slow path, which already is a system
+ * call; the fast path (user space, no system call) is not counted. Bytes
+ * passed come from the shared counters instead. atomic64_t: no torn reads.
+ * docs/abi.md defines each attribute.
+ */
+struct shmq_stats {
+	atomic64_t waits;
+	atomic64_t wakes;
+	atomic64_t full_events;
+	atomic64_t empty_events;
+	kuid_t creator_uid;
+	time64_t created_at;
+	unsigned long flags;
+};
+
+/* shmq_stats.flags: corrupt counters were reported for this queue. */
+#define SHMQ_QF_CORRUPT_LOGGED	0
+
+/**
  * struct shmq_queue - one queue
  * @dev: class device; its reference count is the queue's lifetime
  * @cdev: the /dev/shmq/NAME character device
@@ -191,6 +227,7 @@ static_assert(sizeof(struct shmq_record) == SHMQ_RECORD_ALIGN);
  * @write_need: value last published in the status page's write_need
  * @wq: SHMQ_IOC_WAIT sleepers of each side
  * @pollq: poll/epoll waiters of each side
+ * @stats: counters and creation facts shown in sysfs
  */
 struct shmq_queue {
 	struct device dev;
@@ -217,6 +254,8 @@ struct shmq_queue {
 
 	wait_queue_head_t wq[2];
 	wait_queue_head_t pollq[2];
+
+	struct shmq_stats stats;
 };
 
 /**
@@ -472,6 +511,35 @@ static void shmq_wake_side(struct shmq_queue *q, unsigned int side, __poll_t key
 	wake_up_poll(&q->pollq[side], key);
 }
 
+/**
+ * shmq_check_counters() - report counters that user space corrupted
+ * @q: the queue
+ *
+ * Called where the kernel evaluates a condition for a waiter or poller. An
+ * impossible pair (tail - head > capacity) cannot come from the protocol:
+ * one of the peers wrote garbage into its counter. The kernel copes (see
+ * shmq_readable()); the log says which queue and who was attached, once per
+ * queue, rate-limited.
+ */
+static void shmq_check_counters(struct shmq_queue *q)
+{
+	u64 tail = READ_ONCE(*q->tail);
+	u64 head = READ_ONCE(*q->head);
+	pid_t pid[2];
+
+	if (likely(tail - head <= q->capacity) ||
+	    test_and_set_bit(SHMQ_QF_CORRUPT_LOGGED, &q->stats.flags))
+		return;
+	spin_lock(&q->lock);
+	pid[SHMQ_PROD] = pid_nr(q->pid[SHMQ_PROD]);
+	pid[SHMQ_CONS] = pid_nr(q->pid[SHMQ_CONS]);
+	spin_unlock(&q->lock);
+	dev_warn_ratelimited(&q->dev,
+			     "corrupt ring counters: tail %llu - head %llu exceeds capacity %llu (producer pid %d, consumer pid %d; seen by %s[%d])\n",
+			     tail, head, q->capacity, pid[SHMQ_PROD], pid[SHMQ_CONS],
+			     current->comm, task_tgid_nr(current));
+}
+
 /* ------------------------------------------------------------------------
  * Queue lifetime.
  */
@@ -553,6 +621,22 @@ static int shmq_check_capacity(u64 capacity)
 	return 0;
 }
 
+/**
+ * shmq_log_limit() - say why a queue was not created, and for whom
+ * @name: the queue name asked for
+ * @limit: the module parameter that refused it
+ * @want: what the creation would have needed (queues or bytes)
+ * @max: the parameter's value
+ *
+ * The caller gets ENOSPC; the administrator learns which limit to raise.
+ */
+static void shmq_log_limit(const char *name, const char *limit, u64 want, u64 max)
+{
+	pr_warn_ratelimited("queue '%s' not created for %s[%d] (uid %u): %s=%llu reached (would need %llu)\n",
+			    name, current->comm, task_tgid_nr(current),
+			    from_kuid_munged(&init_user_ns, current_euid()), limit, max, want);
+}
+
 static const struct file_operations shmq_queue_fops;
 
 /**
@@ -578,17 +662,25 @@ static int shmq_create_locked(const char *name, u64 capacity)
 
 	if (shmq_find_locked(name))
 		return -EEXIST;
-	if (shmq_nr_queues >= READ_ONCE(shmq_max_queues))
+	if (shmq_nr_queues >= READ_ONCE(shmq_max_queues)) {
+		shmq_log_limit(name, "max_queues", shmq_nr_queues + 1ULL,
+			       READ_ONCE(shmq_max_queues));
 		return -ENOSPC;
+	}
 	/* Only creation adds, under shmq_ns_lock: the check cannot go stale. */
-	if (bytes > limit || atomic64_read(&shmq_total_memory) > limit - bytes)
+	if (bytes > limit || atomic64_read(&shmq_total_memory) > limit - bytes) {
+		shmq_log_limit(name, "max_total_memory",
+			       atomic64_read(&shmq_total_memory) + bytes, limit);
 		return -ENOSPC;
+	}
 
 	q = kzalloc(sizeof(*q), GFP_KERNEL);
 	if (!q)
 		return -ENOMEM;
 	strscpy(q->name, name, sizeof(q->name));
 	q->capacity = capacity;
+	q->stats.creator_uid = current_euid();
+	q->stats.created_at = ktime_get_real_seconds();
 	spin_lock_init(&q->lock);
 	INIT_LIST_HEAD(&q->write_sleepers);
 	for (i = 0; i < 2; i++) {
@@ -1017,6 +1109,7 @@ static int shmq_wait_check(struct shmq_peer *peer, const struct shmq_wait_args *
 	gone = shmq_peer_gone_locked(peer);
 	spin_unlock(&q->lock);
 
+	shmq_check_counters(q);
 	if (args->cond == SHMQ_WAIT_READABLE)
 		ok = shmq_readable(q);
 	else
@@ -1082,6 +1175,7 @@ static int shmq_ioc_wait(struct shmq_peer *peer, void __user *argp)
 	struct shmq_wait_args args;
 	struct shmq_sleeper me;
 	ktime_t deadline = 0, *deadline_p = NULL;
+	bool checked = false, slept = false;
 	bool recheck;
 	u64 old_need, new_need;
 	DEFINE_WAIT(wait);
@@ -1122,6 +1216,13 @@ static int shmq_ioc_wait(struct shmq_peer *peer, void __user *argp)
 		 */
 		prepare_to_wait(&q->wq[side], &wait, TASK_INTERRUPTIBLE);
 		ret = shmq_wait_check(peer, &args);
+		if (!checked) {
+			checked = true;
+			if (ret)
+				atomic64_inc(args.cond == SHMQ_WAIT_READABLE ?
+					     &q->stats.empty_events :
+					     &q->stats.full_events);
+		}
 		if (ret != -EAGAIN)
 			break;
 		if (deadline_p && ktime_compare(ktime_get(), deadline) >= 0) {
@@ -1131,6 +1232,10 @@ static int shmq_ioc_wait(struct shmq_peer *peer, void __user *argp)
 		if (signal_pending(current)) {
 			ret = -ERESTARTSYS;
 			break;
+		}
+		if (!slept) {
+			slept = true;
+			atomic64_inc(&q->stats.waits);
 		}
 		schedule_hrtimeout_range_clock(deadline_p, 0, HRTIMER_MODE_ABS,
 					       CLOCK_MONOTONIC);
@@ -1179,6 +1284,7 @@ static long shmq_ioc_wake(struct shmq_peer *peer, unsigned long arg)
 	if (arg)
 		return -EINVAL;
 
+	atomic64_inc(&q->stats.wakes);
 	shmq_wake_side(q, other, other == SHMQ_CONS ?
 		       EPOLLIN | EPOLLRDNORM : EPOLLOUT | EPOLLWRNORM);
 
@@ -1241,6 +1347,7 @@ static __poll_t shmq_queue_poll(struct file *file, poll_table *wait)
 	 */
 	smp_mb();
 
+	shmq_check_counters(q);
 	if (side == SHMQ_CONS) {
 		if (shmq_readable(q))
 			mask |= EPOLLIN | EPOLLRDNORM;
@@ -1334,6 +1441,60 @@ static ssize_t consumer_pid_show(struct device *dev, struct device_attribute *at
 }
 static DEVICE_ATTR_RO(consumer_pid);
 
+static ssize_t max_message_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%llu\n",
+			  shmq_dev_to_queue(dev)->capacity / 4 - sizeof(struct shmq_record));
+}
+static DEVICE_ATTR_RO(max_message);
+
+/*
+ * The two shared counters as their writers left them: free-running byte
+ * positions (record headers, payload, alignment and PAD records included).
+ * User space writes them, so they are only as true as the peers; READ_ONCE
+ * of an aligned u64 is one load on the 64-bit kernels we build for.
+ */
+static ssize_t bytes_published_show(struct device *dev, struct device_attribute *attr,
+				    char *buf)
+{
+	return sysfs_emit(buf, "%llu\n", READ_ONCE(*shmq_dev_to_queue(dev)->tail));
+}
+static DEVICE_ATTR_RO(bytes_published);
+
+static ssize_t bytes_passed_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%llu\n", READ_ONCE(*shmq_dev_to_queue(dev)->head));
+}
+static DEVICE_ATTR_RO(bytes_passed);
+
+#define SHMQ_STAT_ATTR(field)							\
+static ssize_t field##_show(struct device *dev, struct device_attribute *attr,	\
+			    char *buf)						\
+{										\
+	return sysfs_emit(buf, "%lld\n",					\
+			  atomic64_read(&shmq_dev_to_queue(dev)->stats.field));	\
+}										\
+static DEVICE_ATTR_RO(field)
+
+SHMQ_STAT_ATTR(waits);
+SHMQ_STAT_ATTR(wakes);
+SHMQ_STAT_ATTR(full_events);
+SHMQ_STAT_ATTR(empty_events);
+
+static ssize_t created_by_uid_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	kuid_t uid = shmq_dev_to_queue(dev)->stats.creator_uid;
+
+	return sysfs_emit(buf, "%u\n", from_kuid_munged(current_user_ns(), uid));
+}
+static DEVICE_ATTR_RO(created_by_uid);
+
+static ssize_t created_at_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%lld\n", (long long)shmq_dev_to_queue(dev)->stats.created_at);
+}
+static DEVICE_ATTR_RO(created_at);
+
 static struct attribute *shmq_attrs[] = {
 	&dev_attr_capacity.attr,
 	&dev_attr_bytes_used.attr,
@@ -1341,6 +1502,15 @@ static struct attribute *shmq_attrs[] = {
 	&dev_attr_consumers.attr,
 	&dev_attr_producer_pid.attr,
 	&dev_attr_consumer_pid.attr,
+	&dev_attr_max_message.attr,
+	&dev_attr_bytes_published.attr,
+	&dev_attr_bytes_passed.attr,
+	&dev_attr_waits.attr,
+	&dev_attr_wakes.attr,
+	&dev_attr_full_events.attr,
+	&dev_attr_empty_events.attr,
+	&dev_attr_created_by_uid.attr,
+	&dev_attr_created_at.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(shmq);
@@ -1449,6 +1619,42 @@ static struct miscdevice shmq_control = {
 };
 
 /* ------------------------------------------------------------------------
+ * Global usage, /sys/module/shmq/usage/ (the limits are the parameters).
+ */
+
+static ssize_t shmq_usage_queues_show(struct kobject *kobj, struct kobj_attribute *attr,
+				      char *buf)
+{
+	unsigned int n;
+
+	mutex_lock(&shmq_ns_lock);
+	n = shmq_nr_queues;
+	mutex_unlock(&shmq_ns_lock);
+	return sysfs_emit(buf, "%u\n", n);
+}
+
+static ssize_t shmq_usage_memory_show(struct kobject *kobj, struct kobj_attribute *attr,
+				      char *buf)
+{
+	return sysfs_emit(buf, "%lld\n", atomic64_read(&shmq_total_memory));
+}
+
+static struct kobj_attribute shmq_usage_queues = __ATTR(queues, 0444, shmq_usage_queues_show, NULL);
+static struct kobj_attribute shmq_usage_memory =
+	__ATTR(memory_bytes, 0444, shmq_usage_memory_show, NULL);
+
+static struct attribute *shmq_usage_attrs[] = {
+	&shmq_usage_queues.attr,
+	&shmq_usage_memory.attr,
+	NULL,
+};
+
+static const struct attribute_group shmq_usage_group = {
+	.name	= "usage",
+	.attrs	= shmq_usage_attrs,
+};
+
+/* ------------------------------------------------------------------------
  * Module load and unload.
  */
 
@@ -1475,31 +1681,32 @@ static int shmq_create_param_queues(void)
 	while ((entry = strsep(&rest, ","))) {
 		sep = strchr(entry, ':');
 		if (!*entry) {
-			pr_err("queues=: empty entry in '%s'\n", shmq_queues_param);
+			pr_err_ratelimited("queues=: empty entry in '%s'\n", shmq_queues_param);
 			ret = -EINVAL;
 			break;
 		}
 		if (!sep) {
-			pr_err("queues=: '%s' is not NAME:SIZE\n", entry);
+			pr_err_ratelimited("queues=: '%s' is not NAME:SIZE\n", entry);
 			ret = -EINVAL;
 			break;
 		}
 		*sep = '\0';
 		if (strlen(entry) >= SHMQ_NAME_MAX || shmq_check_name(entry)) {
-			pr_err("queues=: bad queue name '%s'\n", entry);
+			pr_err_ratelimited("queues=: bad queue name '%s'\n", entry);
 			ret = -EINVAL;
 			break;
 		}
 		if (shmq_parse_size(sep + 1, &capacity)) {
-			pr_err("queues=: bad size '%s' for queue '%s'\n", sep + 1, entry);
+			pr_err_ratelimited("queues=: bad size '%s' for queue '%s'\n", sep + 1, entry);
 			ret = -EINVAL;
 			break;
 		}
 		ret = shmq_check_capacity(capacity);
 		if (ret) {
-			pr_err("queues=: size %llu of queue '%s' is %s\n", capacity, entry,
-			       ret == -EFBIG ? "above max_queue_size" :
-			       "not a power of two >= 4096");
+			pr_err_ratelimited("queues=: size %llu of queue '%s' is %s\n",
+					   capacity, entry,
+					   ret == -EFBIG ? "above max_queue_size" :
+					   "not a power of two >= 4096");
 			ret = -EINVAL;
 			break;
 		}
@@ -1507,10 +1714,10 @@ static int shmq_create_param_queues(void)
 		ret = shmq_create_locked(entry, capacity);
 		mutex_unlock(&shmq_ns_lock);
 		if (ret) {
-			pr_err("queues=: cannot create queue '%s': %s (%d)\n", entry,
-			       ret == -EEXIST ? "duplicate name" :
-			       ret == -ENOSPC ? "max_queues or max_total_memory reached" :
-			       "error", ret);
+			pr_err_ratelimited("queues=: cannot create queue '%s': %s (%d)\n", entry,
+					   ret == -EEXIST ? "duplicate name" :
+					   ret == -ENOSPC ? "max_queues or max_total_memory reached" :
+					   "error", ret);
 			if (ret != -ENOMEM)
 				ret = -EINVAL;
 			break;
@@ -1540,6 +1747,10 @@ static int __init shmq_init(void)
 	if (ret)
 		goto err_param_queues;
 
+	ret = sysfs_create_group(&THIS_MODULE->mkobj.kobj, &shmq_usage_group);
+	if (ret)
+		goto err_usage;
+
 	/* Last: nothing can open the control device before init succeeded. */
 	ret = misc_register(&shmq_control);
 	if (ret)
@@ -1547,6 +1758,8 @@ static int __init shmq_init(void)
 	return 0;
 
 err_misc:
+	sysfs_remove_group(&THIS_MODULE->mkobj.kobj, &shmq_usage_group);
+err_usage:
 err_param_queues:
 	shmq_destroy_all();
 	class_destroy(shmq_class);
@@ -1558,6 +1771,7 @@ err_class:
 static void __exit shmq_exit(void)
 {
 	misc_deregister(&shmq_control);
+	sysfs_remove_group(&THIS_MODULE->mkobj.kobj, &shmq_usage_group);
 	/* No file is open (module references), so this frees every queue. */
 	shmq_destroy_all();
 	class_destroy(shmq_class);

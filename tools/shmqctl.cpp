@@ -12,10 +12,13 @@
 #include <dirent.h>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <sys/stat.h>
+#include <thread>
+#include <ctime>
 #include <unistd.h>
 #include <vector>
 
@@ -31,17 +34,19 @@ struct Global {
 	std::string dev_dir = "/dev/shmq";
 	std::string control = "/dev/shmq-control";
 	std::string sys_dir = "/sys/class/shmq";
+	std::string module_dir = "/sys/module/shmq";
 };
 Global g;
 
 const char kGlobalUsage[] =
-	"usage: shmqctl [--dev-dir DIR] [--control PATH] COMMAND [ARGS]\n"
+	"usage: shmqctl [--dev-dir DIR] [--control PATH] [--sysfs DIR] COMMAND [ARGS]\n"
 	"\n"
 	"Commands:\n"
 	"  create NAME --size BYTES   create a queue (root: needs /dev/shmq-control)\n"
 	"  destroy NAME               destroy a queue\n"
-	"  list                       list queues with size, usage, peers and permissions\n"
-	"  stat NAME                  show everything known about one queue\n"
+	"  list                       list queues like ls -l: mode, owner, group, size, use, peers\n"
+	"  stat NAME                  show everything the kernel knows about one queue\n"
+	"  top [-d SECS] [-n ITER]    live view of all queues, busiest first\n"
 	"  send NAME [MESSAGE...]     send the arguments, or each line of stdin, as messages\n"
 	"  recv NAME [--count N] [--timeout MS]\n"
 	"                             receive messages, one per line on stdout\n"
@@ -49,6 +54,7 @@ const char kGlobalUsage[] =
 	"Options:\n"
 	"  --dev-dir DIR     queue device directory (default /dev/shmq)\n"
 	"  --control PATH    control device (default /dev/shmq-control)\n"
+	"  --sysfs DIR       where sysfs is mounted (default /sys)\n"
 	"  -h, --help        this help; 'shmqctl COMMAND --help' for a command\n"
 	"\n"
 	"Exit status: 0 success, 1 failure, 2 usage error.\n";
@@ -66,12 +72,23 @@ const char kDestroyUsage[] =
 	"when the ring is empty, and the memory is freed when the last one lets go.\n";
 const char kListUsage[] =
 	"usage: shmqctl list\n"
-	"List the queues (from /sys/class/shmq): name, capacity, bytes used, attached\n"
-	"producers and consumers, and owner, group and mode of /dev/shmq/NAME.\n";
+	"List the queues (from /sys/class/shmq) like ls -l: mode, owner and group of\n"
+	"/dev/shmq/NAME, capacity, bytes used and their share of the capacity, and the\n"
+	"pids of the attached producer and consumer ('-' when none). The last line\n"
+	"gives the module's totals (/sys/module/shmq/usage) against its limits.\n";
 const char kStatUsage[] =
 	"usage: shmqctl stat NAME\n"
-	"Show capacity, largest message, bytes used, attached peers and their pids,\n"
-	"and the device node's owner, group and mode.\n";
+	"Show every attribute of /sys/class/shmq/NAME (sizes also in KiB/MiB/GiB, pids\n"
+	"with their command names), and the owner, group and mode of /dev/shmq/NAME.\n"
+	"docs/abi.md defines each attribute.\n";
+const char kTopUsage[] =
+	"usage: shmqctl top [-d SECS] [-n ITER]\n"
+	"Show all queues every SECS seconds (default 1, fractions allowed), busiest\n"
+	"first: bytes passed per second (the consumer's counter), bytes published per\n"
+	"second, fill level, and waits, wakes, full and empty events per second, all\n"
+	"from counter deltas over the interval. Stops after ITER screens (default:\n"
+	"until interrupted). On a terminal each screen replaces the last; otherwise\n"
+	"the screens are printed one after another.\n";
 const char kSendUsage[] =
 	"usage: shmqctl send NAME [--timeout MS] [MESSAGE...]\n"
 	"Send each MESSAGE argument as one message; without arguments, send each line\n"
@@ -102,17 +119,6 @@ bool is_help(std::string_view a) { return a == "--help" || a == "-h"; }
 using shmq::cli::parse_size;
 using shmq::cli::parse_u64;
 
-std::string human(uint64_t bytes)
-{
-	static const char *units[] = {"", "K", "M", "G", "T"};
-	unsigned u = 0;
-	while (u < 4 && bytes >= 1024 && bytes % 1024 == 0) {
-		bytes /= 1024;
-		++u;
-	}
-	return std::to_string(bytes) + units[u];
-}
-
 // Name of @id in an /etc/passwd- or /etc/group-style file, or the number.
 std::string id_name(const char *file, unsigned id)
 {
@@ -134,26 +140,6 @@ std::string id_name(const char *file, unsigned id)
 	return std::to_string(id);
 }
 
-struct NodeInfo {
-	bool ok = false;
-	std::string owner, group, mode;
-};
-
-NodeInfo node_info(const std::string &name)
-{
-	NodeInfo n;
-	struct stat st;
-	if (::stat((g.dev_dir + "/" + name).c_str(), &st) != 0)
-		return n;
-	n.ok = true;
-	n.owner = id_name("/etc/passwd", st.st_uid);
-	n.group = id_name("/etc/group", st.st_gid);
-	char m[8];
-	std::snprintf(m, sizeof m, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-	n.mode = m;
-	return n;
-}
-
 // One sysfs attribute, trimmed; empty if absent.
 std::string sys_attr(const std::string &name, const char *attr)
 {
@@ -166,6 +152,190 @@ std::string sys_attr(const std::string &name, const char *attr)
 }
 
 std::string describe(const shmq::Error &e) { return e.message(); }
+
+// ---------------------------------------------------------------------------
+// Reading the kernel's view: /sys/class/shmq/NAME/* and /sys/module/shmq/usage/*
+
+bool module_loaded()
+{
+	struct stat st;
+	return ::stat(g.module_dir.c_str(), &st) == 0 || ::stat(g.sys_dir.c_str(), &st) == 0;
+}
+
+[[noreturn]] void die_not_loaded()
+{
+	std::fflush(stdout);
+	std::fprintf(stderr, "shmqctl: the shmq module is not loaded (no %s): load it with "
+			     "'modprobe shmq' or 'insmod shmq.ko'\n", g.sys_dir.c_str());
+	std::exit(kExitFail);
+}
+
+// The message for a queue that does not exist (or the module being absent).
+[[noreturn]] void die_no_queue(const std::string &name)
+{
+	if (!module_loaded())
+		die_not_loaded();
+	std::fflush(stdout);
+	std::fprintf(stderr, "shmqctl: no queue named %s (see shmqctl list)\n", name.c_str());
+	std::exit(kExitFail);
+}
+
+bool queue_exists(const std::string &name)
+{
+	struct stat st;
+	return ::stat((g.sys_dir + "/" + name).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::optional<uint64_t> sys_num(const std::string &name, const char *attr)
+{
+	return parse_u64(sys_attr(name, attr));
+}
+
+std::optional<uint64_t> usage_num(const char *attr)
+{
+	std::ifstream in(g.module_dir + "/usage/" + attr);
+	std::string v;
+	std::getline(in, v);
+	return parse_u64(v);
+}
+
+std::optional<uint64_t> param_num(const char *attr)
+{
+	std::ifstream in(g.module_dir + "/parameters/" + attr);
+	std::string v;
+	std::getline(in, v);
+	return parse_size(v);
+}
+
+// 1536 -> "1.5K", 1048576 -> "1M", 100 -> "100": ls -lh style.
+std::string short_bytes(uint64_t n)
+{
+	static const char *units[] = {"", "K", "M", "G", "T", "P", "E"};
+	if (n < 1024)
+		return std::to_string(n);
+	double v = double(n);
+	unsigned u = 0;
+	while (v >= 1024 && u < 6) {
+		v /= 1024;
+		++u;
+	}
+	char buf[32];
+	if (v < 10 && v != double(uint64_t(v)))
+		std::snprintf(buf, sizeof buf, "%.1f%s", v, units[u]);
+	else
+		std::snprintf(buf, sizeof buf, "%.0f%s", v, units[u]);
+	return buf;
+}
+
+// "1048576 bytes (1.0 MiB)"; below 1 KiB just "100 bytes".
+std::string long_bytes(uint64_t n)
+{
+	static const char *units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+	std::string s = std::to_string(n) + (n == 1 ? " byte" : " bytes");
+	if (n < 1024)
+		return s;
+	double v = double(n) / 1024;
+	unsigned u = 0;
+	while (v >= 1024 && u < 5) {
+		v /= 1024;
+		++u;
+	}
+	char buf[32];
+	std::snprintf(buf, sizeof buf, " (%.1f %s)", v, units[u]);
+	return s + buf;
+}
+
+std::string percent(uint64_t part, uint64_t whole)
+{
+	if (!whole)
+		return "-";
+	char buf[16];
+	std::snprintf(buf, sizeof buf, "%.1f%%", 100.0 * double(part) / double(whole));
+	return buf;
+}
+
+// ls -l style "crw-rw----".
+std::string mode_string(mode_t m)
+{
+	std::string s = S_ISCHR(m) ? "c" : S_ISDIR(m) ? "d" : S_ISREG(m) ? "-" : "?";
+	const char *rwx = "rwxrwxrwx";
+	for (int i = 0; i < 9; ++i)
+		s += (m & (0400 >> i)) ? rwx[i] : '-';
+	if (m & S_ISUID)
+		s[3] = (m & S_IXUSR) ? 's' : 'S';
+	if (m & S_ISGID)
+		s[6] = (m & S_IXGRP) ? 's' : 'S';
+	if (m & S_ISVTX)
+		s[9] = (m & S_IXOTH) ? 't' : 'T';
+	return s;
+}
+
+// A process's command name, "" if gone or hidden.
+std::string comm_of(uint64_t pid)
+{
+	std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+	std::string c;
+	std::getline(in, c);
+	return c;
+}
+
+std::vector<std::string> queue_names()
+{
+	DIR *d = opendir(g.sys_dir.c_str());
+	if (!d) {
+		if (errno == ENOENT)
+			die_not_loaded();
+		die("list", g.sys_dir + ": " + std::strerror(errno));
+	}
+	std::vector<std::string> names;
+	while (struct dirent *e = readdir(d))
+		if (e->d_name[0] != '.')
+			names.emplace_back(e->d_name);
+	closedir(d);
+	std::sort(names.begin(), names.end());
+	return names;
+}
+
+// Everything about one queue at one moment (missing attributes stay 0).
+struct Sample {
+	std::string name;
+	uint64_t capacity = 0, used = 0, published = 0, passed = 0;
+	uint64_t waits = 0, wakes = 0, full = 0, empty = 0;
+	uint64_t producer_pid = 0, consumer_pid = 0;
+};
+
+Sample sample(const std::string &name)
+{
+	Sample s;
+	s.name = name;
+	auto get = [&](const char *a) { return sys_num(name, a).value_or(0); };
+	s.capacity = get("capacity");
+	s.used = get("bytes_used");
+	s.published = get("bytes_published");
+	s.passed = get("bytes_passed");
+	s.waits = get("waits");
+	s.wakes = get("wakes");
+	s.full = get("full_events");
+	s.empty = get("empty_events");
+	s.producer_pid = get("producer_pid");
+	s.consumer_pid = get("consumer_pid");
+	return s;
+}
+
+std::string pid_or_dash(uint64_t pid) { return pid ? std::to_string(pid) : "-"; }
+
+std::string usage_line()
+{
+	auto q = usage_num("queues"), mem = usage_num("memory_bytes");
+	auto maxq = param_num("max_queues"), maxm = param_num("max_total_memory");
+	std::string s = "total: " + (q ? std::to_string(*q) : "?") + " queues";
+	if (maxq)
+		s += " of max " + std::to_string(*maxq);
+	s += ", ring memory " + (mem ? short_bytes(*mem) : "?");
+	if (maxm)
+		s += " of max " + short_bytes(*maxm);
+	return s;
+}
 
 // Splits "NAME [options...]" for commands taking a queue name.
 std::string take_name(std::string_view cmd, std::vector<std::string_view> &args, const char *usage)
@@ -238,24 +408,12 @@ int cmd_destroy(std::vector<std::string_view> args)
 	const std::string name = take_name("destroy", args, kDestroyUsage);
 	if (!args.empty())
 		usage_error("destroy", "unexpected argument '" + std::string(args[0]) + "'");
-	if (auto r = shmq::destroy_queue(name, g.control); !r)
+	if (auto r = shmq::destroy_queue(name, g.control); !r) {
+		if (r.error().code() == ENOENT && !queue_exists(name))
+			die_no_queue(name);
 		die("destroy", name + ": " + describe(r.error()));
+	}
 	return 0;
-}
-
-std::vector<std::string> queue_names(std::string_view cmd)
-{
-	DIR *d = opendir(g.sys_dir.c_str());
-	if (!d)
-		die(cmd, g.sys_dir + ": " + std::strerror(errno) +
-				 (errno == ENOENT ? " (is the shmq module loaded? modprobe shmq)" : ""));
-	std::vector<std::string> names;
-	while (struct dirent *e = readdir(d))
-		if (e->d_name[0] != '.')
-			names.emplace_back(e->d_name);
-	closedir(d);
-	std::sort(names.begin(), names.end());
-	return names;
 }
 
 int cmd_list(std::vector<std::string_view> args)
@@ -267,21 +425,106 @@ int cmd_list(std::vector<std::string_view> args)
 		}
 		usage_error("list", "unexpected argument '" + std::string(a) + "'");
 	}
-	const auto names = queue_names("list");
-	size_t w = 4;
-	for (auto &n : names)
-		w = std::max(w, n.size());
-	std::printf("%-*s %10s %10s %9s %9s %-8s %-8s %s\n", static_cast<int>(w), "NAME", "CAPACITY",
-		    "USED", "PRODUCERS", "CONSUMERS", "OWNER", "GROUP", "MODE");
+	const auto names = queue_names();
+	struct Row {
+		std::string cols[9];
+	};
+	std::vector<Row> rows;
+	rows.push_back({{"MODE", "OWNER", "GROUP", "CAPACITY", "USED", "USED%", "PRODUCER", "CONSUMER",
+			 "NAME"}});
 	for (auto &n : names) {
-		const NodeInfo ni = node_info(n);
-		std::printf("%-*s %10s %10s %9s %9s %-8s %-8s %s\n", static_cast<int>(w), n.c_str(),
-			    sys_attr(n, "capacity").c_str(), sys_attr(n, "bytes_used").c_str(),
-			    sys_attr(n, "producers").c_str(), sys_attr(n, "consumers").c_str(),
-			    ni.ok ? ni.owner.c_str() : "-", ni.ok ? ni.group.c_str() : "-",
-			    ni.ok ? ni.mode.c_str() : "-");
+		Row r;
+		struct stat st;
+		if (::stat((g.dev_dir + "/" + n).c_str(), &st) == 0) {
+			r.cols[0] = mode_string(st.st_mode);
+			r.cols[1] = id_name("/etc/passwd", st.st_uid);
+			r.cols[2] = id_name("/etc/group", st.st_gid);
+		} else {
+			r.cols[0] = "?---------";
+			r.cols[1] = r.cols[2] = "-";
+		}
+		const Sample s = sample(n);
+		r.cols[3] = short_bytes(s.capacity);
+		r.cols[4] = short_bytes(s.used);
+		r.cols[5] = percent(s.used, s.capacity);
+		r.cols[6] = pid_or_dash(s.producer_pid);
+		r.cols[7] = pid_or_dash(s.consumer_pid);
+		r.cols[8] = n;
+		rows.push_back(r);
 	}
+	size_t w[9] = {};
+	for (auto &r : rows)
+		for (int i = 0; i < 9; ++i)
+			w[i] = std::max(w[i], r.cols[i].size());
+	for (auto &r : rows) {
+		std::string line;
+		for (int i = 0; i < 9; ++i) {
+			const bool right = i >= 3 && i <= 7;
+			std::string c = r.cols[i];
+			if (i < 8) {
+				const std::string pad(w[i] - c.size(), ' ');
+				c = right ? pad + c : c + pad;
+				c += "  ";
+			}
+			line += c;
+		}
+		std::printf("%s\n", line.c_str());
+	}
+	std::printf("%s\n", usage_line().c_str());
 	return 0;
+}
+
+// The attributes stat knows how to present, in this order; others found in
+// the directory are printed after them as they are.
+enum class Kind { Bytes, Count, Pid, Uid, Time, Plain };
+struct AttrSpec {
+	const char *name;
+	Kind kind;
+};
+const AttrSpec kAttrs[] = {
+	{"capacity", Kind::Bytes},	 {"max_message", Kind::Bytes},
+	{"bytes_used", Kind::Bytes},	 {"producers", Kind::Count},
+	{"producer_pid", Kind::Pid},	 {"consumers", Kind::Count},
+	{"consumer_pid", Kind::Pid},	 {"bytes_published", Kind::Bytes},
+	{"bytes_passed", Kind::Bytes},	 {"waits", Kind::Count},
+	{"wakes", Kind::Count},		 {"full_events", Kind::Count},
+	{"empty_events", Kind::Count},	 {"created_by_uid", Kind::Uid},
+	{"created_at", Kind::Time},
+};
+
+std::string present(const std::string &name, const AttrSpec &a, const std::string &raw,
+		    uint64_t capacity)
+{
+	auto v = parse_u64(raw);
+	if (!v)
+		return raw;
+	switch (a.kind) {
+	case Kind::Bytes: {
+		std::string s = long_bytes(*v);
+		if (std::string_view(a.name) == "bytes_used")
+			s += ", " + percent(*v, capacity) + " of the capacity";
+		return s;
+	}
+	case Kind::Pid: {
+		if (!*v)
+			return "0 (none attached)";
+		const std::string c = comm_of(*v);
+		return raw + (c.empty() ? "" : " (" + c + ")");
+	}
+	case Kind::Uid:
+		return raw + " (" + id_name("/etc/passwd", unsigned(*v)) + ")";
+	case Kind::Time: {
+		const time_t t = time_t(*v);
+		struct tm tm;
+		char buf[64];
+		if (gmtime_r(&t, &tm) && std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm))
+			return raw + " (" + buf + ")";
+		return raw;
+	}
+	default:
+		(void)name;
+		return raw;
+	}
 }
 
 int cmd_stat(std::vector<std::string_view> args)
@@ -289,32 +532,175 @@ int cmd_stat(std::vector<std::string_view> args)
 	const std::string name = take_name("stat", args, kStatUsage);
 	if (!args.empty())
 		usage_error("stat", "unexpected argument '" + std::string(args[0]) + "'");
+	if (!queue_exists(name))
+		die_no_queue(name);
+	const uint64_t capacity = sys_num(name, "capacity").value_or(0);
+	std::vector<std::pair<std::string, std::string>> lines;
+	lines.emplace_back("name", name);
 	struct stat st;
-	if (::stat((g.sys_dir + "/" + name).c_str(), &st) != 0)
-		die("stat", name + ": no such queue" +
-				    (errno == ENOENT ? std::string(" (shmqctl list shows the queues)")
-						     : std::string(": ") + std::strerror(errno)));
-	const std::string cap = sys_attr(name, "capacity");
-	const auto capn = parse_u64(cap);
-	std::printf("name:         %s\n", name.c_str());
-	std::printf("capacity:     %s bytes%s\n", cap.c_str(),
-		    capn ? (" (" + human(*capn) + ")").c_str() : "");
-	if (capn && *capn >= 16)
-		std::printf("max_message:  %llu bytes\n",
-			    static_cast<unsigned long long>(*capn / 4 - sizeof(shmq_record)));
-	std::printf("bytes_used:   %s\n", sys_attr(name, "bytes_used").c_str());
-	for (const char *a : {"producers", "producer_pid", "consumers", "consumer_pid"}) {
-		const std::string v = sys_attr(name, a);
-		if (!v.empty())
-			std::printf("%-13s %s\n", (std::string(a) + ":").c_str(), v.c_str());
+	const std::string node = g.dev_dir + "/" + name;
+	if (::stat(node.c_str(), &st) == 0) {
+		char m[8];
+		std::snprintf(m, sizeof m, "%04o", unsigned(st.st_mode & 07777));
+		lines.emplace_back("device", node + " " + mode_string(st.st_mode) + " (" + m + ") owner " +
+						     id_name("/etc/passwd", st.st_uid) + " group " +
+						     id_name("/etc/group", st.st_gid));
+	} else {
+		lines.emplace_back("device", node + " missing (" + std::strerror(errno) +
+						     "; is udev running?)");
 	}
-	const NodeInfo ni = node_info(name);
-	if (ni.ok)
-		std::printf("device:       %s/%s owner %s group %s mode %s\n", g.dev_dir.c_str(),
-			    name.c_str(), ni.owner.c_str(), ni.group.c_str(), ni.mode.c_str());
-	else
-		std::printf("device:       %s/%s missing (udev not running?)\n", g.dev_dir.c_str(),
-			    name.c_str());
+	std::vector<std::string> known;
+	for (const auto &a : kAttrs) {
+		known.push_back(a.name);
+		const std::string raw = sys_attr(name, a.name);
+		if (raw.empty())
+			continue; // an older module without this attribute
+		lines.emplace_back(a.name, present(name, a, raw, capacity));
+	}
+	// Attributes this shmqctl does not know yet (a newer module).
+	if (DIR *d = opendir((g.sys_dir + "/" + name).c_str())) {
+		std::vector<std::string> extra;
+		while (struct dirent *e = readdir(d)) {
+			const std::string f = e->d_name;
+			struct stat fs;
+			if (f[0] == '.' || f == "uevent" || f == "dev" ||
+			    std::find(known.begin(), known.end(), f) != known.end())
+				continue;
+			if (::stat((g.sys_dir + "/" + name + "/" + f).c_str(), &fs) != 0 ||
+			    !S_ISREG(fs.st_mode))
+				continue;
+			extra.push_back(f);
+		}
+		closedir(d);
+		std::sort(extra.begin(), extra.end());
+		for (auto &f : extra)
+			lines.emplace_back(f, sys_attr(name, f.c_str()));
+	}
+	lines.emplace_back("messages", "not counted by the kernel (the fast path makes no system "
+				       "call; see docs/abi.md)");
+	size_t w = 0;
+	for (auto &l : lines)
+		w = std::max(w, l.first.size());
+	for (auto &l : lines)
+		std::printf("%-*s %s\n", int(w + 1), (l.first + ":").c_str(), l.second.c_str());
+	return 0;
+}
+
+// ---------------------------------------------------------------------------
+// top
+
+std::string rate(uint64_t delta, double secs, bool bytes)
+{
+	const double r = secs > 0 ? double(delta) / secs : 0;
+	if (bytes)
+		return short_bytes(uint64_t(r + 0.5)) + "/s";
+	char buf[32];
+	std::snprintf(buf, sizeof buf, r < 10 && r != 0 ? "%.1f" : "%.0f", r);
+	return buf;
+}
+
+int cmd_top(std::vector<std::string_view> args)
+{
+	double interval = 1.0;
+	uint64_t iterations = 0;
+	for (size_t i = 0; i < args.size(); ++i) {
+		if (is_help(args[i])) {
+			std::fputs(kTopUsage, stdout);
+			return 0;
+		}
+		std::optional<std::string_view> v;
+		if ((v = option_value("top", args, i, "-d")) || (v = option_value("top", args, i, "--delay"))) {
+			char *end = nullptr;
+			const std::string t(*v);
+			errno = 0;
+			interval = std::strtod(t.c_str(), &end);
+			if (t.empty() || errno || *end || !(interval >= 0.01) || interval > 86400)
+				usage_error("top", "bad -d '" + t + "': seconds between 0.01 and 86400 expected");
+		} else if ((v = option_value("top", args, i, "-n")) ||
+			   (v = option_value("top", args, i, "--iterations"))) {
+			auto n = parse_u64(*v);
+			if (!n || !*n)
+				usage_error("top", "bad -n '" + std::string(*v) + "': a number of screens >= 1 expected");
+			iterations = *n;
+		} else {
+			usage_error("top", "unexpected argument '" + std::string(args[i]) + "'");
+		}
+	}
+	const bool tty = isatty(STDOUT_FILENO);
+	using clock = std::chrono::steady_clock;
+	std::map<std::string, Sample> prev;
+	for (auto &n : queue_names())
+		prev[n] = sample(n);
+	auto t_prev = clock::now();
+	for (uint64_t it = 1; iterations == 0 || it <= iterations; ++it) {
+		std::this_thread::sleep_for(std::chrono::duration<double>(interval));
+		const auto t_now = clock::now();
+		const double secs = std::chrono::duration<double>(t_now - t_prev).count();
+		std::map<std::string, Sample> cur;
+		for (auto &n : queue_names())
+			cur[n] = sample(n);
+		struct Line {
+			Sample s;
+			uint64_t d_passed, d_published, d_waits, d_wakes, d_full, d_empty;
+		};
+		std::vector<Line> lines;
+		for (auto &[n, s] : cur) {
+			// A queue new in this interval started from zero. Counters that
+			// went backwards (recreated queue, or a peer writing garbage into
+			// its counter) count as no progress.
+			const Sample p = prev.count(n) ? prev[n] : Sample{};
+			auto d = [](uint64_t a, uint64_t b) { return a >= b ? a - b : 0; };
+			lines.push_back({s, d(s.passed, p.passed), d(s.published, p.published),
+					 d(s.waits, p.waits), d(s.wakes, p.wakes), d(s.full, p.full),
+					 d(s.empty, p.empty)});
+		}
+		std::stable_sort(lines.begin(), lines.end(), [](const Line &a, const Line &b) {
+			if (a.d_passed != b.d_passed)
+				return a.d_passed > b.d_passed;
+			return a.d_published > b.d_published;
+		});
+		std::string out;
+		if (tty)
+			out += "\033[H\033[2J";
+		char head[160];
+		const std::time_t now = std::time(nullptr);
+		struct tm tm;
+		char tbuf[16] = "";
+		if (localtime_r(&now, &tm))
+			std::strftime(tbuf, sizeof tbuf, "%H:%M:%S", &tm);
+		std::snprintf(head, sizeof head, "shmqctl top - %s, screen %llu%s, interval %.2fs\n", tbuf,
+			      static_cast<unsigned long long>(it),
+			      iterations ? (" of " + std::to_string(iterations)).c_str() : "", secs);
+		out += head;
+		out += usage_line() + "\n";
+		size_t w = 4;
+		for (auto &l : lines)
+			w = std::max(w, l.s.name.size());
+		char row[512];
+		std::snprintf(row, sizeof row, "%-*s %11s %11s %6s %8s %8s %8s %8s %8s %8s\n", int(w), "NAME",
+			      "PASSED", "PUBLISHED", "USED%", "WAITS/s", "WAKES/s", "FULL/s", "EMPTY/s",
+			      "PRODUCER", "CONSUMER");
+		out += row;
+		for (auto &l : lines) {
+			std::snprintf(row, sizeof row, "%-*s %11s %11s %6s %8s %8s %8s %8s %8s %8s\n", int(w),
+				      l.s.name.c_str(), rate(l.d_passed, secs, true).c_str(),
+				      rate(l.d_published, secs, true).c_str(),
+				      percent(l.s.used, l.s.capacity).c_str(), rate(l.d_waits, secs, false).c_str(),
+				      rate(l.d_wakes, secs, false).c_str(), rate(l.d_full, secs, false).c_str(),
+				      rate(l.d_empty, secs, false).c_str(), pid_or_dash(l.s.producer_pid).c_str(),
+				      pid_or_dash(l.s.consumer_pid).c_str());
+			out += row;
+		}
+		if (lines.empty())
+			out += "(no queues)\n";
+		if (!tty && (iterations == 0 || it < iterations))
+			out += "\n";
+		std::fputs(out.c_str(), stdout);
+		if (std::fflush(stdout) != 0 || std::ferror(stdout))
+			return kExitFail; // reader went away (e.g. | head)
+		prev = std::move(cur);
+		t_prev = t_now;
+	}
 	return 0;
 }
 
@@ -341,8 +727,11 @@ int cmd_send(std::vector<std::string_view> args)
 		msgs.push_back(args[i]);
 	}
 	auto p = shmq::Producer::open(name, {.dev_dir = g.dev_dir});
-	if (!p)
+	if (!p) {
+		if (p.error().code() == ENOENT && !queue_exists(name))
+			die_no_queue(name);
 		die("send", name + ": " + describe(p.error()));
+	}
 	auto send_one = [&](std::string_view m) {
 		auto r = p->send(std::as_bytes(std::span(m.data(), m.size())), timeout_from_ms(timeout_ms));
 		if (!r)
@@ -380,8 +769,11 @@ int cmd_recv(std::vector<std::string_view> args)
 		}
 	}
 	auto c = shmq::Consumer::open(name, {.dev_dir = g.dev_dir});
-	if (!c)
+	if (!c) {
+		if (c.error().code() == ENOENT && !queue_exists(name))
+			die_no_queue(name);
 		die("recv", name + ": " + describe(c.error()));
+	}
 	uint64_t got = 0;
 	while (count == 0 || got < count) {
 		auto m = c->peek(timeout_from_ms(timeout_ms));
@@ -421,6 +813,10 @@ int main(int argc, char **argv)
 			g.dev_dir = *v;
 		else if (auto c = option_value("shmqctl", args, i, "--control"))
 			g.control = *c;
+		else if (auto y = option_value("shmqctl", args, i, "--sysfs")) {
+			g.sys_dir = std::string(*y) + "/class/shmq";
+			g.module_dir = std::string(*y) + "/module/shmq";
+		}
 		else {
 			std::fprintf(stderr, "shmqctl: unknown option '%.*s' (see 'shmqctl --help')\n",
 				     static_cast<int>(args[i].size()), args[i].data());
@@ -441,6 +837,8 @@ int main(int argc, char **argv)
 		return cmd_list(rest);
 	if (cmd == "stat")
 		return cmd_stat(rest);
+	if (cmd == "top")
+		return cmd_top(rest);
 	if (cmd == "send")
 		return cmd_send(rest);
 	if (cmd == "recv")
