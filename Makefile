@@ -4,6 +4,9 @@
 #   make demo       a demo of real queues between processes (in a QEMU guest)
 #   make test       native tests, then the module in every listed kernel
 #   make bench      shmq-bench natively (BENCH_ARGS=--quick for a smoke run)
+#   make install    PREFIX=/usr/local DESTDIR= KDIR=|KVER= (see install.mk,
+#                   docs/install.md); make uninstall; make dkms-install;
+#                   make dkms-check
 # Everything is built under build/ so that the source tree stays clean.
 
 BUILD   ?= $(CURDIR)/build
@@ -42,6 +45,7 @@ include lib/lib.mk
 include tools/tools.mk
 include tests/tests.mk
 include tools/bench/bench.mk
+include install.mk
 
 deps:
 	bash tools/install-deps.sh
