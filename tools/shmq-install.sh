@@ -196,7 +196,7 @@ run_depmod() {
 		note "kernel $KVER is not installed here (headers only): no depmod"
 	else
 		depmod -a "$KVER"
-		echo "install: depmod -a $KVER (modprobe shmq now finds it)"
+		echo "depmod -a $KVER: module index updated"
 	fi
 }
 

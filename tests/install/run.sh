@@ -173,6 +173,52 @@ test_uninstall() {
 	[ -z "$left" ] || fail "left in DESTDIR after make uninstall: $left"
 }
 
+# make install / make uninstall without DESTDIR, as on a real system, inside a
+# private mount namespace: overlays over /etc, /usr/local, the udev rules and
+# /lib/modules catch every write, so the host is never changed. Checks the
+# group, ldconfig, depmod/modinfo, pkg-config's default path, and that
+# uninstall leaves no file behind in /usr/local, the rules or the module tree.
+test_system_install() {
+	[ "$(id -u)" = 0 ] || { echo "needs root"; return 77; }
+	command -v unshare >/dev/null || { echo "no unshare"; return 77; }
+	unshare -m true 2>/dev/null || { echo "unshare -m not permitted here"; return 77; }
+	[ "${module_args[0]:-}" = INSTALL_MODULE=0 ] && { echo "no header tree"; return 77; }
+	local kver
+	kver=$(sed -n 's/^#define UTS_RELEASE "\(.*\)"$/\1/p' "$KDIR/include/generated/utsrelease.h")
+	cat >"$tmp/sys.sh" <<EOS
+set -eu
+mount --make-rprivate /
+i=0
+for d in /etc /usr/local /usr/lib/udev/rules.d \$(realpath /lib/modules); do
+	i=\$((i + 1)); mkdir -p "$tmp/ovl/\$i.u" "$tmp/ovl/\$i.w"
+	mount -t overlay overlay -o "lowerdir=\$d,upperdir=$tmp/ovl/\$i.u,workdir=$tmp/ovl/\$i.w" "\$d"
+	echo "\$d" >"$tmp/ovl/\$i.name"
+done
+had_group=\$(getent group shmq || true)
+make --no-print-directory -C "$root" BUILD="$BUILD" install KVER="$kver" KDIR="$KDIR"
+getent group shmq || { echo "FAIL: no group shmq after install"; exit 1; }
+ldconfig -p | grep -F "libshmq.so.$MAJOR " | grep -qF /usr/local/lib/ || { echo "FAIL: libshmq.so.$MAJOR not in the ld.so cache"; exit 1; }
+[ "\$(pkg-config --modversion shmq)" = "$VERSION" ] || { echo "FAIL: pkg-config without any path finds no shmq $VERSION"; exit 1; }
+if [ -d "/lib/modules/$kver/kernel" ]; then
+	[ "\$(modinfo -k "$kver" -n shmq)" = "/lib/modules/$kver/extra/shmq.ko" ] || { echo "FAIL: modinfo -k $kver shmq: not the installed module (depmod?)"; exit 1; }
+fi
+make --no-print-directory -C "$root" BUILD="$BUILD" uninstall KVER="$kver"
+if ldconfig -p | grep -q libshmq; then echo "FAIL: libshmq still in the ld.so cache"; exit 1; fi
+getent group shmq >/dev/null || { echo "FAIL: uninstall removed the group"; exit 1; }
+[ -n "\$had_group" ] || echo "(group shmq created by install, kept by uninstall, as documented)"
+left=""
+for n in 2 3 4; do
+	d=\$(cat "$tmp/ovl/\$n.name")
+	# directories copied up and the index depmod rewrites are not leftovers
+	l=\$(cd "$tmp/ovl/\$n.u" && find . ! -type d ! -name 'modules.*' | sed "s|^\\.|\$d|")
+	left="\$left\$l"
+done
+[ -z "\$left" ] || { echo "FAIL: left after make uninstall: \$left"; exit 1; }
+echo "system install and uninstall: ok"
+EOS
+	unshare -m bash "$tmp/sys.sh"
+}
+
 test_dkms() {
 	command -v dkms >/dev/null || { echo "dkms not installed (tools/install-deps.sh installs it)"; return 77; }
 	local kvers
@@ -192,6 +238,7 @@ t ToolsReportVersion test_tools_version
 t OutsideProjectPkgConfig test_pkg_config
 t OutsideProjectCMake test_cmake
 t ReinstallThenUninstallLeavesDestdirEmpty test_uninstall
+t SystemInstallInPrivateMountNamespace test_system_install
 t DkmsBuildDebianKernels test_dkms
 echo "install tests: $passed passed, $failed failed, $skipped skipped"
 [ $failed = 0 ]
