@@ -227,7 +227,11 @@ test_dkms() {
 			sed -n 's/^#define UTS_RELEASE "\(.*\)"$/\1/p' "$d/include/generated/utsrelease.h"
 	done | xargs)
 	[ -n "$kvers" ] || { echo "no Debian header trees"; return 77; }
-	mk dkms-check DKMS_KVERS="$kvers"
+	local before after
+	before=$(ls -lA /var/lib/dkms /usr/src 2>&1)
+	mk dkms-check DKMS_KVERS="$kvers" || return 1
+	after=$(ls -lA /var/lib/dkms /usr/src 2>&1)
+	[ "$before" = "$after" ] || fail "make dkms-check changed /var/lib/dkms or /usr/src"
 }
 
 t VersionHeaderMatchesVERSION test_version_header
