@@ -12,7 +12,7 @@
 # --check build with W=1 and sparse (C=2) and fail on any warning
 #
 # Kbuild of 6.1/6.12 has no separate output directory for external modules,
-# so the sources and the ABI header are copied to OUTDIR and built there.
+# so the sources, the ABI header and version.h are copied to OUTDIR and built there.
 # Prints the path of the resulting shmq.ko on its last line.
 set -euo pipefail
 
@@ -49,6 +49,7 @@ for f in "$here"/Kbuild "$here"/*.c "$here"/*.h; do
 	sync_file "$f" "$out/$(basename "$f")"
 done
 sync_file "$repo/include/shmq/uapi.h" "$out/include/shmq/uapi.h"
+sync_file "$repo/include/shmq/version.h" "$out/include/shmq/version.h"
 
 args=(-C "$kdir" M="$out")
 if [ "$check" = 1 ]; then

@@ -89,6 +89,7 @@
 #include <linux/wait.h>
 
 #include <shmq/uapi.h>
+#include <shmq/version.h>
 
 /* ------------------------------------------------------------------------
  * Compatibility with the kernels we build for (6.1 .. 6.12). Keep all
@@ -1784,4 +1785,4 @@ module_exit(shmq_exit);
 
 MODULE_DESCRIPTION("shmq: kernel-assisted shared-memory message queues");
 MODULE_LICENSE("GPL");
-MODULE_VERSION("1.0");
+MODULE_VERSION(SHMQ_VERSION_STRING); /* the top-level VERSION file */

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <shmq/version.h>
+
 #include "internal.hpp"
 
 namespace shmq {
@@ -286,6 +288,16 @@ Error open_error(int e, int role, const std::string &dev_dir)
 	}
 }
 
+// Closes a file descriptor on scope exit.
+struct FdGuard {
+	int fd;
+	~FdGuard()
+	{
+		if (fd >= 0)
+			::close(fd);
+	}
+};
+
 // The kernel's layout must be one this library can use safely.
 bool layout_ok(const struct shmq_layout &l, int role)
 {
@@ -307,17 +319,51 @@ bool layout_ok(const struct shmq_layout &l, int role)
 	       field_ok(l.write_need_off, 8, l.status) && field_ok(l.state_off, 4, l.status);
 }
 
-// Closes a file descriptor on scope exit.
-struct FdGuard {
-	int fd;
-	~FdGuard()
-	{
-		if (fd >= 0)
-			::close(fd);
-	}
+// A capability this libshmq needs from the module, and the message for a
+// module that lacks it. The messages are literals (Error keeps a pointer).
+struct NeededFeature {
+	uint64_t bit;
+	const char *missing;
 };
 
+// Every bit of SHMQ_FEATURES_V1 exists in every shmq.ko that has a version
+// (the first was 0.3.0).
+#define SHMQ_FEATURES_V1_SINCE "0.3.0"
+
+#define SHMQ_LACKS(feat, what)                                                                   \
+	"shmq module lacks feature " #feat " (" what ") that libshmq " SHMQ_VERSION_STRING          \
+	" needs: load shmq.ko version >= " SHMQ_FEATURES_V1_SINCE " (modinfo shmq; "              \
+	"cat /sys/module/shmq/version)"
+
+constexpr NeededFeature kNeeded[] = {
+	{SHMQ_FEAT_SPSC_RING, SHMQ_LACKS(SHMQ_FEAT_SPSC_RING, "the shared byte ring")},
+	{SHMQ_FEAT_WAIT, SHMQ_LACKS(SHMQ_FEAT_WAIT, "SHMQ_IOC_WAIT and SHMQ_IOC_WAKE")},
+	{SHMQ_FEAT_POLL, SHMQ_LACKS(SHMQ_FEAT_POLL, "poll/epoll on the queue fd")},
+	{SHMQ_FEAT_PEER_HUP, SHMQ_LACKS(SHMQ_FEAT_PEER_HUP, "EPIPE/EPOLLHUP when the peer goes")},
+};
+#undef SHMQ_LACKS
+
+static_assert([] {
+	uint64_t all = 0;
+	for (const auto &n : kNeeded)
+		all |= n.bit;
+	return all == SHMQ_FEATURES_V1;
+}(), "kNeeded must list exactly the bits of SHMQ_FEATURES_V1");
+
 } // namespace
+
+Result<void> check_module(const struct shmq_layout &l, int role)
+{
+	// Bits this library does not know are newer capabilities: ignored.
+	for (const auto &n : kNeeded)
+		if (!(l.features & n.bit))
+			return Error(EPROTO, n.missing);
+	if (!layout_ok(l, role))
+		return Error(EPROTO, "shmq module reports a memory layout that libshmq " SHMQ_VERSION_STRING
+				     " does not understand: load a shmq.ko of the same release (modinfo "
+				     "shmq; cat /sys/module/shmq/version)");
+	return {};
+}
 
 Result<std::unique_ptr<QueueHandle>> open_queue(std::string_view name, const OpenOptions &opt,
 						int role, QueueInfo &info)
@@ -344,12 +390,8 @@ Result<std::unique_ptr<QueueHandle>> open_queue(std::string_view name, const Ope
 			return Error(e, "not a shmq queue device (SHMQ_IOC_LAYOUT not supported)");
 		return Error(e, "reading the queue's layout (SHMQ_IOC_LAYOUT) failed");
 	}
-	if ((l.features & SHMQ_FEATURES_V1) != SHMQ_FEATURES_V1)
-		return Error(EPROTONOSUPPORT, "kernel module too old/new for this libshmq: it lacks "
-					      "features of SHMQ_FEATURES_V1");
-	if (!layout_ok(l, role))
-		return Error(EPROTO, "kernel module reports a memory layout this libshmq does not "
-				     "understand (module and library versions differ?)");
+	if (auto c = check_module(l, role); !c)
+		return c.error();
 
 	FdGuard ring{static_cast<int>(ioctl(fd, SHMQ_IOC_RING_FD, O_CLOEXEC))};
 	if (ring.fd < 0)

@@ -52,6 +52,12 @@ struct QueueHandle {
 	[[nodiscard]] int probe(uint32_t cond, uint64_t min_bytes, uint32_t peer_bit) const;
 };
 
+// Whether this library can use a queue whose SHMQ_IOC_LAYOUT answer is @l
+// for @role: every feature bit it needs is offered (unknown bits are
+// ignored) and the layout is one it understands. EPROTO otherwise, with a
+// message naming the missing feature and the shmq.ko version that has it.
+[[nodiscard]] Result<void> check_module(const struct shmq_layout &l, int role);
+
 // Maps a queue device and builds a handle: used by Producer/Consumer::open.
 [[nodiscard]] Result<std::unique_ptr<QueueHandle>> open_queue(std::string_view name,
 							     const OpenOptions &opt, int role,

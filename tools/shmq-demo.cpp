@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "cli_parse.hpp"
+#include "cli_version.hpp"
 #include <shmq/shmq.hpp>
 #include <shmq/uapi.h>
 
@@ -28,7 +29,7 @@ namespace {
 
 const char kUsage[] =
 	"usage: shmq-demo [--queue NAME] [--size BYTES] [--count N] [--msg-size BYTES]\n"
-	"                 [--spin N] [--dev-dir DIR]\n"
+	"                 [--spin N] [--dev-dir DIR] | --version\n"
 	"Creates queue NAME (default shmq-demo) of BYTES (default 1M; K/M/G suffixes)\n"
 	"or uses it if it exists, forks a consumer and a producer, streams N messages\n"
 	"(default 1000000) of --msg-size bytes (default 64, at least 16) each carrying\n"
@@ -74,6 +75,10 @@ Options parse(int argc, char **argv)
 	for (size_t i = 0; i < a.size(); ++i) {
 		if (a[i] == "--help" || a[i] == "-h") {
 			std::fputs(kUsage, stdout);
+			std::exit(0);
+		}
+		if (a[i] == "--version") {
+			shmq::cli::print_version("shmq-demo");
 			std::exit(0);
 		}
 		auto value = [&](std::string_view opt) -> std::optional<std::string_view> {

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "cli_parse.hpp"
+#include "cli_version.hpp"
 #include <shmq/shmq.hpp>
 #include <shmq/uapi.h>
 
@@ -56,6 +57,7 @@ const char kGlobalUsage[] =
 	"  --control PATH    control device (default /dev/shmq-control)\n"
 	"  --sysfs DIR       where sysfs is mounted (default /sys)\n"
 	"  -h, --help        this help; 'shmqctl COMMAND --help' for a command\n"
+	"  --version         versions of shmqctl, libshmq and the loaded module\n"
 	"\n"
 	"Exit status: 0 success, 1 failure, 2 usage error.\n";
 
@@ -807,6 +809,10 @@ int main(int argc, char **argv)
 	for (; i < args.size() && args[i].starts_with("-"); ++i) {
 		if (is_help(args[i])) {
 			std::fputs(kGlobalUsage, stdout);
+			return 0;
+		}
+		if (args[i] == "--version") {
+			shmq::cli::print_version("shmqctl");
 			return 0;
 		}
 		if (auto v = option_value("shmqctl", args, i, "--dev-dir"))

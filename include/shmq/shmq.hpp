@@ -263,6 +263,12 @@ private:
 [[nodiscard]] Result<void> destroy_queue(std::string_view name,
 					 const std::string &control = "/dev/shmq-control");
 
+// The version of the libshmq that is linked in, "MAJOR.MINOR.PATCH" (the
+// SHMQ_VERSION_STRING of <shmq/version.h> it was built with; compare the
+// two to detect a header/library mismatch). The module's own version is
+// /sys/module/shmq/version.
+[[nodiscard]] const char *version() noexcept;
+
 // Checks a queue name the way the kernel does (EINVAL / ENAMETOOLONG).
 [[nodiscard]] Result<void> validate_name(std::string_view name);
 

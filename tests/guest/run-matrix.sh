@@ -39,6 +39,8 @@
 #                  e.g. "export SHMQ_X=1" or "MODULE_PARAMS='queues=unpriv:64K x=1'"
 #   GUEST_HOST_TIMEOUT  host-side limit per boot, seconds (default: the
 #                  in-guest limits of its suites + 300, times DEBUG_SLOWDOWN)
+#   INSTALL_TEST   the install test script (default tests/install/run.sh;
+#                  empty: skipped), run after the native tests
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/../.." && pwd)
 cd "$root"
@@ -161,6 +163,23 @@ if [ -n "${FUZZ_BIN:-}" ] && [ $nat = 1 ] && [ "${FUZZ_SECONDS:-60}" != 0 ]; the
 		fi
 	fi
 	record "$name" "$out/$name.sum" $(( $(date +%s) - s )) "$log"
+fi
+
+# ---------------------------------------------------------------- install
+# make install into a temporary DESTDIR, outside projects (pkg-config, CMake)
+# against the installed copy, make uninstall, dkms build (tests/install/run.sh).
+# INSTALL_TEST= (empty) skips it.
+INSTALL_TEST=${INSTALL_TEST-$root/tests/install/run.sh}
+if [ -n "$INSTALL_TEST" ]; then
+	echo "== install tests: $(rel "$INSTALL_TEST")"
+	s=$(date +%s)
+	{
+		echo "@@SHMQ BEGIN install"
+		BUILD="$BUILD" bash "$INSTALL_TEST" 2>&1; rc=$?
+		echo; echo "@@SHMQ END install rc=$rc"
+	} >"$out/install.log"
+	awk -v plan=install -f "$here/parse-run.awk" "$out/install.log" >"$out/install.sum"
+	record install "$out/install.sum" $(( $(date +%s) - s )) "$out/install.log"
 fi
 
 # ---------------------------------------------------------------- prepare kernels

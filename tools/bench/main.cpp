@@ -10,6 +10,7 @@
 // overruns its time limit. Children never return into the parent's code:
 // they leave with _exit().
 #include "../cli_parse.hpp"
+#include "../cli_version.hpp"
 #include <algorithm>
 #include <atomic>
 #include <bit>
@@ -67,6 +68,7 @@ const char kUsage[] =
 	"  --inject KIND        test the verification: 'corrupt' flips a payload byte,\n"
 	"                       'drop' skips a message; every run must then fail\n"
 	"  --list               list the mechanisms and whether they can run here\n"
+	"  --version            versions of shmq-bench, libshmq and the loaded module\n"
 	"Exit status: 0 every run verified, 1 a run failed (error or wrong data),\n"
 	"2 usage error, 130 interrupted.\n";
 
@@ -132,6 +134,10 @@ Options parse(int argc, char **argv)
 	for (size_t i = 0; i < a.size(); ++i) {
 		if (a[i] == "--help" || a[i] == "-h") {
 			std::fputs(kUsage, stdout);
+			std::exit(0);
+		}
+		if (a[i] == "--version") {
+			shmq::cli::print_version("shmq-bench");
 			std::exit(0);
 		}
 		auto value = [&](std::string_view opt) -> std::optional<std::string_view> {
