@@ -843,7 +843,7 @@ TEST_F(Kill, CrashPointsEveryMessageChecked)
 	printf("[   INFO   ] seed %llu (SHMQ_TEST_SEED=%llu repeats the kill plans)\n", (unsigned long long)seed,
 	       (unsigned long long)seed);
 	Rng rng(seed);
-	const int target = scaled(300, 80); // SIGKILLs
+	const int target = scaled(300, 120); // SIGKILLs
 	const uint64_t budget_ns = ms_to_ns(scaled(150000u, 500000u));
 	const unsigned stuck_ms = scaled(30000u, 120000u);
 	Shared<CrashLog> log;
