@@ -23,7 +23,7 @@
 #                  a 1-vCPU guest takes one slot, a 2-vCPU guest two
 #   GUEST_FILTER   gtest filter for the root suite of every boot (default:
 #                  everything but Unpriv* with 1 vCPU, SMP2_FILTER with more)
-#   SMP2_FILTER    default '*Stress*:*Wait*:*Peer*:*Kill*'
+#   SMP2_FILTER    default '*Stress*:*Wait*:*Peer*:*Kill*:*Race*:*Hostile*'
 #   ROOT_TIMEOUT / UNPRIV_TIMEOUT   in-guest limits per suite, seconds
 #                  (default 480 / 120 on a stock kernel, DEBUG_ROOT_TIMEOUT /
 #                  DEBUG_UNPRIV_TIMEOUT = 1200 / 300 on the debug kernel); a
@@ -48,7 +48,7 @@ cd "$root"
 MODULE_BUILD=${MODULE_BUILD:-$root/kernel/build-module.sh}
 GUEST_SMP=${GUEST_SMP:-1 2}
 GUEST_JOBS=${GUEST_JOBS:-$(nproc)}
-SMP2_FILTER=${SMP2_FILTER:-*Stress*:*Wait*:*Peer*:*Kill*}
+SMP2_FILTER=${SMP2_FILTER:-*Stress*:*Wait*:*Peer*:*Kill*:*Race*:*Hostile*}
 ROOT_TIMEOUT=${ROOT_TIMEOUT:-480}
 UNPRIV_TIMEOUT=${UNPRIV_TIMEOUT:-120}
 DEBUG_ROOT_TIMEOUT=${DEBUG_ROOT_TIMEOUT:-1200}
