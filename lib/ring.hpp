@@ -194,9 +194,16 @@ struct Peeked {
 		if (cached_tail == head)
 			return EAGAIN;
 	}
+	// On EBADMSG the cached tail is dropped, so that the next call reads the
+	// shared tail again: a ring that becomes consistent (the producer, or a
+	// new one, rewrote what was wrong) is readable again, as documented.
+	const auto corrupt = [&] {
+		cached_tail = head;
+		return EBADMSG;
+	};
 	uint64_t avail = cached_tail - head;
 	if (avail > r.capacity || head % kRecordAlign != 0 || avail % kRecordAlign != 0)
-		return EBADMSG;
+		return corrupt();
 
 	uint64_t pos = head;
 	uint64_t off = pos & r.mask();
@@ -205,7 +212,7 @@ struct Peeked {
 	if (hdr.type == SHMQ_REC_PAD) {
 		const uint64_t pad = r.capacity - off;
 		if (uint64_t{hdr.len} != pad - kRecordHeader || pad > avail)
-			return EBADMSG;
+			return corrupt();
 		if (pad == avail) {
 			out.end = head + pad;
 			return EAGAIN;
@@ -216,10 +223,10 @@ struct Peeked {
 		hdr = unpack_header(load_relaxed(header_at(r, 0)));
 	}
 	if (hdr.type != SHMQ_REC_MSG || hdr.len > r.max_message)
-		return EBADMSG;
+		return corrupt();
 	const uint64_t rec = record_size(hdr.len);
 	if (rec > r.capacity - off || rec > avail)
-		return EBADMSG;
+		return corrupt();
 	out.payload = off + kRecordHeader;
 	out.len = hdr.len;
 	out.end = pos + rec;

@@ -50,3 +50,23 @@ TEST(ConsumerHostile, ReleaseAfterAFailedPeekIsEINVAL)
 	ASSERT_TRUE(c.release().ok());
 	EXPECT_EQ(s.head(), 16u);
 }
+
+// Garbage counters are not sticky: once the producer's tail is consistent
+// again (rewritten by it, or by a new producer), the consumer reads it again
+// and delivers what is there. It used to keep the corrupt tail cached and
+// fail with EBADMSG forever.
+TEST(ConsumerHostile, CorruptTailIsReadAgainOnceRepaired)
+{
+	ShmRing s(4096);
+	s.set_header(0, 8, SHMQ_REC_MSG);
+	s.set_counters(1u << 20, 0); // tail - head > capacity
+	auto c = s.consumer();
+	EXPECT_EQ(c.try_peek().error().code(), EBADMSG);
+	EXPECT_EQ(c.try_peek().error().code(), EBADMSG);
+	s.set_counters(16, 0);
+	auto m = c.try_peek();
+	ASSERT_TRUE(m.ok()) << m.error().message();
+	EXPECT_EQ(m->size(), 8u);
+	ASSERT_TRUE(c.release().ok());
+	EXPECT_EQ(s.head(), 16u);
+}
