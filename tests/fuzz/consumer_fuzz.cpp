@@ -149,6 +149,11 @@ Outcome model_peek(Model &m, const Ring &r, bool wait)
 {
 	const uint64_t cap = r.capacity, mask = cap - 1;
 	const uint64_t tail = *r.tail;
+	// Every EBADMSG drops the cached tail: the next call reads it again.
+	const auto corrupt = [&m]() -> Outcome {
+		m.cached = m.head;
+		return {EBADMSG};
+	};
 	for (;;) {
 		if (m.cached == m.head)
 			m.cached = tail;
@@ -162,14 +167,14 @@ Outcome model_peek(Model &m, const Ring &r, bool wait)
 		}
 		const uint64_t avail = m.cached - m.head;
 		if (avail > cap || m.head % 8 || avail % 8)
-			return {EBADMSG};
+			return corrupt();
 		m.note_reach(cap);
 		uint64_t off = m.head & mask, pos = m.head, left = avail;
 		shmq_record h;
 		std::memcpy(&h, r.data + off, 8);
 		if (h.type == SHMQ_REC_PAD) {
 			if (h.len != cap - off - 8 || cap - off > left)
-				return {EBADMSG};
+				return corrupt();
 			if (cap - off == left) { // a lone PAD: consumed, look again
 				m.head += cap - off;
 				continue;
@@ -180,10 +185,10 @@ Outcome model_peek(Model &m, const Ring &r, bool wait)
 			std::memcpy(&h, r.data, 8);
 		}
 		if (h.type != SHMQ_REC_MSG || h.len > r.max_message)
-			return {EBADMSG};
+			return corrupt();
 		const uint64_t rec = (8 + uint64_t{h.len} + 7) & ~uint64_t{7};
 		if (rec > cap - off || rec > left)
-			return {EBADMSG};
+			return corrupt();
 		return {0, off + 8, h.len, pos + rec};
 	}
 }
