@@ -68,6 +68,7 @@ set xtics rotate by -35 nomirror
 set key top right
 set multiplot layout 2,2 title "shmq-bench: $gk" . ("$nk" ne "" ? "  |  $nk" : "")
 set style histogram clustered gap 1
+set key top left opaque
 set title "streaming 64 B: messages/s (log; higher is better)"
 plot "$tmp/stream64" using 2:xtic(1) title "guest (module)" lc rgb "#1f77b4", \
      "" using 3 title "native (no module)" lc rgb "#aaaaaa"
