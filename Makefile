@@ -3,7 +3,8 @@
 #   make module     the kernel module for KDIR (default: the running kernel)
 #   make demo       a demo of real queues between processes (in a QEMU guest)
 #   make test       native tests, then the module in every listed kernel
-#   make bench      shmq-bench natively (BENCH_ARGS=--quick for a smoke run)
+#   make bench      shmq-bench natively and in a guest with the module, ratios,
+#                   chart: build/bench/ (BENCH_ARGS=--quick: natively only)
 # Everything is built under build/ so that the source tree stays clean.
 
 BUILD   ?= $(CURDIR)/build
