@@ -29,6 +29,8 @@
 #                                vCPU threads that the host deschedules for
 #                                milliseconds turn every hand-off into a wait
 #                                for the host's scheduler
+#   BENCH_APPEND                 extra guest kernel command-line words
+#                                (experiments, e.g. idle=poll)
 #   BENCH_GUEST_TIMEOUT          host-side limit per boot, seconds (default 1800)
 # Extra files for the guest: tools/bench/guest-files lists host paths (one a
 # line, '#' comments, $BUILD expanded; a missing file is a note, not an error)
@@ -181,7 +183,7 @@ run_guest() {
 	local rc=0
 	rm -f "$rd/result.txt"
 	nice -n "$BENCH_NICE" "$here/boot.sh" "$kimg" "$rd/initrd" "$rd" --smp "$BENCH_SMP" --mem 1G \
-		--timeout "$BENCH_GUEST_TIMEOUT" --append "shmqmode=bench" &
+		--timeout "$BENCH_GUEST_TIMEOUT" --append "shmqmode=bench ${BENCH_APPEND:-}" &
 	local bpid=$!
 	# the table as the guest prints it
 	while [ ! -e "$rd/result.txt" ] && kill -0 $bpid 2>/dev/null; do sleep 1; done
