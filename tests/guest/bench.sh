@@ -49,7 +49,7 @@ BENCH_SMP=${BENCH_SMP:-2}
 # short runs (0.15 s per cell) in BENCH_ROUNDS complete rounds, the median
 # round per cell, so that a burst of load hits different mechanisms in
 # different rounds; a full guest run (3 workloads x 4 sizes x every mechanism
-# x 5 rounds) takes 8-10 minutes.
+# x 5 rounds) takes 3 minutes on a quiet host, 6-7 on a busy one.
 BENCH_GUEST_ARGS=${BENCH_GUEST_ARGS:---duration 0.15 --ref shmq-zc,shmq-copy,ring-futex}
 BENCH_NATIVE_ARGS=${BENCH_NATIVE_ARGS:---duration 0.3 --repeat 3 --ref ring-futex,pipe}
 BENCH_ROUNDS=${BENCH_ROUNDS:-5}

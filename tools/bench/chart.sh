@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# chart.sh DIR [OUT.png]: the chart of `make bench` (gnuplot, package
-# gnuplot-nox) from the shmq-bench JSON files in DIR: the first guest-*.json
+# chart.sh DIR [OUT.png [GUEST.json]]: the chart of `make bench` (gnuplot,
+# package gnuplot-nox) from the shmq-bench JSON files in DIR: GUEST.json or
+# the first guest-*.json
 # (the guest run with the module: every mechanism in one run) and, if there,
 # native.json (this machine without the module: the reference for what
 # emulation distorts). Default output DIR/chart.png. Three panels:
@@ -9,13 +10,13 @@
 #   3. how many times faster shmq-zc is than each mechanism, per message size,
 #      streaming, in the guest run (log scale; > 1: shmq wins)
 set -euo pipefail
-dir=${1:?usage: chart.sh DIR [OUT.png]}
+dir=${1:?usage: chart.sh DIR [OUT.png [GUEST.json]]}
 png=${2:-$dir/chart.png}
 command -v gnuplot >/dev/null || { echo "chart: gnuplot missing (apt-get install gnuplot-nox)" >&2; exit 1; }
 shopt -s nullglob
 guests=("$dir"/guest-*.json)
 [ ${#guests[@]} -gt 0 ] || { echo "chart: no $dir/guest-*.json (make bench-guest)" >&2; exit 1; }
-guest=${guests[0]}
+guest=${3:-${guests[0]}}
 native=$dir/native.json
 [ -r "$native" ] || native=''
 tmp=$(mktemp -d)
