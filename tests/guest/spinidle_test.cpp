@@ -54,6 +54,10 @@ template <class F> Usage measure(F body)
 
 constexpr uint32_t kSpin = 1000; // shmq-bench's default --spin
 const unsigned kIdleMs = 1500;
+// Largest share of the wall time an idle waiter may spend on a CPU: a few
+// ms (the spin phase, the ioctl) in 1.5 s; generous under emulation and on
+// the debug kernel.
+double idle_share_bound() { return scaled(0.10, 0.25); }
 
 class SpinIdle : public testing::Test {
 protected:
@@ -90,9 +94,7 @@ TEST_F(SpinIdle, IdleSpinningConsumerSleeps)
 	});
 	ASSERT_EQ(ETIMEDOUT, err) << errname(err);
 	EXPECT_GE(u.wall_ns, ms_to_ns(kIdleMs) * 9 / 10);
-	// A few ms at most (the spin phase, the ioctl); 10% is generous even
-	// under emulation.
-	EXPECT_LT(u.share(), 0.10) << "an idle consumer with spin=" << kSpin << " used "
+	EXPECT_LT(u.share(), idle_share_bound()) << "an idle consumer with spin=" << kSpin << " used "
 				   << ns_to_ms(u.cpu_ns) << " ms CPU in " << ns_to_ms(u.wall_ns) << " ms";
 	report_figure("spin_idle_consumer_cpu_us", u.cpu_ns / 1000,
 		      strprintf("us CPU of a spin=%u consumer idle for %u ms", kSpin, kIdleMs));
@@ -122,7 +124,7 @@ TEST_F(SpinIdle, SpinningProducerOnAFullRingSleeps)
 		err = r ? 0 : r.error().code();
 	});
 	ASSERT_EQ(ETIMEDOUT, err) << errname(err);
-	EXPECT_LT(u.share(), 0.10) << "a blocked producer with spin=" << kSpin << " used "
+	EXPECT_LT(u.share(), idle_share_bound()) << "a blocked producer with spin=" << kSpin << " used "
 				   << ns_to_ms(u.cpu_ns) << " ms CPU in " << ns_to_ms(u.wall_ns) << " ms";
 }
 
