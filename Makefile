@@ -3,7 +3,8 @@
 #   make module     the kernel module for KDIR (default: see KDIR below)
 #   make demo       a demo of real queues between processes (in a QEMU guest)
 #   make test       native tests, then the module in every listed kernel
-#   make bench      shmq-bench natively (BENCH_ARGS=--quick for a smoke run)
+#   make bench      shmq-bench natively and in a guest with the module, ratios,
+#                   chart: build/bench/ (BENCH_ARGS=--quick: natively only)
 #   make fuzz       the consumer record-parser fuzzer for FUZZ_SECONDS (clang, libFuzzer)
 #   make install    PREFIX=/usr/local DESTDIR= KDIR=|KVER= (see install.mk,
 #                   docs/install.md); make uninstall; make dkms-install;

@@ -17,6 +17,7 @@
 #   GUEST_FILTER=<gtest filter for the root suite>  SKIP_DEPS=1 (no apt)
 #   FUZZ_SECONDS=60 (consumer fuzzer in the native section, 0: off; tests/fuzz/fuzz.mk)
 #   DEMO_ARGS=<arguments for shmq-demo>   DEMO_KERNEL=6.1   SHELL_KERNEL=6.1
+#   BENCH_SMOKE="6.1" (kernels whose last boot runs a shmq-bench smoke run)
 
 -include tests/native/native.mk
 
@@ -26,12 +27,14 @@ GUEST_TEST_OBJS  := $(patsubst tests/guest/%.cpp,$(BUILD)/tests/guest/%.o,$(GUES
 GUEST_CXXFLAGS   := -std=c++20 -O2 -g -Wall -Wextra -Iinclude -Ilib -Itests/guest
 SHMQ_LIB_A       := $(or $(LIBSHMQ_A),$(BUILD)/lib/libshmq.a)
 SHMQ_TOOL_BINS   := $(BUILD)/tools/shmqctl $(BUILD)/tools/shmq-demo
+# shmq-bench and jq for the guest's bench smoke run (run-matrix.sh BENCH_SMOKE)
+SHMQ_GUEST_EXTRA := $(BUILD)/tools/shmq-bench $(shell command -v jq 2>/dev/null)
 # native test binaries that make test runs (the ASan/UBSan build too when
 # tests/native/native.mk provides it)
 SHMQ_NATIVE_BINS := $(or $(NATIVE_BIN),$(BUILD)/tests/shmq-native-tests) $(NATIVE_ASAN_BIN)
 NPROC            := $(shell nproc 2>/dev/null || echo 2)
 HARNESS_ENV       = BUILD="$(BUILD)" GUEST_TESTS="$(GUEST_TESTS_BIN)" \
-		    GUEST_TOOLS="$(SHMQ_TOOL_BINS)" NATIVE_TESTS="$(SHMQ_NATIVE_BINS)" \
+		    GUEST_TOOLS="$(SHMQ_TOOL_BINS) $(SHMQ_GUEST_EXTRA)" NATIVE_TESTS="$(SHMQ_NATIVE_BINS)" \
 		    MODULE_BUILD="$(CURDIR)/kernel/build-module.sh"
 
 .PHONY: test test-build guest-tests demo guest-shell
@@ -51,7 +54,7 @@ $(GUEST_TESTS_BIN): $(GUEST_TEST_OBJS) $(SHMQ_LIB_A)
 -include $(GUEST_TEST_OBJS:.o=.d)
 
 # Everything make test needs on the host, built in parallel.
-test-build: lib tools $(SHMQ_NATIVE_BINS) $(GUEST_TESTS_BIN)
+test-build: lib tools $(SHMQ_NATIVE_BINS) $(GUEST_TESTS_BIN) $(BUILD)/tools/shmq-bench
 
 # A build that fails still ends with the summary line (as one failure).
 test:

@@ -11,6 +11,9 @@
 #   /lib/modules/shmq.ko  KO (the module for the guest's kernel)
 #   /bin/<name>           each BINARY, debug info stripped (dynamic ones get
 #                         their ldd closure too)
+#   $MKINITRAMFS_EXTRA    further host files or directories (absolute paths,
+#                         space-separated), each at its own path, with the
+#                         ldd closure of the executables among them
 # Per-boot settings are appended later as a second cpio (/etc/shmq-run.conf).
 set -euo pipefail
 out=$1 ko=$2; shift 2
@@ -71,6 +74,17 @@ for b in "$@"; do
 	strip --strip-debug -o "$stage/bin/$n" "$b" 2>/dev/null || cp "$b" "$stage/bin/$n"
 	chmod 755 "$stage/bin/$n"
 	copy_closure "$b"
+done
+
+for f in ${MKINITRAMFS_EXTRA:-}; do
+	[ -e "$f" ] || { echo "mkinitramfs: $f (MKINITRAMFS_EXTRA) does not exist" >&2; exit 1; }
+	mkdir -p "$stage$(dirname "$f")"
+	cp -rL "$f" "$stage$f"
+	if [ -d "$f" ]; then
+		find "$f" -type f -perm -u+x | while read -r x; do copy_closure "$x"; done
+	else
+		copy_closure "$f"
+	fi
 done
 
 (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$out.tmp"

@@ -41,6 +41,11 @@
 #                  in-guest limits of its suites + 300, times DEBUG_SLOWDOWN)
 #   INSTALL_TEST   the install test script (default tests/install/run.sh;
 #                  empty: skipped), run after the native tests
+#   BENCH_SMOKE    kernel labels whose boot with the most vCPUs also runs a
+#                  short shmq-bench smoke run after the suites (gate "bench":
+#                  runs, verifies every message, exits 0, JSON parses; never
+#                  judged on time). Default "6.1", or none when GUEST_FILTER
+#                  is set; needs shmq-bench and jq among GUEST_TOOLS
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/../.." && pwd)
 cd "$root"
@@ -54,6 +59,8 @@ UNPRIV_TIMEOUT=${UNPRIV_TIMEOUT:-120}
 DEBUG_ROOT_TIMEOUT=${DEBUG_ROOT_TIMEOUT:-1200}
 DEBUG_UNPRIV_TIMEOUT=${DEBUG_UNPRIV_TIMEOUT:-300}
 TEST_DEADLINE=${TEST_DEADLINE:-3000}
+if [ -n "${GUEST_FILTER:-}" ]; then BENCH_SMOKE=${BENCH_SMOKE-}; else BENCH_SMOKE=${BENCH_SMOKE-6.1}; fi
+SMOKE_SMP=$(printf '%s\n' $GUEST_SMP | sort -n | tail -n1)
 # One harness at a time per build directory: runs share build/guest/KVER/.
 mkdir -p "$BUILD"
 exec 9>"$BUILD/.guest-harness.lock"
@@ -243,6 +250,9 @@ run_boot() {
 	local rt=$ROOT_TIMEOUT ut=$UNPRIV_TIMEOUT margin=300
 	[ "$debug" = 1 ] && rt=$DEBUG_ROOT_TIMEOUT ut=$DEBUG_UNPRIV_TIMEOUT margin=600
 	local host_tmo=${GUEST_HOST_TIMEOUT:-$((rt + margin))}
+	local smoke=0 gates="insmod udev rmmod dmesg taint"
+	[ "$debug" = 1 ] && gates="$gates kmemleak"
+	case " $BENCH_SMOKE " in *" $label "*) [ "$smp" = "$SMOKE_SMP" ] && smoke=1 gates="$gates bench" ;; esac
 	local left=$((TEST_DEADLINE - ($(date +%s) - T0)))
 	[ "$left" -lt 60 ] && left=60
 	[ "$host_tmo" -gt "$left" ] && host_tmo=$left
@@ -254,6 +264,7 @@ ROOT_TIMEOUT=$rt
 UNPRIV_TIMEOUT=$ut
 DEBUG_KERNEL=$debug
 VCPUS=$smp
+BENCH_SMOKE=$smoke
 ${GUEST_CONF:-}
 EOF
 	# per-boot settings: a second cpio appended at a 4-byte aligned offset
@@ -281,8 +292,6 @@ EOF
 		0) boot="FAIL guest rebooted: kernel panic? (panic=-1)" ;;
 		*) boot="FAIL qemu exited with status $rc: $(tail -n 3 "$rd/qemu.out" 2>/dev/null | tr '\n' ' ')" ;;
 	esac
-	local gates="insmod udev rmmod dmesg taint"
-	[ "$debug" = 1 ] && gates="$gates kmemleak"
 	awk -v plan="root $unpriv" -v gates="$gates" -v boot="$boot" \
 		-f "$here/parse-run.awk" "$rd/result.txt" >"$rd/run.sum" 2>/dev/null ||
 		echo "COUNT 0 1 0" >"$rd/run.sum"
