@@ -75,3 +75,38 @@ demo:
 guest-shell:
 	@$(MAKE) --no-print-directory -j$(NPROC) lib tools $(GUEST_TESTS_BIN)
 	@$(HARNESS_ENV) DEMO_KERNEL="$(or $(SHELL_KERNEL),6.1)" bash tests/guest/demo.sh --shell
+
+# The C API (include/shmq/shmq.h): a C11 test program, static, copied into
+# the guest as /bin/shmq-capi-test and run there by the CApi* suites
+# (tests/guest/capi_wrap_test.cpp); and a check that the header compiles as
+# strict C99, C11 and C++ on its own.
+CAPI_TEST_BIN   := $(BUILD)/tests/shmq-capi-test
+CAPI_CFLAGS     := -std=c11 -O2 -g -Wall -Wextra -Werror -Iinclude
+CAPI_HEADER_OK  := $(BUILD)/tests/capi-header.ok
+SHMQ_TOOL_BINS  += $(CAPI_TEST_BIN)
+
+.PHONY: capi-header-check
+test-build: $(CAPI_TEST_BIN) $(CAPI_HEADER_OK)
+capi-header-check: $(CAPI_HEADER_OK)
+
+$(BUILD)/tests/guest/capi_test.o: tests/guest/capi_test.c
+	@mkdir -p $(@D)
+	$(CC) $(CAPI_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(CAPI_TEST_BIN): $(BUILD)/tests/guest/capi_test.o $(SHMQ_LIB_A)
+	@mkdir -p $(@D)
+	$(CC) -static -o $@ $< $(SHMQ_LIB_A) -lstdc++ -pthread
+
+$(CAPI_HEADER_OK): include/shmq/shmq.h
+	@mkdir -p $(@D)
+	for std in c99 c11; do \
+		printf '#include <shmq/shmq.h>\n' | $(CC) -std=$$std -pedantic-errors -Wall -Wextra \
+			-Werror -Iinclude -fsyntax-only -x c - || exit 1; \
+	done
+	for std in c++98 c++11 c++20; do \
+		printf '#include <shmq/shmq.h>\n' | $(CXX) -std=$$std -pedantic-errors -Wall -Wextra \
+			-Werror -Iinclude -fsyntax-only -x c++ - || exit 1; \
+	done
+	touch $@
+
+-include $(BUILD)/tests/guest/capi_test.d

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shmq.h - the C API of libshmq, in the shape of POSIX message queues.
+ *
+ * Every mq_* call of <mqueue.h> has a shmq_mq_* counterpart with the same
+ * arguments, the same -1/errno convention and the same blocking rules, so
+ * that code moves over by renaming calls and types. docs/c-api.md has the
+ * mapping table and states every difference from POSIX; the man page is
+ * shmq_mq_open(3). In short:
+ *
+ *  - a descriptor is an opaque pointer (shmq_mqd_t, like FILE *), and a
+ *    failed shmq_mq_open returns SHMQ_MQ_FAILED (NULL), not (mqd_t)-1;
+ *  - one role per descriptor: O_WRONLY opens the producer (send),
+ *    O_RDONLY the consumer (receive); O_RDWR gives EINVAL; at most one
+ *    producer and one consumer are attached to a queue at a time (EBUSY);
+ *  - no priorities: messages are delivered in the order sent; a non-zero
+ *    msg_prio gives EINVAL, received priorities are always 0;
+ *  - permissions come from the device node /dev/shmq/NAME (udev rules), not
+ *    from the mode argument of shmq_mq_open; creating and unlinking need
+ *    the control device (root by default);
+ *  - EPIPE when the queue is empty (receive) or full (send) and the peer
+ *    that was attached has gone; EIDRM when it was unlinked meanwhile;
+ *  - no mq_notify: poll/epoll the fd from shmq_mq_fd() instead.
+ *
+ * Valid C99/C11 and C++; all functions have C linkage, never throw, and
+ * are thread-safe (calls on one descriptor are serialised by a mutex that
+ * is never held while sleeping).
+ */
+#ifndef SHMQ_SHMQ_H
+#define SHMQ_SHMQ_H
+
+#include <fcntl.h>     /* O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NONBLOCK */
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h> /* ssize_t, mode_t, clockid_t */
+
+/* Complete in <time.h>; declared here so that the header stands alone in
+ * strict C99, where <time.h> has no struct timespec. */
+struct timespec;
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The functions never throw: C++ callers see them as noexcept. */
+#if defined(__cplusplus) && __cplusplus >= 201103L
+#define SHMQ_NOTHROW noexcept
+#elif defined(__cplusplus)
+#define SHMQ_NOTHROW throw()
+#else
+#define SHMQ_NOTHROW
+#endif
+
+/* Version of this C API: incremented when functions or fields are added. */
+#define SHMQ_C_API_VERSION 1
+
+/* A message queue descriptor: an opaque handle owned by the caller until
+ * shmq_mq_close(). */
+typedef struct shmq_mq *shmq_mqd_t;
+
+/* What shmq_mq_open returns on failure (POSIX: (mqd_t)-1). */
+#define SHMQ_MQ_FAILED ((shmq_mqd_t)0)
+
+/* mq_flags bit for shmq_mq_setattr/getattr (besides O_NONBLOCK): when the
+ * peer has gone, keep waiting for a new one instead of failing with EPIPE
+ * (what a POSIX queue does). Chosen not to collide with any O_* flag. */
+#define SHMQ_MQ_IGNORE_HUP 0x40000000L
+
+/* Queue attributes. The first four fields are those of struct mq_attr. */
+struct shmq_mq_attr {
+	long mq_flags;	 /* get/setattr: 0, O_NONBLOCK, SHMQ_MQ_IGNORE_HUP */
+	long mq_maxmsg;	 /* open: messages of mq_msgsize bytes the queue must
+			  * hold; getattr: how many of the largest messages
+			  * fit (capacity / record size of mq_msgsize) */
+	long mq_msgsize; /* open: largest message wanted; getattr: largest
+			  * message the queue accepts */
+	long mq_curmsgs; /* getattr: messages queued now */
+	uint64_t mq_capacity; /* open: ring bytes (power of two >= 4096), or 0
+			       * to derive from mq_maxmsg and mq_msgsize;
+			       * getattr: ring bytes */
+	uint64_t mq_curbytes; /* getattr: ring bytes in use now (headers and
+			       * padding included) */
+	uint64_t mq_reserved[4]; /* getattr: written as 0; ignored on input */
+};
+
+/* Opens queue @name ("orders" or "/orders": /dev/shmq/orders). @oflag:
+ * O_RDONLY (consumer) or O_WRONLY (producer), optionally O_CREAT, O_EXCL,
+ * O_NONBLOCK, O_CLOEXEC (always in effect). With O_CREAT two more
+ * arguments follow as in POSIX: mode_t mode (ignored: the udev rules decide
+ * permissions) and const struct shmq_mq_attr *attr (NULL: like Linux's
+ * defaults, 10 messages of 8192 bytes). Returns SHMQ_MQ_FAILED with errno
+ * EACCES, EBUSY, EEXIST, EINVAL, EMFILE, ENAMETOOLONG, ENFILE, ENOENT,
+ * ENOMEM, ENOSPC, ENODEV, EPROTO (module and library disagree). */
+shmq_mqd_t shmq_mq_open(const char *name, int oflag, ...) SHMQ_NOTHROW;
+
+/* Detaches and frees @mqd (which must not be used again). 0, or -1 with
+ * errno EBADF for a NULL descriptor. */
+int shmq_mq_close(shmq_mqd_t mqd) SHMQ_NOTHROW;
+
+/* Removes queue @name: its node goes at once; descriptors still open can
+ * drain what is queued, but blocked and later waits fail with EIDRM.
+ * 0, or -1 with errno EACCES, EINVAL, ENAMETOOLONG, ENOENT. */
+int shmq_mq_unlink(const char *name) SHMQ_NOTHROW;
+
+/* Queues @msg_len bytes (0 allowed). Blocks while the queue is full unless
+ * O_NONBLOCK (EAGAIN). @msg_prio must be 0 (EINVAL otherwise). Errors:
+ * EAGAIN, EBADF (NULL or a consumer descriptor), EINTR (signal handler
+ * without SA_RESTART), EINVAL, EMSGSIZE (msg_len > mq_msgsize), EPIPE
+ * (full and the consumer has gone), EIDRM (full and unlinked), EBADMSG
+ * (the consumer corrupted the shared counters). */
+int shmq_mq_send(shmq_mqd_t mqd, const char *msg_ptr, size_t msg_len,
+		 unsigned int msg_prio) SHMQ_NOTHROW;
+
+/* As shmq_mq_send, but gives up with ETIMEDOUT at the absolute
+ * CLOCK_REALTIME time @abs_timeout (EINVAL if tv_nsec is not in
+ * [0, 1e9) or tv_sec < 0). NULL waits forever. */
+int shmq_mq_timedsend(shmq_mqd_t mqd, const char *msg_ptr, size_t msg_len,
+		      unsigned int msg_prio, const struct timespec *abs_timeout) SHMQ_NOTHROW;
+
+/* As shmq_mq_timedsend, with the deadline on @clock: CLOCK_REALTIME or
+ * CLOCK_MONOTONIC (EINVAL otherwise). Like sem_clockwait(3). */
+int shmq_mq_clocksend(shmq_mqd_t mqd, const char *msg_ptr, size_t msg_len,
+		      unsigned int msg_prio, clockid_t clock,
+		      const struct timespec *abs_timeout) SHMQ_NOTHROW;
+
+/* Takes the oldest message into @msg_ptr and returns its length. Blocks
+ * while the queue is empty unless O_NONBLOCK (EAGAIN). If @msg_prio is not
+ * NULL, 0 is stored there. Errors: EAGAIN, EBADF (NULL or a producer
+ * descriptor), EINTR, EINVAL, EMSGSIZE (@msg_len smaller than this message,
+ * which stays queued), EPIPE (empty and the producer has gone), EIDRM
+ * (empty and unlinked), EBADMSG (the producer wrote garbage). */
+ssize_t shmq_mq_receive(shmq_mqd_t mqd, char *msg_ptr, size_t msg_len,
+			unsigned int *msg_prio) SHMQ_NOTHROW;
+
+/* As shmq_mq_receive, with an absolute CLOCK_REALTIME deadline
+ * (ETIMEDOUT; EINVAL for an invalid timespec; NULL: forever). */
+ssize_t shmq_mq_timedreceive(shmq_mqd_t mqd, char *msg_ptr, size_t msg_len,
+			     unsigned int *msg_prio,
+			     const struct timespec *abs_timeout) SHMQ_NOTHROW;
+
+/* As shmq_mq_timedreceive, with the deadline on @clock (CLOCK_REALTIME or
+ * CLOCK_MONOTONIC). */
+ssize_t shmq_mq_clockreceive(shmq_mqd_t mqd, char *msg_ptr, size_t msg_len,
+			     unsigned int *msg_prio, clockid_t clock,
+			     const struct timespec *abs_timeout) SHMQ_NOTHROW;
+
+/* Fills @attr. 0, or -1 with errno EBADF, EINVAL (attr NULL), EBADMSG
+ * (corrupt shared counters or records). */
+int shmq_mq_getattr(shmq_mqd_t mqd, struct shmq_mq_attr *attr) SHMQ_NOTHROW;
+
+/* Sets mq_flags (O_NONBLOCK and SHMQ_MQ_IGNORE_HUP; the other fields are
+ * ignored) from @newattr unless it is NULL, after storing the previous
+ * attributes in @oldattr unless that is NULL. EINVAL for other mq_flags
+ * bits, EBADF. */
+int shmq_mq_setattr(shmq_mqd_t mqd, const struct shmq_mq_attr *newattr,
+		    struct shmq_mq_attr *oldattr) SHMQ_NOTHROW;
+
+/* The queue's file descriptor for poll/select/epoll (owned by @mqd: do not
+ * close it). Consumer: POLLIN when a message is queued. Producer: POLLOUT
+ * when half the ring is free (any message then fits). Both: POLLHUP when
+ * the peer has gone, POLLERR|POLLHUP when unlinked. -1 with EBADF. */
+int shmq_mq_fd(shmq_mqd_t mqd) SHMQ_NOTHROW;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHMQ_SHMQ_H */
