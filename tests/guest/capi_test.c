@@ -184,6 +184,16 @@ static void unlink_q(const char *name)
 		failed(__FILE__, __LINE__, "unlink %s: %s", name, en(errno));
 }
 
+/* The end of most tests: close whichever ends were opened, remove the queue. */
+static void close_pair_and_unlink(shmq_mqd_t p, shmq_mqd_t c, const char *name)
+{
+	if (p)
+		shmq_mq_close(p);
+	if (c)
+		shmq_mq_close(c);
+	unlink_q(name);
+}
+
 /* Message @seq of @len bytes: a pattern any corruption or mix-up shows. */
 static void fill(char *p, size_t len, uint32_t seq)
 {
@@ -577,11 +587,7 @@ static void t_sendrecv(void)
 		CHECK(bad == 0 && got == 3000, "FIFO exchange: %ld bad at message %u", bad, got);
 	}
 out:
-	if (p)
-		shmq_mq_close(p);
-	if (c)
-		shmq_mq_close(c);
-	unlink_q(n);
+	close_pair_and_unlink(p, c, n);
 }
 
 static void t_nonblock(void)
@@ -644,11 +650,7 @@ static void t_nonblock(void)
 	}
 	CHECK(errno == EAGAIN, "O_NONBLOCK set again: %s, want EAGAIN", en(errno));
 out:
-	if (p)
-		shmq_mq_close(p);
-	if (c)
-		shmq_mq_close(c);
-	unlink_q(n);
+	close_pair_and_unlink(p, c, n);
 }
 
 static void t_attr(void)
@@ -733,11 +735,7 @@ static void t_attr(void)
 		CHECK(bad == 0, "curmsgs/curbytes across wraps: failure kind %d", bad);
 	}
 out:
-	if (p)
-		shmq_mq_close(p);
-	if (c)
-		shmq_mq_close(c);
-	unlink_q(n);
+	close_pair_and_unlink(p, c, n);
 }
 
 static void t_timed(void)
@@ -839,11 +837,7 @@ static void t_timed(void)
 		CHECK(st == 0, "draining child: status %d", st);
 	}
 out:
-	if (p)
-		shmq_mq_close(p);
-	if (c)
-		shmq_mq_close(c);
-	unlink_q(n);
+	close_pair_and_unlink(p, c, n);
 }
 
 /* A timed receive woken by a message from another process. */
@@ -971,11 +965,7 @@ static void t_eintr(void)
 	      (unsigned long long)el);
 	signal(SIGALRM, SIG_DFL);
 out:
-	if (p)
-		shmq_mq_close(p);
-	if (c)
-		shmq_mq_close(c);
-	unlink_q(n);
+	close_pair_and_unlink(p, c, n);
 }
 
 /* EPIPE (peer gone) and EIDRM (unlinked), and SHMQ_MQ_IGNORE_HUP. */
@@ -1160,11 +1150,7 @@ static void t_poll(void)
 	r = revents(cfd, POLLIN, 0);
 	CHECK(r == POLLHUP, "producer closed: revents %#x, want POLLHUP", r);
 out:
-	if (p)
-		shmq_mq_close(p);
-	if (c)
-		shmq_mq_close(c);
-	unlink_q(n);
+	close_pair_and_unlink(p, c, n);
 }
 
 /* Two processes: a producer and a consumer over a small ring, every message

@@ -148,6 +148,45 @@ public:
 	virtual void run_in_process(const ChannelConfig &, const Limits &, Row &) {}
 };
 
+// Base of the single-process reference rows (memcpy, fill-check): stream
+// only, never a channel. run_one_process() is the shared timing loop.
+class InProcessStreamMechanism : public Mechanism {
+public:
+	[[nodiscard]] bool applies(Workload w) const override { return w == Workload::Stream; }
+	std::unique_ptr<Channel> make_channel(const ChannelConfig &) override
+	{
+		throw Failure(std::string(name()) + " runs in one process");
+	}
+	[[nodiscard]] bool in_process() const override { return true; }
+};
+
+uint64_t now_ns(); // CLOCK_MONOTONIC
+
+// Calls @one (one message of @n bytes) lim.warmup times, then measures calls
+// until the limits are reached, reading the clock every 64 messages (every
+// message from 4 KiB), and fills @row's counts for a @region-byte buffer.
+template <class OneMessage>
+void run_one_process(const Limits &lim, size_t n, size_t region, Row &row, OneMessage &&one)
+{
+	for (uint64_t i = 0; i < lim.warmup; ++i)
+		one();
+	const unsigned check = n >= 4096 ? 1 : 64;
+	const uint64_t t0 = now_ns();
+	uint64_t done = 0, t1 = t0;
+	for (;;) {
+		for (unsigned k = 0; k < check; ++k)
+			one();
+		done += check;
+		t1 = now_ns();
+		if (lim.count ? done >= lim.count : double(t1 - t0) >= lim.duration_s * 1e9)
+			break;
+	}
+	row.messages = done;
+	row.bytes = done * n;
+	row.seconds = double(t1 - t0) / 1e9;
+	row.buffer = region;
+}
+
 using Factory = std::unique_ptr<Mechanism> (*)();
 struct RegistryEntry {
 	int order; // table order: shmq first, the physical limit last
@@ -163,7 +202,6 @@ struct Registration {
 };
 
 // Helpers for mechanisms.
-uint64_t now_ns(); // CLOCK_MONOTONIC
 inline void cpu_relax()
 {
 #if defined(__x86_64__) || defined(__i386__)

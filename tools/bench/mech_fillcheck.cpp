@@ -15,19 +15,13 @@ namespace shmq_bench {
 
 namespace {
 
-class FillCheckMechanism final : public Mechanism {
+class FillCheckMechanism final : public InProcessStreamMechanism {
 public:
 	const char *name() const override { return "fill-check"; }
 	const char *describe() const override
 	{
 		return "single-process fill + verify of each message (the benchmark's own work)";
 	}
-	bool applies(Workload w) const override { return w == Workload::Stream; }
-	std::unique_ptr<Channel> make_channel(const ChannelConfig &) override
-	{
-		throw Failure("fill-check runs in one process");
-	}
-	bool in_process() const override { return true; }
 	void run_in_process(const ChannelConfig &cfg, const Limits &lim, Row &row) override
 	{
 		const size_t n = cfg.msg_size;
@@ -43,23 +37,7 @@ public:
 			off += (n + 63) & ~size_t{63};
 			++seq;
 		};
-		for (uint64_t i = 0; i < lim.warmup; ++i)
-			one();
-		const unsigned check = n >= 4096 ? 1 : 64;
-		const uint64_t t0 = now_ns();
-		uint64_t done = 0, t1 = t0;
-		for (;;) {
-			for (unsigned k = 0; k < check; ++k)
-				one();
-			done += check;
-			t1 = now_ns();
-			if (lim.count ? done >= lim.count : double(t1 - t0) >= lim.duration_s * 1e9)
-				break;
-		}
-		row.messages = done;
-		row.bytes = done * n;
-		row.seconds = double(t1 - t0) / 1e9;
-		row.buffer = region;
+		run_one_process(lim, n, region, row, one);
 	}
 };
 
