@@ -146,9 +146,53 @@ Result<Message> Consumer::peek_impl(Timeout timeout, bool wait)
 	}
 }
 
-Result<Message> Consumer::try_peek() { return peek_impl(Timeout::none(), false); }
+// The common case of peek: a MSG record at head. It accepts exactly what
+// detail::try_peek accepts when the header is not a PAD, with the same
+// checks on the same values (counters, then the header read once), and
+// yields the same message. Anything else (closed, empty, a PAD, corrupt)
+// returns false and peek_impl starts over with try_peek, which reads the
+// shared tail and the header again and gives the precise answer (EBADMSG
+// dropping the cached tail, PAD consumption, waiting).
+inline bool Consumer::peek_fast(Message &m)
+{
+	if (!h_) [[unlikely]]
+		return false;
+	const detail::Ring &r = h_->ring;
+	const uint64_t head = head_;
+	if (cached_tail_ == head) // Pairs with the producer's release store of tail.
+		cached_tail_ = detail::load_acquire(r.tail);
+	const uint64_t avail = cached_tail_ - head;
+	if (avail == 0 || avail > r.capacity || ((head | avail) % detail::kRecordAlign) != 0)
+		[[unlikely]]
+		return false;
+	const uint64_t off = head & r.mask();
+	// One load: the producer may rewrite the header while we look at it.
+	const struct shmq_record hdr =
+		detail::unpack_header(detail::load_relaxed(detail::header_at(r, off)));
+	if (hdr.type != SHMQ_REC_MSG || hdr.len > r.max_message) [[unlikely]]
+		return false;
+	const uint64_t rec = detail::record_size(hdr.len);
+	if (rec > r.capacity - off || rec > avail) [[unlikely]]
+		return false;
+	peeked_end_ = head + rec;
+	m.ptr_ = r.data + off + detail::kRecordHeader;
+	m.len_ = hdr.len;
+	return true;
+}
 
-Result<Message> Consumer::peek(Timeout timeout) { return peek_impl(timeout, true); }
+Result<Message> Consumer::try_peek()
+{
+	if (Message m; peek_fast(m)) [[likely]]
+		return m;
+	return peek_impl(Timeout::none(), false);
+}
+
+Result<Message> Consumer::peek(Timeout timeout)
+{
+	if (Message m; peek_fast(m)) [[likely]]
+		return m;
+	return peek_impl(timeout, true);
+}
 
 Result<void> Consumer::release()
 {
@@ -166,7 +210,7 @@ Result<void> Consumer::release()
 
 Result<size_t> Consumer::try_receive(std::span<std::byte> buf)
 {
-	auto m = peek_impl(Timeout::none(), false);
+	auto m = try_peek();
 	if (!m)
 		return m.error();
 	if (m->size() > buf.size())
@@ -180,7 +224,7 @@ Result<size_t> Consumer::try_receive(std::span<std::byte> buf)
 
 Result<size_t> Consumer::receive(std::span<std::byte> buf, Timeout timeout)
 {
-	auto m = peek_impl(timeout, true);
+	auto m = peek(timeout);
 	if (!m)
 		return m.error();
 	if (m->size() > buf.size())

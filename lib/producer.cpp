@@ -163,13 +163,42 @@ Result<Reservation> Producer::reserve_impl(size_t size, Timeout timeout, bool wa
 	}
 }
 
+// The common case of reserve: open, nothing outstanding, and room for the
+// record before the ring's end according to the cached head, so no PAD, no
+// shared load. The one comparison is try_reserve's own test on the cached
+// head (used <= capacity and free >= rec, as rec <= capacity); everything
+// else, including reloading and validating the shared head, is the slow
+// path's. Returns false to mean "take the slow path".
+inline bool Producer::reserve_fast(size_t size, Reservation &rv)
+{
+	if (!h_ || reserved_end_ || size > info_.max_message) [[unlikely]]
+		return false;
+	const detail::Ring &r = h_->ring;
+	if (size > r.max_message) [[unlikely]]
+		return false;
+	const uint64_t rec = detail::record_size(size);
+	const uint64_t off = tail_ & r.mask();
+	if (rec > r.capacity - off || tail_ - cached_head_ > r.capacity - rec) [[unlikely]]
+		return false;
+	reserved_start_ = tail_;
+	reserved_end_ = tail_ + rec;
+	rv.ptr_ = r.data + off + detail::kRecordHeader;
+	rv.len_ = size;
+	rv.pos_ = tail_;
+	return true;
+}
+
 Result<Reservation> Producer::try_reserve(size_t size)
 {
+	if (Reservation rv; reserve_fast(size, rv)) [[likely]]
+		return rv;
 	return reserve_impl(size, Timeout::none(), false);
 }
 
 Result<Reservation> Producer::reserve(size_t size, Timeout timeout)
 {
+	if (Reservation rv; reserve_fast(size, rv)) [[likely]]
+		return rv;
 	return reserve_impl(size, timeout, true);
 }
 
@@ -183,11 +212,16 @@ Result<void> Producer::commit_impl(Reservation &r, size_t used, bool publish)
 		used = r.len_;
 	else if (used > r.len_)
 		return kUsedTooBig;
-	tail_ = detail::commit(h_->ring, r.pos_, used);
+	const detail::Ring &ring = h_->ring;
+	const uint64_t old = published_;
+	tail_ = detail::commit(ring, r.pos_, used);
 	reserved_end_ = 0;
 	r = Reservation();
-	if (publish)
-		flush();
+	if (publish) { // flush(), without its checks: tail_ moved, h_ is open
+		published_ = tail_;
+		if (detail::publish(ring, old, tail_)) [[unlikely]]
+			h_->wake();
+	}
 	return {};
 }
 
@@ -221,6 +255,11 @@ void Producer::flush()
 
 Result<void> Producer::try_send(std::span<const std::byte> msg)
 {
+	if (Reservation rv; reserve_fast(msg.size(), rv)) [[likely]] {
+		if (!msg.empty())
+			std::memcpy(rv.ptr_, msg.data(), msg.size());
+		return commit_impl(rv, SIZE_MAX, true);
+	}
 	auto r = reserve_impl(msg.size(), Timeout::none(), false);
 	if (!r)
 		return r.error();
@@ -231,6 +270,11 @@ Result<void> Producer::try_send(std::span<const std::byte> msg)
 
 Result<void> Producer::send(std::span<const std::byte> msg, Timeout timeout)
 {
+	if (Reservation rv; reserve_fast(msg.size(), rv)) [[likely]] {
+		if (!msg.empty())
+			std::memcpy(rv.ptr_, msg.data(), msg.size());
+		return commit_impl(rv, SIZE_MAX, true);
+	}
 	auto r = reserve_impl(msg.size(), timeout, true);
 	if (!r)
 		return r.error();

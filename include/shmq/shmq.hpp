@@ -201,6 +201,7 @@ public:
 private:
 	friend struct detail::Access;
 	Result<Reservation> reserve_impl(size_t size, Timeout timeout, bool wait);
+	bool reserve_fast(size_t size, Reservation &rv);
 	Result<void> commit_impl(Reservation &r, size_t used, bool publish);
 	detail::QueueHandle *h_ = nullptr;
 	QueueInfo info_;
@@ -250,6 +251,7 @@ public:
 private:
 	friend struct detail::Access;
 	Result<Message> peek_impl(Timeout timeout, bool wait);
+	bool peek_fast(Message &m);
 	detail::QueueHandle *h_ = nullptr;
 	QueueInfo info_;
 	uint64_t head_ = 0;	    // local read position (published on release)

@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: MIT
+// The inline fast paths of Producer::reserve/send and Consumer::peek/receive
+// (lib/producer.cpp, lib/consumer.cpp) work on cached counters: they must
+// accept exactly what the ring core (lib/ring.hpp) accepts and hand
+// everything else to the slow path, which gives the precise answer.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "shm_ring.hpp"
+
+using namespace shmq;
+using shmq::test::ShmRing;
+
+namespace {
+
+std::span<const std::byte> bytes(std::string_view s) { return std::as_bytes(std::span(s)); }
+
+// Two 8-byte messages at 0 and 16, peeked (tail cached at 32) and the
+// first released: the next peek uses the cached tail without reloading it.
+struct CachedTail {
+	ShmRing s{4096};
+	Consumer c;
+	CachedTail()
+	{
+		s.set_header(0, 8, SHMQ_REC_MSG);
+		s.set_header(16, 8, SHMQ_REC_MSG);
+		s.set_counters(32, 0);
+		c = s.consumer();
+		EXPECT_TRUE(c.try_peek().ok());
+		EXPECT_TRUE(c.release().ok());
+		EXPECT_EQ(s.head(), 16u);
+	}
+};
+
+} // namespace
+
+// Every kind of corrupt header behind a cached tail is EBADMSG, through
+// both peek and receive, and the message is delivered once it is repaired.
+TEST(FastPath, CorruptHeaderBehindACachedTailIsEBADMSG)
+{
+	const struct {
+		uint32_t len, type;
+	} bad[] = {
+		{8, 7},			  // unknown type
+		{0xffffffff, SHMQ_REC_MSG}, // longer than max_message
+		{24, SHMQ_REC_MSG},	  // record beyond the tail (avail 16)
+		{8, SHMQ_REC_PAD},	  // PAD not reaching the ring end
+	};
+	for (const auto &b : bad) {
+		CachedTail t;
+		t.s.set_header(16, b.len, b.type);
+		EXPECT_EQ(t.c.try_peek().error().code(), EBADMSG) << b.len << " " << b.type;
+		EXPECT_EQ(t.c.peek(Timeout::none()).error().code(), EBADMSG);
+		std::byte buf[64];
+		EXPECT_EQ(t.c.try_receive(buf).error().code(), EBADMSG);
+		EXPECT_EQ(t.c.release().error().code(), EINVAL);
+		EXPECT_EQ(t.s.head(), 16u);
+		t.s.set_header(16, 8, SHMQ_REC_MSG);
+		auto n = t.c.try_receive(buf);
+		ASSERT_TRUE(n.ok()) << n.error().message();
+		EXPECT_EQ(*n, 8u);
+		EXPECT_EQ(t.s.head(), 32u);
+	}
+}
+
+// A record ending exactly at the ring end needs no PAD; one byte more does.
+TEST(FastPath, RecordThatFitsToTheRingEndHasNoPad)
+{
+	ShmRing s(4096);
+	s.set_counters(4096 - 64, 4096 - 64);
+	auto p = s.producer();
+	auto c = s.consumer();
+	const std::string fits(56, 'a'); // 8 + 56 = 64: up to the end
+	ASSERT_TRUE(p.try_send(bytes(fits)).ok());
+	EXPECT_EQ(s.header(4096 - 64).type, SHMQ_REC_MSG);
+	EXPECT_EQ(s.tail(), 4096u);
+	std::byte buf[128];
+	ASSERT_EQ(c.try_receive(buf).value(), 56u);
+
+	s.set_counters(2 * 4096 - 64, 2 * 4096 - 64);
+	auto p2 = s.producer();
+	auto c2 = s.consumer();
+	const std::string over(57, 'b'); // needs 72 bytes: PAD, then offset 0
+	ASSERT_TRUE(p2.try_send(bytes(over)).ok());
+	EXPECT_EQ(s.header(4096 - 64).type, SHMQ_REC_PAD);
+	EXPECT_EQ(s.header(0).type, SHMQ_REC_MSG);
+	EXPECT_EQ(s.tail(), 2 * 4096u + 72);
+	ASSERT_EQ(c2.try_receive(buf).value(), 57u);
+	EXPECT_EQ(std::memcmp(buf, over.data(), 57), 0);
+}
+
+// The producer relies on its cached head only while it shows room; once it
+// does not, the shared head is read and validated: a consumer that moved
+// head ahead of tail makes the next reservation EBADMSG, not a write over
+// unread data.
+TEST(FastPath, ReserveRereadsAndValidatesHeadWhenTheCacheShowsNoRoom)
+{
+	ShmRing s(4096);
+	auto p = s.producer();
+	const std::string msg(1000, 'x'); // 1008-byte records: 4 fill 4032
+	for (int i = 0; i < 4; ++i)
+		ASSERT_TRUE(p.try_send(bytes(msg)).ok());
+	s.set_counters(s.tail(), s.tail() + 8); // hostile: head ahead of tail
+	EXPECT_EQ(p.try_send(bytes(msg)).error().code(), EBADMSG);
+	EXPECT_EQ(p.try_reserve(1000).error().code(), EBADMSG);
+	s.set_counters(s.tail(), s.tail()); // everything consumed
+	EXPECT_TRUE(p.try_send(bytes(msg)).ok());
+}
+
+// With the cached head showing room the shared head is not read at all,
+// and a reservation still refuses a second one and oversize messages.
+TEST(FastPath, ReserveChecksStayOnTheFastPath)
+{
+	ShmRing s(4096);
+	auto p = s.producer();
+	EXPECT_EQ(p.try_reserve(s.info.max_message + 1).error().code(), EMSGSIZE);
+	auto r = p.try_reserve(8);
+	ASSERT_TRUE(r.ok());
+	EXPECT_EQ(p.try_reserve(8).error().code(), EBUSY);
+	EXPECT_EQ(p.try_send(bytes("x")).error().code(), EBUSY);
+	ASSERT_TRUE(p.commit(*r).ok());
+	EXPECT_EQ(s.tail(), 16u);
+	Producer closed;
+	EXPECT_EQ(closed.try_reserve(8).error().code(), EBADF);
+	EXPECT_EQ(closed.try_send(bytes("x")).error().code(), EBADF);
+	Consumer cclosed;
+	EXPECT_EQ(cclosed.try_peek().error().code(), EBADF);
+}
