@@ -335,7 +335,8 @@ echo "== timings (boot + run, seconds; wall clock of the whole test: $(( $(date 
 [ -f "$out/summary" ] && awk -F'\t' '$1 ~ / smp[0-9]+$/ { printf "   %-32s %6ss  %s\n", $1, $5, ($3 > 0 ? "FAILED" : "ok") }' "$out/summary"
 if [ -s "$out/figures" ]; then
 	echo "== figures over all runs (key: total, runs; see each run above)"
-	awk -F'\t' '{ sum[$1] += $2; runs[$1]++; if (!($1 in text)) { text[$1] = $4; order[++n] = $1 } }
+	awk -F'\t' '{ sum[$1] += $2; if (!(($1, $3) in seen)) { seen[$1, $3] = 1; runs[$1]++ }
+		if (!($1 in text)) { text[$1] = $4; order[++n] = $1 } }
 		END { for (i = 1; i <= n; i++) { k = order[i]; printf "   %-28s %10d in %d runs  (%s)\n", k, sum[k], runs[k], text[k] } }' "$out/figures"
 fi
 echo "$total_pass passed, $total_fail failed"
