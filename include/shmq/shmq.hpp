@@ -229,7 +229,9 @@ public:
 	// Copy the next message into @buf and release it; returns its size.
 	// EAGAIN (try_): empty. ETIMEDOUT. EPIPE: empty and the producer has
 	// gone. EIDRM: empty and the queue was destroyed. EMSGSIZE: @buf too
-	// small (the message stays queued). EBADMSG: corrupt ring contents.
+	// small: the message stays queued and counts as peeked, so peek()
+	// returns it in place and release() drops it. EBADMSG: corrupt ring
+	// contents.
 	[[nodiscard]] Result<size_t> try_receive(std::span<std::byte> buf);
 	[[nodiscard]] Result<size_t> receive(std::span<std::byte> buf,
 					     Timeout timeout = Timeout::infinite());

@@ -386,6 +386,26 @@ TEST(Api, ReceiveIntoSmallBufferIsEMSGSIZEAndTheMessageStays)
 	EXPECT_EQ(receive_text(c), "0123456789");
 }
 
+// What shmq.hpp promises after EMSGSIZE: the message counts as peeked, so
+// peek() shows it in place and release() drops it (skipping a message too
+// large for the caller's buffer).
+TEST(Api, AfterEMSGSIZEPeekShowsTheMessageAndReleaseDropsIt)
+{
+	ShmRing s(4096);
+	auto p = s.producer();
+	auto c = s.consumer();
+	ASSERT_TRUE(p.try_send(bytes("0123456789")).ok());
+	ASSERT_TRUE(p.try_send(bytes("next")).ok());
+	std::vector<std::byte> small(9);
+	EXPECT_EQ(c.try_receive(small).error().code(), EMSGSIZE);
+	auto m = c.try_peek();
+	ASSERT_TRUE(m.ok());
+	EXPECT_EQ(text(m->data()), "0123456789");
+	EXPECT_EQ(c.try_receive(small).error().code(), EMSGSIZE);
+	ASSERT_TRUE(c.release().ok());
+	EXPECT_EQ(receive_text(c), "next");
+}
+
 TEST(Api, MessagesLeftUnreleasedGoToTheNextConsumer)
 {
 	ShmRing s(4096);
