@@ -228,6 +228,18 @@ bool ring_mapping(size_t size, uintptr_t *lo, uintptr_t *hi)
 	return found == 1;
 }
 
+// On one CPU the victim runs only while the hostile peer is preempted or
+// asleep, and it blocks (kernel-side) only on counters that look valid: a
+// WAIT for room sleeps while head is garbage and is woken once a valid head
+// gives room. So a hostile peer that never sleeps can, by timing alone, leave
+// the victim reading nothing but valid values. Sleeping now and then right
+// after writing garbage makes the victim run while the garbage stands.
+static void linger_on_garbage(Rng &rng)
+{
+	if (rng.chance(3))
+		usleep(useconds_t(rng.range(50, 400)));
+}
+
 struct ChaosCtl {
 	// 0: valid messages only (hostile producer), 1: scribble,
 	// 2: park (leave the ring not ready and stay attached), 3: parked
@@ -250,6 +262,7 @@ int hostile_producer(const std::string &name, ChaosCtl *ctl, uint64_t seed)
 		switch (ctl->phase == 0 ? 4 + rng.next() % 2 : rng.next() % 6) {
 		case 0:
 			p.set_tail(rng.next());
+			linger_on_garbage(rng);
 			break;
 		case 1: // near the head, perhaps misaligned or beyond the capacity
 			p.set_tail(h + rng.range(0, cap + 64));
@@ -305,6 +318,7 @@ int hostile_consumer(const std::string &name, ChaosCtl *ctl, uint64_t seed)
 		switch (rng.next() % 4) {
 		case 0:
 			c.set_head(rng.next());
+			linger_on_garbage(rng);
 			break;
 		case 1: // around the tail: behind, ahead, misaligned
 			c.set_head(t - cap - 64 + rng.range(0, 2 * cap + 128));
