@@ -44,6 +44,7 @@ Result<Consumer> detail::Access::make_consumer(std::unique_ptr<QueueHandle> h,
 	// Left by a previous consumer; try_peek validates it (EBADMSG).
 	c.head_ = load_acquire(h->ring.head);
 	c.cached_tail_ = c.head_;
+	c.end_peek();
 	c.h_ = h.release();
 	c.info_ = info;
 	return c;
@@ -60,7 +61,7 @@ Result<Consumer> Consumer::open(std::string_view name, const OpenOptions &opt)
 
 Consumer::Consumer(Consumer &&o) noexcept
 	: h_(std::exchange(o.h_, nullptr)), info_(o.info_), head_(o.head_),
-	  cached_tail_(o.cached_tail_), peeked_end_(std::exchange(o.peeked_end_, 0))
+	  cached_tail_(o.cached_tail_), peeked_end_(std::exchange(o.peeked_end_, o.head_))
 {
 }
 
@@ -72,7 +73,7 @@ Consumer &Consumer::operator=(Consumer &&o) noexcept
 		info_ = o.info_;
 		head_ = o.head_;
 		cached_tail_ = o.cached_tail_;
-		peeked_end_ = std::exchange(o.peeked_end_, 0);
+		peeked_end_ = std::exchange(o.peeked_end_, o.head_);
 	}
 	return *this;
 }
@@ -84,7 +85,7 @@ void Consumer::close()
 	// A peeked but unreleased message stays for the next consumer.
 	delete h_;
 	h_ = nullptr;
-	peeked_end_ = 0;
+	end_peek();
 }
 
 int Consumer::fd() const { return h_ ? h_->fd : -1; }
@@ -97,7 +98,7 @@ Result<Message> Consumer::peek_impl(Timeout timeout, bool wait)
 	// record because the producer rewrote the ring meanwhile (it may even
 	// consume a PAD and move head past the old message), release must not
 	// go back to the old message's end.
-	peeked_end_ = 0;
+	end_peek();
 	const detail::Ring &r = h_->ring;
 	uint32_t spins = 0;
 	bool probed = false, woken = false;
@@ -116,6 +117,7 @@ Result<Message> Consumer::peek_impl(Timeout timeout, bool wait)
 		if (p.end != head_) { // only a PAD record: consume it, look again
 			const bool wake = detail::release(r, head_, p.end);
 			head_ = p.end;
+			end_peek();
 			if (wake)
 				h_->wake();
 			continue;
@@ -198,11 +200,10 @@ Result<void> Consumer::release()
 {
 	if (!h_)
 		return kClosed;
-	if (!peeked_end_)
+	if (!peeking())
 		return kNothingPeeked;
 	const bool wake = detail::release(h_->ring, head_, peeked_end_);
-	head_ = peeked_end_;
-	peeked_end_ = 0;
+	head_ = peeked_end_; // and so nothing is peeked any more
 	if (wake)
 		h_->wake();
 	return {};

@@ -55,6 +55,7 @@ Result<Producer> detail::Access::make_producer(std::unique_ptr<QueueHandle> h,
 	p.h_ = h.release();
 	p.info_ = info;
 	p.tail_ = p.published_ = tail;
+	p.end_reservation();
 	// Untrusted; try_reserve validates it before relying on it.
 	p.cached_head_ = load_acquire(r.head);
 	return p;
@@ -72,7 +73,7 @@ Result<Producer> Producer::open(std::string_view name, const OpenOptions &opt)
 Producer::Producer(Producer &&o) noexcept
 	: h_(std::exchange(o.h_, nullptr)), info_(o.info_), tail_(o.tail_),
 	  published_(o.published_), cached_head_(o.cached_head_),
-	  reserved_end_(std::exchange(o.reserved_end_, 0)), reserved_start_(o.reserved_start_)
+	  reserved_end_(std::exchange(o.reserved_end_, o.tail_)), reserved_start_(o.reserved_start_)
 {
 }
 
@@ -85,7 +86,7 @@ Producer &Producer::operator=(Producer &&o) noexcept
 		tail_ = o.tail_;
 		published_ = o.published_;
 		cached_head_ = o.cached_head_;
-		reserved_end_ = std::exchange(o.reserved_end_, 0);
+		reserved_end_ = std::exchange(o.reserved_end_, o.tail_);
 		reserved_start_ = o.reserved_start_;
 	}
 	return *this;
@@ -100,7 +101,7 @@ void Producer::close()
 	flush(); // committed messages are sent; an outstanding reservation is dropped
 	delete h_;
 	h_ = nullptr;
-	reserved_end_ = 0;
+	end_reservation();
 }
 
 int Producer::fd() const { return h_ ? h_->fd : -1; }
@@ -109,7 +110,7 @@ Result<Reservation> Producer::reserve_impl(size_t size, Timeout timeout, bool wa
 {
 	if (!h_)
 		return kClosed;
-	if (reserved_end_)
+	if (reserving())
 		return kBusy;
 	if (size > info_.max_message)
 		return kTooBig;
@@ -171,7 +172,7 @@ Result<Reservation> Producer::reserve_impl(size_t size, Timeout timeout, bool wa
 // path's. Returns false to mean "take the slow path".
 inline bool Producer::reserve_fast(size_t size, Reservation &rv)
 {
-	if (!h_ || reserved_end_ || size > info_.max_message) [[unlikely]]
+	if (!h_ || reserving() || size > info_.max_message) [[unlikely]]
 		return false;
 	const detail::Ring &r = h_->ring;
 	if (size > r.max_message) [[unlikely]]
@@ -206,7 +207,7 @@ Result<void> Producer::commit_impl(Reservation &r, size_t used, bool publish)
 {
 	if (!h_)
 		return kClosed;
-	if (!reserved_end_ || !r.ptr_ || r.pos_ + detail::record_size(r.len_) != reserved_end_)
+	if (!reserving() || !r.ptr_ || r.pos_ + detail::record_size(r.len_) != reserved_end_)
 		return kNotReserved;
 	if (used == SIZE_MAX)
 		used = r.len_;
@@ -215,7 +216,7 @@ Result<void> Producer::commit_impl(Reservation &r, size_t used, bool publish)
 	const detail::Ring &ring = h_->ring;
 	const uint64_t old = published_;
 	tail_ = detail::commit(ring, r.pos_, used);
-	reserved_end_ = 0;
+	end_reservation();
 	r = Reservation();
 	if (publish) { // flush(), without its checks: tail_ moved, h_ is open
 		published_ = tail_;
@@ -234,11 +235,11 @@ Result<void> Producer::commit_deferred(Reservation &r, size_t used)
 
 void Producer::abort(Reservation &r)
 {
-	if (h_ && reserved_end_ && r.ptr_ && r.pos_ + detail::record_size(r.len_) == reserved_end_) {
+	if (h_ && reserving() && r.ptr_ && r.pos_ + detail::record_size(r.len_) == reserved_end_) {
 		// tail_ never moved: a PAD written by the reservation lies beyond
 		// it and is overwritten by the next one.
-		reserved_end_ = 0;
 		tail_ = reserved_start_;
+		end_reservation();
 	}
 	r = Reservation();
 }

@@ -203,12 +203,17 @@ private:
 	Result<Reservation> reserve_impl(size_t size, Timeout timeout, bool wait);
 	bool reserve_fast(size_t size, Reservation &rv);
 	Result<void> commit_impl(Reservation &r, size_t used, bool publish);
+	// The counters wrap at 2^64, so any value, 0 included, is a valid
+	// position. A reservation always ends past tail_ (a record is at least
+	// 8 bytes), so reserved_end_ == tail_ is the "none" mark.
+	bool reserving() const { return reserved_end_ != tail_; }
+	void end_reservation() { reserved_end_ = tail_; }
 	detail::QueueHandle *h_ = nullptr;
 	QueueInfo info_;
 	uint64_t tail_ = 0;	      // local committed position
 	uint64_t published_ = 0;      // last tail stored to shared memory
 	uint64_t cached_head_ = 0;    // last head read from shared memory
-	uint64_t reserved_end_ = 0;   // end of the outstanding reservation, 0: none
+	uint64_t reserved_end_ = 0;   // end of the outstanding reservation, tail_: none
 	uint64_t reserved_start_ = 0; // where tail_ was when reserving (pad incl.)
 };
 
@@ -254,11 +259,16 @@ private:
 	friend struct detail::Access;
 	Result<Message> peek_impl(Timeout timeout, bool wait);
 	bool peek_fast(Message &m);
+	// As for Producer::reserving(): a peeked message always ends past
+	// head_, so peeked_end_ == head_ means nothing is peeked (0 is a valid
+	// position once the counters wrapped).
+	bool peeking() const { return peeked_end_ != head_; }
+	void end_peek() { peeked_end_ = head_; }
 	detail::QueueHandle *h_ = nullptr;
 	QueueInfo info_;
 	uint64_t head_ = 0;	    // local read position (published on release)
 	uint64_t cached_tail_ = 0;  // last tail read from shared memory
-	uint64_t peeked_end_ = 0;   // head after releasing the peeked message, 0: none
+	uint64_t peeked_end_ = 0;   // head after releasing the peeked message, head_: none
 };
 
 // Administration through /dev/shmq-control (root-only by default).

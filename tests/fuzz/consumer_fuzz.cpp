@@ -127,13 +127,17 @@ void set_status(const Ring &r, uint8_t b)
 struct Model {
 	uint64_t head = 0;   // == shared head (only the consumer writes it)
 	uint64_t cached = 0; // the tail the consumer last read
-	uint64_t peeked_end = 0;
+	// std::nullopt: nothing peeked. Not 0: the counters wrap, and a message
+	// that ends at 2^64 ends at 0.
+	std::optional<uint64_t> peeked_end;
 	// The farthest tail (from the head at the start of the call) that the
 	// consumer had read and found consistent: head may move up to it.
+	// Consistent means within capacity of the head at the time it was read,
+	// which is past @start once a lone PAD was consumed in the same call.
 	uint64_t start = 0, reach = 0, peeked_reach = 0;
 	void note_reach(uint64_t cap)
 	{
-		if (cached - start <= cap && cached - start > reach - start)
+		if (cached - head <= cap && cached - start > reach - start)
 			reach = cached;
 	}
 };
@@ -220,7 +224,7 @@ struct Run {
 		c.emplace(std::move(x).value());
 		m.head = *r.head;
 		m.cached = m.head;
-		m.peeked_end = 0;
+		m.peeked_end.reset();
 	}
 
 	// Checks a message the library returned against the model's.
@@ -243,7 +247,7 @@ struct Run {
 		const bool wait = kind == 3 || kind == 4;
 		const bool receive = kind == 1 || kind == 4;
 		m.start = m.reach = head0;
-		m.peeked_end = 0; // every peek replaces the last one
+		m.peeked_end.reset(); // every peek replaces the last one
 		Outcome want = model_peek(m, r, wait);
 		ro.take(r);
 		std::optional<Result<Message>> pm;
@@ -280,7 +284,7 @@ struct Run {
 			CHECK(want.end - head0 <= m.reach - head0);
 			CHECK(std::memcmp(buf, r.data + want.off, want.len) == 0);
 			m.head = want.end;
-			m.peeked_end = 0;
+			m.peeked_end.reset();
 			pending_valid = false;
 		}
 		const uint64_t h = *r.head;
@@ -300,8 +304,8 @@ struct Run {
 			return;
 		}
 		CHECK(res.ok());
-		m.head = m.peeked_end;
-		m.peeked_end = 0;
+		m.head = *m.peeked_end;
+		m.peeked_end.reset();
 		pending_valid = false;
 		const uint64_t h = *r.head;
 		CHECK(h == m.head, h, m.head);
@@ -336,11 +340,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int ops = 0; !in.empty() && ops < 256; ops++) {
 		const uint8_t op = in.get<uint8_t>() % 12;
 		if (trace)
-			fprintf(stderr, "op %d: head %llu tail %llu model cached %llu peeked_end %llu\n",
+			fprintf(stderr, "op %d: head %llu tail %llu model cached %llu peeked_end %lld\n",
 				op, static_cast<unsigned long long>(*r.head),
 				static_cast<unsigned long long>(*r.tail),
 				static_cast<unsigned long long>(run.m.cached),
-				static_cast<unsigned long long>(run.m.peeked_end));
+				run.m.peeked_end ? static_cast<long long>(*run.m.peeked_end) : -1LL);
 		switch (op) {
 		case 0:
 		case 3:

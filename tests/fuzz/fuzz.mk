@@ -3,6 +3,7 @@
 #   $(BUILD)/fuzz/shmq-consumer-fuzz   the fuzzer (clang, -fsanitize=fuzzer,address,undefined;
 #                                      libshmq's sources compiled with coverage too)
 #   $(BUILD)/fuzz/seeds/               seed corpus written by make-seeds (real Producer)
+#   tests/fuzz/regressions/            inputs that once failed, replayed first by every run
 #   make fuzz                          builds both and fuzzes for FUZZ_SECONDS (default 60);
 #                                      the corpus grows in $(BUILD)/fuzz/corpus, failing inputs
 #                                      land in $(BUILD)/fuzz/artifacts (replay: the fuzzer binary
@@ -25,6 +26,7 @@ FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_BIN      := $(BUILD)/fuzz/shmq-consumer-fuzz
 FUZZ_SEEDER   := $(BUILD)/fuzz/make-seeds
 FUZZ_SEEDS    := $(BUILD)/fuzz/seeds
+FUZZ_REGRESSIONS := $(FUZZ_TOP)/tests/fuzz/regressions
 FUZZ_LIB_OBJS := $(patsubst $(FUZZ_TOP)/lib/%.cpp,$(BUILD)/fuzz/lib/%.o,$(LIBSHMQ_SRCS))
 
 .PHONY: fuzz fuzz-build
@@ -35,13 +37,14 @@ fuzz: fuzz-build
 	@mkdir -p $(BUILD)/fuzz/corpus $(BUILD)/fuzz/artifacts
 	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -timeout=10 -max_len=8448 -use_value_profile=1 \
 		-dict=$(FUZZ_TOP)/tests/fuzz/consumer.dict -print_final_stats=1 \
-		-artifact_prefix=$(BUILD)/fuzz/artifacts/ $(BUILD)/fuzz/corpus $(FUZZ_SEEDS)
+		-artifact_prefix=$(BUILD)/fuzz/artifacts/ $(BUILD)/fuzz/corpus $(FUZZ_SEEDS) $(FUZZ_REGRESSIONS)
 
 # make test builds the fuzzer with everything else, unless fuzzing is off
 ifneq ($(FUZZ_SECONDS),0)
 test-build: fuzz-build
 endif
 HARNESS_ENV += FUZZ_BIN="$(FUZZ_BIN)" FUZZ_SEEDS="$(FUZZ_SEEDS)" FUZZ_SECONDS="$(FUZZ_SECONDS)" \
+	       FUZZ_REGRESSIONS="$(FUZZ_REGRESSIONS)" \
 	       FUZZ_MISSING="$(FUZZ_MISSING)"
 
 $(BUILD)/fuzz/lib/%.o: $(FUZZ_TOP)/lib/%.cpp

@@ -12,7 +12,8 @@
 #   GUEST_TESTS    static gtest binary for the guest                required
 #   NATIVE_TESTS   host gtest binaries (each skipped with a note if missing)
 #   FUZZ_BIN       the consumer fuzzer (tests/fuzz/fuzz.mk), run for FUZZ_SECONDS
-#                  (default 60, 0: off) after the native tests, with FUZZ_SEEDS;
+#                  (default 60, 0: off) after the native tests, with FUZZ_SEEDS and
+#                  FUZZ_REGRESSIONS (inputs that once failed, tests/fuzz/regressions);
 #                  FUZZ_MISSING is the failure to report when it could not be built
 #   GUEST_TOOLS    further binaries for the guest (shmqctl, shmq-demo)
 #   MODULE_BUILD   command "MODULE_BUILD KDIR OUTDIR" leaving OUTDIR/shmq.ko
@@ -151,7 +152,8 @@ if [ -n "${FUZZ_BIN:-}" ] && [ $nat = 1 ] && [ "${FUZZ_SECONDS:-60}" != 0 ]; the
 		dict=$root/tests/fuzz/consumer.dict
 		"$FUZZ_BIN" -max_total_time="${FUZZ_SECONDS:-60}" -timeout=10 -rss_limit_mb=2048 \
 			-max_len=8448 -use_value_profile=1 -dict="$dict" -print_final_stats=1 \
-			-artifact_prefix="$arts/" "$corpus" ${FUZZ_SEEDS:+"$FUZZ_SEEDS"} >"$log" 2>&1
+			-artifact_prefix="$arts/" "$corpus" ${FUZZ_SEEDS:+"$FUZZ_SEEDS"} \
+			${FUZZ_REGRESSIONS:+"$FUZZ_REGRESSIONS"} >"$log" 2>&1
 		rc=$?
 		execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
 		[ -n "$execs" ] && echo "@@SHMQ FIGURE fuzz_executions $execs libFuzzer executions of the consumer record parser" >>"$log"

@@ -644,3 +644,53 @@ TEST(Api, BlockingSendWaitsForPadPlusRecord)
 	*s.ring.head = tail - (4096 - 1536); // now free = 1536 = pad + record
 	EXPECT_TRUE(p.send(big, Timeout::after(1s)).ok());
 }
+
+// The counters are free-running u64s: a record can end exactly at 2^64,
+// i.e. at position 0. Neither side may take that 0 for "nothing reserved"
+// or "nothing peeked" (the fuzzer found release() refusing such a message,
+// so receive() handed it out again and again).
+TEST(Api, RecordEndingExactlyAtTheCounterWrapIsCommittedAndReleased)
+{
+	ShmRing s(4096);
+	const uint64_t start = 0 - uint64_t{64}; // the next 64-byte record ends at 0
+	s.set_counters(start, start);
+	auto p = s.producer();
+	auto c = s.consumer();
+
+	auto r = p.try_reserve(56); // 8 + 56: exactly to the ring end and to 2^64
+	ASSERT_TRUE(r.ok()) << r.error().message();
+	std::memcpy(r->data().data(), "wrap", 4);
+	ASSERT_TRUE(p.commit(*r, 4).ok()); // a 16-byte record: tail start + 16
+	EXPECT_EQ(s.tail(), start + 16);
+
+	auto r2 = p.try_reserve(40); // 48 bytes: start + 16 .. 2^64 == 0
+	ASSERT_TRUE(r2.ok()) << r2.error().message();
+	EXPECT_EQ(p.try_reserve(1).error().code(), EBUSY) << "the reservation ending at 0 was forgotten";
+	std::memcpy(r2->data().data(), "zero", 4);
+	ASSERT_TRUE(p.commit(*r2, 40).ok()) << "a reservation ending at 0 must commit";
+	EXPECT_EQ(s.tail(), 0u);
+	ASSERT_TRUE(p.try_send(bytes("after")).ok());
+
+	EXPECT_EQ(receive_text(c), "wrap");
+	auto m = c.try_peek();
+	ASSERT_TRUE(m.ok());
+	EXPECT_EQ(m->size(), 40u);
+	ASSERT_TRUE(c.release().ok()) << "a message ending at 0 must be releasable";
+	EXPECT_EQ(s.head(), 0u);
+	EXPECT_EQ(c.release().error().code(), EINVAL); // nothing peeked any more
+	EXPECT_EQ(receive_text(c), "after");
+
+	// The same through receive(), which releases internally.
+	s.set_counters(start, start);
+	auto p2 = s.producer();
+	auto c2 = s.consumer();
+	std::vector<std::byte> payload(56, std::byte{7});
+	ASSERT_TRUE(p2.try_send(payload).ok());
+	EXPECT_EQ(s.tail(), 0u);
+	std::vector<std::byte> buf(64);
+	auto n = c2.try_receive(buf);
+	ASSERT_TRUE(n.ok());
+	EXPECT_EQ(*n, 56u);
+	EXPECT_EQ(s.head(), 0u);
+	EXPECT_EQ(c2.try_receive(buf).error().code(), EAGAIN) << "the message was delivered twice";
+}
