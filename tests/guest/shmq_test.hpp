@@ -216,6 +216,30 @@ inline bool read_file(const std::string &path, std::string *out, int *err = null
 	return true;
 }
 
+// The gid of group @name from /etc/group, -1 if missing.
+inline long group_gid(const char *name)
+{
+	std::string s;
+	if (!read_file("/etc/group", &s))
+		return -1;
+	const std::string prefix = std::string(name) + ":";
+	size_t pos = 0;
+	while (pos < s.size()) {
+		size_t end = s.find('\n', pos);
+		std::string line = s.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+		if (line.rfind(prefix, 0) == 0) {
+			size_t a = line.find(':', prefix.size()), b = line.find(':', a + 1);
+			if (a != std::string::npos && b != std::string::npos)
+				return strtol(line.substr(a + 1, b - a - 1).c_str(), nullptr, 10);
+		}
+		if (end == std::string::npos)
+			break;
+		pos = end + 1;
+	}
+	return -1;
+}
+
+
 // Writes @val to a sysfs file; returns 0 or errno.
 inline int write_file(const std::string &path, const std::string &val)
 {
@@ -849,6 +873,20 @@ inline bool eventually(unsigned ms, const std::function<bool()> &pred)
 			return false;
 		sleep_ms(1);
 	}
+}
+
+// Waits until udev applied its rules to a queue node: group shmq, mode 0660
+// (udev/60-shmq.rules). The node appears (devtmpfs, root 0600) before udev
+// changes it, and on a slow guest that takes a while. True when reached.
+inline bool wait_node_settled(const std::string &path, unsigned timeout_ms = 10000)
+{
+	const long gid = group_gid("shmq");
+	if (gid < 0)
+		return false;
+	return eventually(timeout_ms, [&] {
+		struct stat st{};
+		return ::stat(path.c_str(), &st) == 0 && st.st_gid == gid_t(gid) && (st.st_mode & 07777) == 0660;
+	});
 }
 
 // Is task @tid of this process (or process @pid) sleeping ('S' or 'D')?

@@ -161,7 +161,12 @@ bool have_shmqctl() { return access(kShmqctl, X_OK) == 0; }
 class Sysfs : public testing::Test {
 protected:
 	void SetUp() override { SHMQT_REQUIRE_ROOT(); }
-	void make(uint64_t cap = kCap) { ASSERT_NO_FATAL_FAILURE(q_.create(cap, "sysfs")); }
+	// The list and stat tests show the node's mode and group: wait for udev.
+	void make(uint64_t cap = kCap)
+	{
+		ASSERT_NO_FATAL_FAILURE(q_.create(cap, "sysfs"));
+		ASSERT_TRUE(wait_node_settled(q_.path())) << q_.path() << ": udev did not make it root:shmq 0660";
+	}
 	uint64_t a(const char *name) { return attr(q_.name(), name); }
 	void expect_counters(uint64_t waits, uint64_t wakes, uint64_t full, uint64_t empty,
 			     const char *when)

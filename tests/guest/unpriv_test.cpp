@@ -13,28 +13,6 @@ namespace {
 
 const char *kQueue = "unpriv";
 
-long group_gid(const char *name)
-{
-	std::string s;
-	if (!read_file("/etc/group", &s))
-		return -1;
-	const std::string prefix = std::string(name) + ":";
-	size_t pos = 0;
-	while (pos < s.size()) {
-		size_t end = s.find('\n', pos);
-		std::string line = s.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
-		if (line.rfind(prefix, 0) == 0) {
-			size_t a = line.find(':', prefix.size()), b = line.find(':', a + 1);
-			if (a != std::string::npos && b != std::string::npos)
-				return strtol(line.substr(a + 1, b - a - 1).c_str(), nullptr, 10);
-		}
-		if (end == std::string::npos)
-			break;
-		pos = end + 1;
-	}
-	return -1;
-}
-
 bool in_group(gid_t g)
 {
 	if (getegid() == g)
