@@ -19,37 +19,48 @@
  *    pages, the page array, the minor number and the memory accounting.
  *    The cdev is embedded too; cdev_device_add() makes it hold a reference
  *    on the device while it is in use.
+ *  - Every queue that was allocated and not yet released counts in
+ *    shmq_queues_alive; module exit waits until that count is zero, so a
+ *    release callback that runs late (CONFIG_DEBUG_KOBJECT_RELEASE delays
+ *    it by seconds) still finds the module's code and data.
  *  - struct shmq_peer: one attachment (producer or consumer). Created by
  *    open() of /dev/shmq/NAME, referenced by that file and by each ring file
  *    made from it. The last shmq_peer_put() detaches it from the queue:
  *    state bit cleared, departure counter bumped, other side woken.
- *  - ring file: anon-inode file from SHMQ_IOC_RING_FD, only for mmap.
- *    Holds a peer reference and a device reference.
+ *  - ring file: anon-inode file from SHMQ_IOC_RING_FD, only for mmap (and
+ *    poll, which answers as the queue file). Holds a peer reference and a
+ *    device reference.
  *  - Module references: the queue cdev, the ring file and the control
  *    device all use file_operations with .owner = THIS_MODULE, so rmmod is
- *    refused while any of them is open or mapped. Module exit destroys every
- *    queue left in the namespace; nothing else can hold a reference then.
+ *    refused while any of them is open or mapped. Module init never fails
+ *    once a device node exists (an opener would keep a file of a module
+ *    that is freed); module exit destroys every queue left in the
+ *    namespace.
  *
  * Locking
  *
- *  - shmq_ns_lock (mutex): shmq_queues, shmq_nr_queues, queue creation and
- *    destruction, the memory limit check. Never held while sleeping for a
- *    queue condition.
+ *  - shmq_ns_lock (mutex): shmq_queues, shmq_nr_queues (also read without
+ *    it, READ_ONCE), shmq_next_minor, and the insertion and removal of
+ *    queues. Held for short checks and for registering or removing a
+ *    device, never across the allocation of a queue's pages and never while
+ *    sleeping for a queue condition; taken killable where a user waits.
  *  - queue->lock (spinlock), taken inside shmq_ns_lock, never the other way
  *    round: queue->destroyed, queue->attached[], queue->pid[],
- *    queue->departures[], queue->nr_sleepers[], queue->write_sleepers,
- *    queue->write_need and every word of the status page.
+ *    queue->departures[], queue->nr_sleepers[], queue->poll_armed[],
+ *    queue->write_sleepers, queue->write_need, peer->interrupted and every
+ *    word of the status page. Functions named *_locked() expect it held.
  *  - Wait queues: queue->wq[] for SHMQ_IOC_WAIT sleepers, queue->pollq[] for
  *    poll/epoll, so that waitqueue_active() on a pollq tells whether a
  *    poller is registered when the waiter words are published.
- *  - shmq_total_memory (atomic64_t): bytes of ring pages allocated by all
- *    queues alive, including destroyed ones still open. Only creation adds
- *    (under shmq_ns_lock); the release callback subtracts without a lock.
+ *  - shmq_total_memory (atomic64_t): bytes of ring pages reserved by all
+ *    queues alive, including destroyed ones still open. Creation reserves
+ *    with a compare-and-exchange against the limit before it allocates; the
+ *    release callback subtracts.
  *  - queue->stats: atomic64_t counters, no lock; the creator's uid and the
  *    creation time are written before the device is added, then only read.
  *  - The ring counters tail and head live in user-writable pages: the
- *    kernel reads each with READ_ONCE() once per check, trusts nothing about
- *    them and never indexes memory with them.
+ *    kernel reads them with READ_ONCE() (shmq_read_counters()), trusts
+ *    nothing about them and never indexes memory with them.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -59,6 +70,7 @@
 #include <linux/bitops.h>
 #include <linux/cdev.h>
 #include <linux/compat.h>
+#include <linux/completion.h>
 #include <linux/cred.h>
 #include <linux/device.h>
 #include <linux/fcntl.h>
@@ -74,8 +86,11 @@
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/mutex.h>
+#include <linux/nsproxy.h>
 #include <linux/pid.h>
+#include <linux/pid_namespace.h>
 #include <linux/poll.h>
+#include <linux/rbtree.h>
 #include <linux/refcount.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
@@ -83,6 +98,7 @@
 #include <linux/spinlock.h>
 #include <linux/string.h>
 #include <linux/sysfs.h>
+#include <linux/time_namespace.h>
 #include <linux/timekeeping.h>
 #include <linux/uaccess.h>
 #include <linux/version.h>
@@ -138,12 +154,21 @@ static inline void shmq_vm_flags_clear(struct vm_area_struct *vma, vm_flags_t fl
  */
 
 #define SHMQ_PG_STATUS		0	/* kernel-written status words */
-#define SHMQ_PG_PRODUCER	1	/* tail at offset 0 */
-#define SHMQ_PG_CONSUMER	2	/* head at offset 0 */
+#define SHMQ_PG_PRODUCER	1	/* tail, write_armed */
+#define SHMQ_PG_CONSUMER	2	/* head, read_armed */
 #define SHMQ_PG_DATA		3	/* capacity bytes of records */
 
+/*
+ * The counters sit alone on their cache lines; the armed words, written
+ * only when a side is about to sleep, on the next line of the same page.
+ */
 #define SHMQ_TAIL_OFF		0
+#define SHMQ_WRITE_ARMED_OFF	64
 #define SHMQ_HEAD_OFF		0
+#define SHMQ_READ_ARMED_OFF	64
+
+/* The smallest capacity: whole pages of data, at least SHMQ_MIN_CAPACITY. */
+#define SHMQ_MIN_CAP		max_t(u64, SHMQ_MIN_CAPACITY, PAGE_SIZE)
 
 /* Number of minors reserved for queues; bounds max_queues in practice. */
 #define SHMQ_MAX_MINORS		4096
@@ -152,26 +177,31 @@ static inline void shmq_vm_flags_clear(struct vm_area_struct *vma, vm_flags_t fl
 #define SHMQ_PROD		0
 #define SHMQ_CONS		1
 
+/* Rounds of shmq_read_counters() before it gives up on a stable pair. */
+#define SHMQ_COUNTER_TRIES	8
+
 /**
  * struct shmq_status_page - kernel-written words at the start of page 0
- * @read_waiters: non-zero while a consumer sleeps in SHMQ_IOC_WAIT or polls
- * @write_waiters: non-zero while a producer sleeps in SHMQ_IOC_WAIT or polls
- * @write_need: free bytes the sleeping or polling producer waits for
  * @state: SHMQ_STATE_* bits
+ * @read_wake: SHMQ_WAKE_* bits of the consumer side (checked by the producer)
+ * @write_wake: SHMQ_WAKE_* bits of the producer side (checked by the consumer)
+ * @__pad: zero
+ * @write_need: smallest free-byte count a sleeping producer waits for
  *
  * User space maps this page read-only. Written only under queue->lock.
  */
 struct shmq_status_page {
-	u32 read_waiters;
-	u32 write_waiters;
-	u64 write_need;
 	u32 state;
+	u32 read_wake;
+	u32 write_wake;
+	u32 __pad;
+	u64 write_need;
 };
 
-static_assert(offsetof(struct shmq_status_page, read_waiters) == 0);
-static_assert(offsetof(struct shmq_status_page, write_waiters) == 4);
-static_assert(offsetof(struct shmq_status_page, write_need) == 8);
-static_assert(offsetof(struct shmq_status_page, state) == 16);
+static_assert(offsetof(struct shmq_status_page, state) == 0);
+static_assert(offsetof(struct shmq_status_page, read_wake) == 4);
+static_assert(offsetof(struct shmq_status_page, write_wake) == 8);
+static_assert(offsetof(struct shmq_status_page, write_need) == 16);
 static_assert(sizeof(struct shmq_record) == SHMQ_RECORD_ALIGN);
 
 /**
@@ -210,11 +240,11 @@ struct shmq_stats {
  * @cdev: the /dev/shmq/NAME character device
  * @node: entry in shmq_queues (shmq_ns_lock)
  * @name: queue name, NUL-terminated
- * @capacity: data region bytes, a power of two
+ * @capacity: data region bytes, a power of two, a multiple of PAGE_SIZE
  * @nr_pages: pages in @pages: three control pages plus the data pages
  * @pages: ring pages, zeroed, charged to the creator's memory cgroup
- * @accounted: bytes added to shmq_total_memory for this queue
- * @minor: minor number from shmq_minor_ida
+ * @accounted: bytes reserved in shmq_total_memory for this queue
+ * @minor: minor number from shmq_minor_ida, -1 before registration
  * @status: kernel mapping of the status page
  * @tail: kernel mapping of the producer's counter (user-written)
  * @head: kernel mapping of the consumer's counter (user-written)
@@ -224,7 +254,9 @@ struct shmq_stats {
  * @pid: thread group of the process that attached that side
  * @departures: number of detaches of that side so far
  * @nr_sleepers: tasks of that side sleeping in SHMQ_IOC_WAIT
- * @write_sleepers: struct shmq_sleeper of the producer's sleepers
+ * @poll_armed: a poll of that side found its condition false, and no poll
+ *	since found it true
+ * @write_sleepers: struct shmq_sleeper of the producer side, by need
  * @write_need: value last published in the status page's write_need
  * @wq: SHMQ_IOC_WAIT sleepers of each side
  * @pollq: poll/epoll waiters of each side
@@ -250,7 +282,8 @@ struct shmq_queue {
 	struct pid *pid[2];
 	u64 departures[2];
 	unsigned int nr_sleepers[2];
-	struct list_head write_sleepers;
+	bool poll_armed[2];
+	struct rb_root_cached write_sleepers;
 	u64 write_need;
 
 	wait_queue_head_t wq[2];
@@ -266,6 +299,7 @@ struct shmq_queue {
  * @role: SHMQ_ROLE_PRODUCER or SHMQ_ROLE_CONSUMER
  * @side: SHMQ_PROD or SHMQ_CONS (role - 1)
  * @seen_departures: the other side's departure counter at attach time
+ * @interrupted: SHMQ_IOC_INTERRUPT is pending (queue->lock)
  */
 struct shmq_peer {
 	refcount_t ref;
@@ -273,16 +307,30 @@ struct shmq_peer {
 	u32 role;
 	unsigned int side;
 	u64 seen_departures;
+	bool interrupted;
 };
 
 /**
  * struct shmq_sleeper - a producer task sleeping in SHMQ_IOC_WAIT
- * @node: entry in queue->write_sleepers
+ * @node: entry in queue->write_sleepers, ordered by @need
  * @need: the free bytes it waits for
  */
 struct shmq_sleeper {
-	struct list_head node;
+	struct rb_node node;
 	u64 need;
+};
+
+/**
+ * struct shmq_counters - the shared counters as the kernel read them
+ * @tail: the producer's counter
+ * @head: the consumer's counter
+ * @stable: head did not move while tail was read, so the pair existed at
+ *	one instant (for honest peers then 0 <= tail - head <= capacity)
+ */
+struct shmq_counters {
+	u64 tail;
+	u64 head;
+	bool stable;
 };
 
 /* ------------------------------------------------------------------------
@@ -297,10 +345,15 @@ static unsigned int shmq_max_queues = 256;
 static DEFINE_MUTEX(shmq_ns_lock);
 static LIST_HEAD(shmq_queues);
 static unsigned int shmq_nr_queues;
+static unsigned int shmq_next_minor;
 static atomic64_t shmq_total_memory = ATOMIC64_INIT(0);
 static DEFINE_IDA(shmq_minor_ida);
 static dev_t shmq_devt;
 static struct class *shmq_class;
+
+/* Queues allocated and not yet released, plus one held until module exit. */
+static atomic_t shmq_queues_alive = ATOMIC_INIT(1);
+static DECLARE_COMPLETION(shmq_all_released);
 
 /**
  * shmq_parse_size() - parse a byte count with an optional K, M or G suffix
@@ -372,7 +425,7 @@ static const struct kernel_param_ops shmq_size_param_ops = {
 
 module_param_named(queues, shmq_queues_param, charp, 0444);
 MODULE_PARM_DESC(queues,
-		 "Queues to create at load time: NAME:SIZE[,NAME:SIZE...], SIZE a power of two >= 4096 with optional K/M/G suffix (e.g. orders:1M,log:64K)");
+		 "Queues to create at load time: NAME:SIZE[,NAME:SIZE...], SIZE a power of two >= 4096 (and >= the page size) with optional K/M/G suffix (e.g. orders:1M,log:64K)");
 module_param_cb(max_queue_size, &shmq_size_param_ops, &shmq_max_queue_size, 0644);
 MODULE_PARM_DESC(max_queue_size,
 		 "Largest capacity of one queue in bytes, K/M/G suffix allowed (default 256M)");
@@ -392,84 +445,191 @@ static inline struct shmq_queue *shmq_dev_to_queue(struct device *dev)
 }
 
 /**
- * shmq_used() - bytes between head and tail, read once each
+ * shmq_read_counters() - read tail and head as one pair
  * @q: the queue
+ * @c: the result
  *
- * Return: tail - head as an unsigned 64-bit difference. A value above
- * @q->capacity means user space corrupted a counter.
+ * Reading the two counters one after the other does not give a state that
+ * ever existed: honest peers move both meanwhile, and the pair can look
+ * negative or above the capacity. So read head, tail, head again, and take
+ * the pair when head did not move: head was the same before and after tail
+ * was read, so (tail, head) existed at the moment tail was read, and for
+ * honest peers 0 <= tail - head <= capacity holds for it. A head that keeps
+ * moving (a consumer releasing fast, or a hostile one) gives up after
+ * SHMQ_COUNTER_TRIES rounds with @c->stable false and @c->head the newest
+ * head seen; the callers then judge in the waiter's favour (a spurious
+ * wake is harmless, a missed one is not) and never call it corruption.
  */
-static u64 shmq_used(const struct shmq_queue *q)
+static void shmq_read_counters(const struct shmq_queue *q, struct shmq_counters *c)
 {
-	u64 tail = READ_ONCE(*q->tail);
 	u64 head = READ_ONCE(*q->head);
+	u64 tail = 0, again;
+	unsigned int i;
 
-	return tail - head;
+	c->stable = false;
+	for (i = 0; i < SHMQ_COUNTER_TRIES; i++) {
+		smp_rmb(); /* head before tail */
+		tail = READ_ONCE(*q->tail);
+		smp_rmb(); /* tail before head again */
+		again = READ_ONCE(*q->head);
+		if (again == head) {
+			c->stable = true;
+			break;
+		}
+		head = again;
+	}
+	c->tail = tail;
+	c->head = head;
 }
 
-static bool shmq_readable(const struct shmq_queue *q)
+static bool shmq_counters_corrupt(const struct shmq_queue *q, const struct shmq_counters *c)
 {
-	/* tail != head; an impossible pair counts as readable. */
-	return shmq_used(q) != 0;
+	return c->stable && c->tail - c->head > q->capacity;
 }
 
-static bool shmq_writable(const struct shmq_queue *q, u64 need)
+static bool shmq_readable(const struct shmq_counters *c)
 {
-	u64 used = shmq_used(q);
+	/* tail != head; an impossible or unstable pair counts as readable. */
+	return !c->stable || c->tail != c->head;
+}
 
+static bool shmq_writable(const struct shmq_queue *q, const struct shmq_counters *c, u64 need)
+{
+	u64 used = c->tail - c->head;
+
+	/*
+	 * Unstable: c->head was read after c->tail, so the real backlog at
+	 * that moment was at least tail - head would say; head overtaking
+	 * the tail we read means the ring drained meanwhile.
+	 */
+	if (!c->stable && (s64)used <= 0)
+		return true;
 	/* An impossible pair is never writable. */
 	return used <= q->capacity && q->capacity - used >= need;
+}
+
+static struct shmq_sleeper *shmq_first_sleeper_locked(struct shmq_queue *q)
+{
+	struct rb_node *n = rb_first_cached(&q->write_sleepers);
+
+	lockdep_assert_held(&q->lock);
+	return n ? rb_entry(n, struct shmq_sleeper, node) : NULL;
+}
+
+static bool shmq_sleeper_less(struct rb_node *a, const struct rb_node *b)
+{
+	return rb_entry(a, struct shmq_sleeper, node)->need <
+	       rb_entry(b, struct shmq_sleeper, node)->need;
 }
 
 /**
  * shmq_publish_waiters_locked() - refresh one side's waiter words
  * @q: the queue, with @q->lock held
- * @side: SHMQ_PROD (write_waiters, write_need) or SHMQ_CONS (read_waiters)
+ * @side: SHMQ_PROD (write_wake, write_need) or SHMQ_CONS (read_wake)
  *
- * A waiter word counts that side's sleepers plus one if a poller is
- * registered. write_need is the largest need of the producer's sleepers,
- * at least capacity/2 if a poller is registered, and 0 without waiters.
- * The other side's library reads the waiter word first and write_need
- * after it, so write_need is stored before a non-zero waiter word.
+ * The wake word tells the other side's library what to check after it
+ * moved its counter (uapi.h, SHMQ_WAKE_*): SLEEPER while a task of @side
+ * sleeps in SHMQ_IOC_WAIT, POLLED while a poller is registered, POLL_ARMED
+ * when besides the last poll found the condition false. write_need is the
+ * smallest need of the producer's sleepers (the leftmost of an rbtree, so
+ * publishing is O(1)): a release that crosses it wakes every sleeper, those
+ * still short of room sleep again, and when the smallest one leaves the
+ * next smallest is published and checked by shmq_recheck_writers(). The
+ * consumer reads write_wake before write_need, so write_need is stored
+ * before a SLEEPER bit that makes it valid.
+ *
+ * A poller adds itself to pollq in poll_wait() before ->poll takes q->lock
+ * to publish, so any publish serialized after that one under q->lock sees
+ * the entry; a publish that ran earlier and saw none is overwritten by the
+ * poller's own. A poller that went away (poll(2) returned, epoll entry
+ * removed) is noticed at the next publish of its side.
+ *
+ * Return: true when write_need changed to another non-zero value: the
+ * caller must call shmq_recheck_writers() once it has dropped the lock.
  */
-static void shmq_publish_waiters_locked(struct shmq_queue *q, unsigned int side)
+static bool shmq_publish_waiters_locked(struct shmq_queue *q, unsigned int side)
 {
 	struct shmq_status_page *st = q->status;
-	struct shmq_sleeper *s;
-	bool polled;
-	u32 waiters;
-	u64 need = 0;
+	struct shmq_sleeper *first;
+	bool polled, changed;
+	u32 bits = 0;
+	u64 need;
 
 	lockdep_assert_held(&q->lock);
 
-	/*
-	 * A poller adds itself to pollq in poll_wait() before ->poll takes
-	 * q->lock to publish, so any publish serialized after that one under
-	 * q->lock sees the entry. A publish that ran earlier and saw none is
-	 * overwritten by the poller's own publish.
-	 */
 	polled = waitqueue_active(&q->pollq[side]);
-	waiters = q->nr_sleepers[side] + (polled ? 1 : 0);
+	if (!polled)
+		q->poll_armed[side] = false;
+	if (q->nr_sleepers[side])
+		bits |= SHMQ_WAKE_SLEEPER;
+	if (polled)
+		bits |= SHMQ_WAKE_POLLED;
+	if (q->poll_armed[side])
+		bits |= SHMQ_WAKE_POLL_ARMED;
 
 	if (side == SHMQ_CONS) {
-		WRITE_ONCE(st->read_waiters, waiters);
-		return;
+		WRITE_ONCE(st->read_wake, bits);
+		return false;
 	}
 
-	list_for_each_entry(s, &q->write_sleepers, node)
-		need = max(need, s->need);
-	if (polled)
-		need = max(need, q->capacity / 2);
+	first = shmq_first_sleeper_locked(q);
+	need = first ? first->need : 0;
+	changed = need != q->write_need;
 	q->write_need = need;
-
-	if (waiters) {
+	if (need) {
 		WRITE_ONCE(st->write_need, need);
-		smp_wmb(); /* write_need before write_waiters */
-		WRITE_ONCE(st->write_waiters, waiters);
+		smp_wmb(); /* write_need before a SLEEPER bit that validates it */
+		WRITE_ONCE(st->write_wake, bits);
 	} else {
-		WRITE_ONCE(st->write_waiters, 0);
-		smp_wmb(); /* write_waiters before write_need */
+		WRITE_ONCE(st->write_wake, bits);
+		smp_wmb(); /* the SLEEPER bit gone before write_need */
 		WRITE_ONCE(st->write_need, 0);
 	}
+	return changed && need;
+}
+
+static void shmq_wake_side(struct shmq_queue *q, unsigned int side, __poll_t key)
+{
+	wake_up_all(&q->wq[side]);
+	wake_up_poll(&q->pollq[side], key);
+}
+
+/**
+ * shmq_recheck_writers() - wake producers whose published need changed
+ * @q: the queue, lock not held
+ *
+ * A consumer that judged its release against the old write_need may have
+ * crossed the new one without calling SHMQ_IOC_WAKE. Store-buffering pair
+ * with its fence: we stored write_need (under the lock), then this full
+ * barrier, then read head; it stores head, fences, then reads write_need.
+ * Either we see its head here, or it sees the new write_need.
+ */
+static void shmq_recheck_writers(struct shmq_queue *q)
+{
+	struct shmq_counters c;
+	u64 need;
+
+	smp_mb();
+	spin_lock(&q->lock);
+	need = q->write_need;
+	spin_unlock(&q->lock);
+	if (!need)
+		return;
+	shmq_read_counters(q, &c);
+	if (shmq_writable(q, &c, need))
+		shmq_wake_side(q, SHMQ_PROD, EPOLLOUT | EPOLLWRNORM);
+}
+
+/* shmq_publish_waiters_locked() for a caller that does not hold the lock. */
+static void shmq_publish_waiters(struct shmq_queue *q, unsigned int side)
+{
+	bool recheck;
+
+	spin_lock(&q->lock);
+	recheck = shmq_publish_waiters_locked(q, side);
+	spin_unlock(&q->lock);
+	if (recheck)
+		shmq_recheck_writers(q);
 }
 
 static void shmq_publish_state_locked(struct shmq_queue *q)
@@ -506,38 +666,60 @@ static bool shmq_peer_gone_locked(const struct shmq_peer *peer)
 	return !q->attached[other] && q->departures[other] != peer->seen_departures;
 }
 
-static void shmq_wake_side(struct shmq_queue *q, unsigned int side, __poll_t key)
+/**
+ * shmq_opener_nr_locked() - the pid number of the process that attached
+ * @q: the queue, lock held
+ * @side: SHMQ_PROD or SHMQ_CONS
+ * @ns: the pid namespace to show it in
+ *
+ * The attachment may outlive its opener (a child inherited the file and
+ * the mappings): then the opener's number is shown no longer, because the
+ * system may already have handed it to an unrelated process.
+ *
+ * Return: the number in @ns, or 0 when nobody is attached, the opener has
+ * exited or is not visible in @ns.
+ */
+static pid_t shmq_opener_nr_locked(struct shmq_queue *q, unsigned int side,
+				   struct pid_namespace *ns)
 {
-	wake_up_all(&q->wq[side]);
-	wake_up_poll(&q->pollq[side], key);
+	struct pid *pid = q->pid[side];
+	pid_t nr = 0;
+
+	lockdep_assert_held(&q->lock);
+	if (!pid)
+		return 0;
+	rcu_read_lock();
+	if (pid_has_task(pid, PIDTYPE_TGID))
+		nr = pid_nr_ns(pid, ns);
+	rcu_read_unlock();
+	return nr;
 }
 
 /**
  * shmq_check_counters() - report counters that user space corrupted
  * @q: the queue
+ * @c: the counters as just read
  *
- * Called where the kernel evaluates a condition for a waiter or poller. An
- * impossible pair (tail - head > capacity) cannot come from the protocol:
- * one of the peers wrote garbage into its counter. The kernel copes (see
- * shmq_readable()); the log says which queue and who was attached, once per
- * queue, rate-limited.
+ * Called where the kernel evaluates a condition for a waiter or poller. A
+ * stable, impossible pair (tail - head > capacity) cannot come from the
+ * protocol: one of the peers wrote garbage into its counter. The kernel
+ * copes (see shmq_readable()); the log says which queue and who was
+ * attached, once per queue, rate-limited.
  */
-static void shmq_check_counters(struct shmq_queue *q)
+static void shmq_check_counters(struct shmq_queue *q, const struct shmq_counters *c)
 {
-	u64 tail = READ_ONCE(*q->tail);
-	u64 head = READ_ONCE(*q->head);
 	pid_t pid[2];
 
-	if (likely(tail - head <= q->capacity) ||
+	if (likely(!shmq_counters_corrupt(q, c)) ||
 	    test_and_set_bit(SHMQ_QF_CORRUPT_LOGGED, &q->stats.flags))
 		return;
 	spin_lock(&q->lock);
-	pid[SHMQ_PROD] = pid_nr(q->pid[SHMQ_PROD]);
-	pid[SHMQ_CONS] = pid_nr(q->pid[SHMQ_CONS]);
+	pid[SHMQ_PROD] = shmq_opener_nr_locked(q, SHMQ_PROD, &init_pid_ns);
+	pid[SHMQ_CONS] = shmq_opener_nr_locked(q, SHMQ_CONS, &init_pid_ns);
 	spin_unlock(&q->lock);
 	dev_warn_ratelimited(&q->dev,
 			     "corrupt ring counters: tail %llu - head %llu exceeds capacity %llu (producer pid %d, consumer pid %d; seen by %s[%d])\n",
-			     tail, head, q->capacity, pid[SHMQ_PROD], pid[SHMQ_CONS],
+			     c->tail, c->head, q->capacity, pid[SHMQ_PROD], pid[SHMQ_CONS],
 			     current->comm, task_tgid_nr(current));
 }
 
@@ -550,8 +732,8 @@ static void shmq_check_counters(struct shmq_queue *q)
  * @dev: the queue's device
  *
  * Runs when the namespace, every queue file and every ring file (and so
- * every mapping) have let go of the queue. Also undoes a creation that
- * failed after device_initialize().
+ * every mapping) have let go of the queue, or when a creation failed after
+ * shmq_queue_alloc(). The last statement lets module exit proceed.
  */
 static void shmq_queue_release(struct device *dev)
 {
@@ -562,9 +744,12 @@ static void shmq_queue_release(struct device *dev)
 		if (q->pages[i])
 			__free_page(q->pages[i]);
 	kvfree(q->pages);
-	ida_free(&shmq_minor_ida, q->minor);
+	if (q->minor >= 0)
+		ida_free(&shmq_minor_ida, q->minor);
 	atomic64_sub(q->accounted, &shmq_total_memory);
 	kfree(q);
+	if (atomic_dec_and_test(&shmq_queues_alive))
+		complete(&shmq_all_released);
 }
 
 static struct shmq_queue *shmq_find_locked(const char *name)
@@ -583,8 +768,11 @@ static struct shmq_queue *shmq_find_locked(const char *name)
  * shmq_check_name() - validate a queue name
  * @name: SHMQ_NAME_MAX bytes that should hold a NUL-terminated name
  *
+ * A leading '-' is refused because tools would read /dev/shmq/-rf as an
+ * option; a leading '.' because the node would be hidden.
+ *
  * Return: 0 for 1..SHMQ_NAME_MAX-1 characters of [A-Za-z0-9_.-] not
- * starting with '.', -ENAMETOOLONG without a NUL, -EINVAL otherwise.
+ * starting with '.' or '-', -ENAMETOOLONG without a NUL, -EINVAL otherwise.
  */
 static int shmq_check_name(const char *name)
 {
@@ -593,7 +781,7 @@ static int shmq_check_name(const char *name)
 
 	if (len == SHMQ_NAME_MAX)
 		return -ENAMETOOLONG;
-	if (!len || name[0] == '.')
+	if (!len || name[0] == '.' || name[0] == '-')
 		return -EINVAL;
 	for (i = 0; i < len; i++) {
 		char c = name[i];
@@ -610,16 +798,23 @@ static int shmq_check_name(const char *name)
  * shmq_check_capacity() - validate a queue capacity against the limits
  * @capacity: requested data bytes
  *
- * Return: 0 if usable, -EINVAL if not a power of two or below
- * SHMQ_MIN_CAPACITY, -EFBIG if above max_queue_size.
+ * Return: 0 if usable, -EINVAL if not a power of two or below SHMQ_MIN_CAP
+ * (so the data region is whole pages on any page size), -EFBIG if above
+ * max_queue_size.
  */
 static int shmq_check_capacity(u64 capacity)
 {
-	if (capacity < SHMQ_MIN_CAPACITY || (capacity & (capacity - 1)))
+	if (capacity < SHMQ_MIN_CAP || (capacity & (capacity - 1)))
 		return -EINVAL;
 	if (capacity > READ_ONCE(shmq_max_queue_size))
 		return -EFBIG;
 	return 0;
+}
+
+/* Bytes of ring pages a queue of @capacity takes: the data and 3 control pages. */
+static u64 shmq_queue_bytes(u64 capacity)
+{
+	return capacity + ((u64)SHMQ_PG_DATA << PAGE_SHIFT);
 }
 
 /**
@@ -638,61 +833,110 @@ static void shmq_log_limit(const char *name, const char *limit, u64 want, u64 ma
 			    from_kuid_munged(&init_user_ns, current_euid()), limit, max, want);
 }
 
-static const struct file_operations shmq_queue_fops;
-
 /**
- * shmq_create_locked() - create a queue and its device node
- * @name: valid name (see shmq_check_name())
- * @capacity: valid capacity (see shmq_check_capacity())
+ * shmq_check_room_locked() - may a queue called @name be added now?
+ * @name: a valid name
  *
- * Caller holds shmq_ns_lock.
+ * Caller holds shmq_ns_lock. Checked before the pages are allocated (so
+ * that a call that will fail does not allocate first) and again before
+ * the queue is inserted (another creator may have come in between).
  *
- * Return: 0 on success, -EEXIST, -ENOSPC (max_queues, max_total_memory or
- * no minor left), -ENOMEM, or an error from device registration.
+ * Return: 0, -EEXIST, or -ENOSPC (max_queues, logged).
  */
-static int shmq_create_locked(const char *name, u64 capacity)
+static int shmq_check_room_locked(const char *name)
 {
-	unsigned long nr_pages = (capacity >> PAGE_SHIFT) + SHMQ_PG_DATA;
-	u64 bytes = (u64)nr_pages << PAGE_SHIFT;
-	u64 limit = READ_ONCE(shmq_max_total_memory);
-	struct shmq_queue *q;
-	unsigned long i;
-	int ret;
+	unsigned int max = READ_ONCE(shmq_max_queues);
 
 	lockdep_assert_held(&shmq_ns_lock);
 
 	if (shmq_find_locked(name))
 		return -EEXIST;
-	if (shmq_nr_queues >= READ_ONCE(shmq_max_queues)) {
-		shmq_log_limit(name, "max_queues", shmq_nr_queues + 1ULL,
-			       READ_ONCE(shmq_max_queues));
+	if (shmq_nr_queues >= max) {
+		shmq_log_limit(name, "max_queues", shmq_nr_queues + 1ULL, max);
 		return -ENOSPC;
 	}
-	/* Only creation adds, under shmq_ns_lock: the check cannot go stale. */
-	if (bytes > limit || atomic64_read(&shmq_total_memory) > limit - bytes) {
-		shmq_log_limit(name, "max_total_memory",
-			       atomic64_read(&shmq_total_memory) + bytes, limit);
-		return -ENOSPC;
-	}
+	return 0;
+}
+
+/**
+ * shmq_reserve_memory() - account @bytes against max_total_memory
+ * @name: the queue asked for (for the log)
+ * @bytes: what it will allocate
+ *
+ * A compare-and-exchange against the limit, without any lock, so that the
+ * allocation that follows need not hold shmq_ns_lock; shmq_queue_release()
+ * returns the bytes.
+ *
+ * Return: 0, or -ENOSPC (logged).
+ */
+static int shmq_reserve_memory(const char *name, u64 bytes)
+{
+	u64 limit = READ_ONCE(shmq_max_total_memory);
+	s64 old = atomic64_read(&shmq_total_memory);
+
+	do {
+		if (bytes > limit || (u64)old > limit - bytes) {
+			shmq_log_limit(name, "max_total_memory", (u64)old + bytes, limit);
+			return -ENOSPC;
+		}
+	} while (!atomic64_try_cmpxchg(&shmq_total_memory, &old, old + bytes));
+	return 0;
+}
+
+static const struct file_operations shmq_queue_fops;
+
+/**
+ * shmq_queue_alloc() - allocate a queue and its pages, not yet visible
+ * @name: valid name (see shmq_check_name())
+ * @capacity: valid capacity (see shmq_check_capacity())
+ *
+ * Reserves the memory, allocates every page (zeroed, charged to the
+ * caller's memory cgroup) and initializes the device, without any global
+ * lock held: a large queue takes long to allocate, and a fatal signal
+ * stops it. Nothing is registered: no device node, no name. Undo with
+ * put_device(&q->dev).
+ *
+ * Return: the queue, or ERR_PTR(-ENOSPC) (max_total_memory),
+ * ERR_PTR(-ENOMEM), ERR_PTR(-EINTR) (fatal signal).
+ */
+static struct shmq_queue *shmq_queue_alloc(const char *name, u64 capacity)
+{
+	unsigned long nr_pages = (capacity >> PAGE_SHIFT) + SHMQ_PG_DATA;
+	u64 bytes = shmq_queue_bytes(capacity);
+	struct shmq_queue *q;
+	unsigned long i;
+	int ret;
+
+	ret = shmq_reserve_memory(name, bytes);
+	if (ret)
+		return ERR_PTR(ret);
 
 	q = kzalloc(sizeof(*q), GFP_KERNEL);
-	if (!q)
-		return -ENOMEM;
+	if (!q) {
+		atomic64_sub(bytes, &shmq_total_memory);
+		return ERR_PTR(-ENOMEM);
+	}
 	strscpy(q->name, name, sizeof(q->name));
 	q->capacity = capacity;
+	q->minor = -1;
+	q->accounted = bytes;
 	q->stats.creator_uid = current_euid();
 	q->stats.created_at = ktime_get_real_seconds();
 	spin_lock_init(&q->lock);
-	INIT_LIST_HEAD(&q->write_sleepers);
+	q->write_sleepers = RB_ROOT_CACHED;
 	for (i = 0; i < 2; i++) {
 		init_waitqueue_head(&q->wq[i]);
 		init_waitqueue_head(&q->pollq[i]);
 	}
 
-	ret = ida_alloc_max(&shmq_minor_ida, SHMQ_MAX_MINORS - 1, GFP_KERNEL);
-	if (ret < 0)
-		goto err_minor;
-	q->minor = ret;
+	/* From here on, shmq_queue_release() undoes everything. */
+	atomic_inc(&shmq_queues_alive);
+	device_initialize(&q->dev);
+	q->dev.class = shmq_class;
+	q->dev.release = shmq_queue_release;
+	ret = dev_set_name(&q->dev, "%s", name);
+	if (ret)
+		goto err;
 
 	/*
 	 * Raised limits let a capacity through whose page array alone is
@@ -702,52 +946,127 @@ static int shmq_create_locked(const char *name, u64 capacity)
 	q->pages = kvcalloc(nr_pages, sizeof(*q->pages), GFP_KERNEL | __GFP_NOWARN);
 	if (!q->pages) {
 		ret = -ENOMEM;
-		goto err_page_array;
+		goto err;
 	}
 	q->nr_pages = nr_pages;
-	q->accounted = bytes;
-	atomic64_add(bytes, &shmq_total_memory);
-
-	/* From here on, shmq_queue_release() undoes everything. */
-	device_initialize(&q->dev);
-	q->dev.class = shmq_class;
-	q->dev.devt = MKDEV(MAJOR(shmq_devt), q->minor);
-	q->dev.release = shmq_queue_release;
-	ret = dev_set_name(&q->dev, "%s", name);
-	if (ret)
-		goto err_set_name;
-
 	for (i = 0; i < nr_pages; i++) {
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			goto err;
+		}
 		q->pages[i] = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
 		if (!q->pages[i]) {
 			ret = -ENOMEM;
-			goto err_alloc_page;
+			goto err;
 		}
 		cond_resched();
 	}
 	q->status = page_address(q->pages[SHMQ_PG_STATUS]);
 	q->tail = page_address(q->pages[SHMQ_PG_PRODUCER]) + SHMQ_TAIL_OFF;
 	q->head = page_address(q->pages[SHMQ_PG_CONSUMER]) + SHMQ_HEAD_OFF;
+	return q;
+
+err:
+	put_device(&q->dev);
+	return ERR_PTR(ret);
+}
+
+/**
+ * shmq_alloc_minor_locked() - the next free minor after the last one given
+ *
+ * Minors are handed out cyclically, so that the number of a destroyed
+ * queue is reused as late as possible: a stale node (a static /dev, a
+ * copied node, a bind mount made before the destroy) then reaches no
+ * queue rather than the next one created.
+ *
+ * Return: the minor, or -ENOSPC when all SHMQ_MAX_MINORS are in use.
+ */
+static int shmq_alloc_minor_locked(void)
+{
+	int minor;
+
+	lockdep_assert_held(&shmq_ns_lock);
+
+	minor = ida_alloc_range(&shmq_minor_ida, shmq_next_minor, SHMQ_MAX_MINORS - 1,
+				GFP_KERNEL);
+	if (minor == -ENOSPC && shmq_next_minor)
+		minor = ida_alloc_range(&shmq_minor_ida, 0, shmq_next_minor - 1, GFP_KERNEL);
+	if (minor >= 0)
+		shmq_next_minor = (minor + 1) % SHMQ_MAX_MINORS;
+	return minor;
+}
+
+/**
+ * shmq_queue_add_locked() - give an allocated queue its name and node
+ * @q: from shmq_queue_alloc()
+ *
+ * Caller holds shmq_ns_lock and has checked shmq_check_room_locked(). On
+ * success the namespace owns the caller's reference; on failure the
+ * caller still holds it and drops it with put_device().
+ *
+ * Return: 0, -ENOSPC (no minor left), or an error of device registration.
+ */
+static int shmq_queue_add_locked(struct shmq_queue *q)
+{
+	int ret;
+
+	lockdep_assert_held(&shmq_ns_lock);
+
+	ret = shmq_alloc_minor_locked();
+	if (ret < 0)
+		return ret;
+	q->minor = ret;
+	q->dev.devt = MKDEV(MAJOR(shmq_devt), q->minor);
 
 	cdev_init(&q->cdev, &shmq_queue_fops);
 	q->cdev.owner = THIS_MODULE;
 	ret = cdev_device_add(&q->cdev, &q->dev);
 	if (ret)
-		goto err_cdev_device_add;
+		return ret;
 
 	list_add_tail(&q->node, &shmq_queues);
-	shmq_nr_queues++;
+	WRITE_ONCE(shmq_nr_queues, shmq_nr_queues + 1);
 	return 0;
+}
 
-err_cdev_device_add:
-err_alloc_page:
-err_set_name:
-	put_device(&q->dev);	/* shmq_queue_release() frees the rest */
-	return ret;
-err_page_array:
-	ida_free(&shmq_minor_ida, q->minor);
-err_minor:
-	kfree(q);
+/**
+ * shmq_create() - create a queue and its device node
+ * @name: valid name (see shmq_check_name())
+ * @capacity: valid capacity (see shmq_check_capacity())
+ *
+ * shmq_ns_lock is held only for the checks and the registration; the pages
+ * are allocated between the two, so creating a large queue blocks nobody
+ * else, and a fatal signal ends it.
+ *
+ * Return: 0 on success, -EEXIST, -ENOSPC (max_queues, max_total_memory or
+ * no minor left), -ENOMEM, -EINTR, or an error from device registration.
+ */
+static int shmq_create(const char *name, u64 capacity)
+{
+	struct shmq_queue *q;
+	int ret;
+
+	ret = mutex_lock_killable(&shmq_ns_lock);
+	if (ret)
+		return ret;
+	ret = shmq_check_room_locked(name);
+	mutex_unlock(&shmq_ns_lock);
+	if (ret)
+		return ret;
+
+	q = shmq_queue_alloc(name, capacity);
+	if (IS_ERR(q))
+		return PTR_ERR(q);
+
+	ret = mutex_lock_killable(&shmq_ns_lock);
+	if (!ret) {
+		ret = shmq_check_room_locked(name);
+		if (!ret)
+			ret = shmq_queue_add_locked(q);
+		mutex_unlock(&shmq_ns_lock);
+	}
+	if (ret)
+		put_device(&q->dev);
 	return ret;
 }
 
@@ -764,7 +1083,7 @@ static void shmq_destroy_locked(struct shmq_queue *q)
 	lockdep_assert_held(&shmq_ns_lock);
 
 	list_del(&q->node);
-	shmq_nr_queues--;
+	WRITE_ONCE(shmq_nr_queues, shmq_nr_queues - 1);
 
 	spin_lock(&q->lock);
 	q->destroyed = true;
@@ -796,7 +1115,8 @@ static void shmq_destroy_all(void)
  * shmq_peer_put() - drop a reference to a peer, detaching it at the last
  * @peer: the peer
  *
- * The caller still holds its device reference, so the queue is valid.
+ * The caller still holds its device reference, so the queue is valid. No
+ * SHMQ_IOC_WAIT of this peer can be in progress (it holds the file).
  */
 static void shmq_peer_put(struct shmq_peer *peer)
 {
@@ -924,9 +1244,12 @@ static int shmq_ring_release(struct inode *inode, struct file *file)
 	return 0;
 }
 
+static __poll_t shmq_queue_poll(struct file *file, poll_table *wait);
+
 static const struct file_operations shmq_ring_fops = {
 	.owner		= THIS_MODULE,
 	.mmap		= shmq_ring_mmap,
+	.poll		= shmq_queue_poll,
 	.release	= shmq_ring_release,
 };
 
@@ -1018,7 +1341,8 @@ static int shmq_ioc_layout(const struct shmq_peer *peer, void __user *argp)
 	struct shmq_layout l;
 
 	memset(&l, 0, sizeof(l));
-	l.features = SHMQ_FEATURES_V1;
+	l.features = SHMQ_FEATURES_V2;
+	l.queue_features = SHMQ_QUEUE_SPSC;
 	l.capacity = q->capacity;
 	/*
 	 * A record is at most capacity/4 bytes, so that the largest one, plus
@@ -1026,6 +1350,7 @@ static int shmq_ioc_layout(const struct shmq_peer *peer, void __user *argp)
 	 * at capacity/2 free then means any message fits, at any tail.
 	 */
 	l.max_message = q->capacity / 4 - sizeof(struct shmq_record);
+	l.min_capacity = SHMQ_MIN_CAP;
 	l.role = peer->role;
 	l.page_size = PAGE_SIZE;
 	l.record_header_size = sizeof(struct shmq_record);
@@ -1039,11 +1364,13 @@ static int shmq_ioc_layout(const struct shmq_peer *peer, void __user *argp)
 	l.data.offset = (u64)SHMQ_PG_DATA << PAGE_SHIFT;
 	l.data.size = q->capacity;
 	l.tail_off = SHMQ_TAIL_OFF;
+	l.write_armed_off = SHMQ_WRITE_ARMED_OFF;
 	l.head_off = SHMQ_HEAD_OFF;
-	l.read_waiters_off = offsetof(struct shmq_status_page, read_waiters);
-	l.write_waiters_off = offsetof(struct shmq_status_page, write_waiters);
-	l.write_need_off = offsetof(struct shmq_status_page, write_need);
+	l.read_armed_off = SHMQ_READ_ARMED_OFF;
 	l.state_off = offsetof(struct shmq_status_page, state);
+	l.read_wake_off = offsetof(struct shmq_status_page, read_wake);
+	l.write_wake_off = offsetof(struct shmq_status_page, write_wake);
+	l.write_need_off = offsetof(struct shmq_status_page, write_need);
 
 	if (copy_to_user(argp, &l, sizeof(l)))
 		return -EFAULT;
@@ -1088,33 +1415,66 @@ err_getfile:
 }
 
 /**
+ * shmq_deadline_to_host() - a SHMQ_IOC_WAIT deadline on the host's clock
+ * @timeout_ns: absolute CLOCK_MONOTONIC nanoseconds as the caller reads
+ *	that clock, below KTIME_MAX
+ *
+ * A task in a time namespace reads CLOCK_MONOTONIC shifted by its
+ * namespace's offset; hrtimers run on the host's clock. Convert as futex,
+ * clock_nanosleep and timerfd do (timens_ktime_to_host(), whose helper is
+ * not exported to modules): subtract the offset, clamped to [0, KTIME_MAX).
+ *
+ * Return: the deadline on the host's CLOCK_MONOTONIC.
+ */
+static ktime_t shmq_deadline_to_host(u64 timeout_ns)
+{
+	ktime_t t = (ktime_t)timeout_ns;
+#ifdef CONFIG_TIME_NS
+	ktime_t off = timespec64_to_ktime(current->nsproxy->time_ns->offsets.monotonic);
+
+	if (off > 0)
+		t = t > off ? t - off : 0;
+	else if (off < 0)
+		t = t < KTIME_MAX + off ? t - off : KTIME_MAX - 1;
+#endif
+	return t;
+}
+
+/**
  * shmq_wait_check() - evaluate a wait once
  * @peer: the waiting peer
  * @args: validated wait arguments
  *
- * The state is read under the lock before the counters, so that a peer
- * which published and then detached is seen with its last counter: a
- * consumer drains before it gets EPIPE.
+ * A pending SHMQ_IOC_INTERRUPT comes first and is consumed. The state is
+ * read under the lock before the counters, so that a peer which published
+ * and then detached is seen with its last counter: a consumer drains
+ * before it gets EPIPE.
  *
- * Return: 0 if the condition holds, -EIDRM if the queue was destroyed,
- * -EPIPE if the peer has gone (unless SHMQ_WAIT_IGNORE_HUP), -EAGAIN to
- * keep waiting.
+ * Return: 0 if the condition holds, -ECANCELED if interrupted, -EIDRM if
+ * the queue was destroyed, -EPIPE if the peer has gone (unless
+ * SHMQ_WAIT_IGNORE_HUP), -EAGAIN to keep waiting.
  */
 static int shmq_wait_check(struct shmq_peer *peer, const struct shmq_wait_args *args)
 {
 	struct shmq_queue *q = peer->queue;
-	bool destroyed, gone, ok;
+	struct shmq_counters c;
+	bool destroyed, gone, interrupted, ok;
 
 	spin_lock(&q->lock);
+	interrupted = peer->interrupted;
+	peer->interrupted = false;
 	destroyed = q->destroyed;
 	gone = shmq_peer_gone_locked(peer);
 	spin_unlock(&q->lock);
+	if (interrupted)
+		return -ECANCELED;
 
-	shmq_check_counters(q);
+	shmq_read_counters(q, &c);
+	shmq_check_counters(q, &c);
 	if (args->cond == SHMQ_WAIT_READABLE)
-		ok = shmq_readable(q);
+		ok = shmq_readable(&c);
 	else
-		ok = shmq_writable(q, args->min_bytes);
+		ok = shmq_writable(q, &c, args->min_bytes);
 	if (ok)
 		return 0;
 	if (destroyed)
@@ -1162,12 +1522,14 @@ static int shmq_wait_validate(const struct shmq_peer *peer, const struct shmq_wa
  *
  * See docs/design.md, "Waiting and waking". The sleeper registers itself
  * and publishes the waiter words, issues a full barrier, then evaluates the
- * condition from the shared counters; it sleeps until woken, signalled or
- * past the absolute CLOCK_MONOTONIC deadline and evaluates again.
+ * condition from the shared counters; it sleeps until woken, signalled,
+ * interrupted or past the absolute CLOCK_MONOTONIC deadline and evaluates
+ * again. The sleep is freezable: suspend freezes the task where it sleeps
+ * instead of waking it to restart the call.
  *
- * Return: 0 when the condition holds, -EIDRM, -EPIPE, -ETIMEDOUT,
- * -ERESTARTSYS on a signal (the deadline is absolute, so restarting is
- * safe), -EINVAL for bad arguments, -EFAULT.
+ * Return: 0 when the condition holds, -ECANCELED, -EIDRM, -EPIPE,
+ * -ETIMEDOUT, -ERESTARTSYS on a signal (the deadline is absolute, so
+ * restarting is safe), -EINVAL for bad arguments, -EFAULT.
  */
 static int shmq_ioc_wait(struct shmq_peer *peer, void __user *argp)
 {
@@ -1178,7 +1540,6 @@ static int shmq_ioc_wait(struct shmq_peer *peer, void __user *argp)
 	ktime_t deadline = 0, *deadline_p = NULL;
 	bool checked = false, slept = false;
 	bool recheck;
-	u64 old_need, new_need;
 	DEFINE_WAIT(wait);
 	int ret;
 
@@ -1188,24 +1549,25 @@ static int shmq_ioc_wait(struct shmq_peer *peer, void __user *argp)
 	if (ret)
 		return ret;
 	if (args.timeout_ns < (u64)KTIME_MAX) {
-		deadline = ns_to_ktime(args.timeout_ns);
+		deadline = shmq_deadline_to_host(args.timeout_ns);
 		deadline_p = &deadline;
 	}
 
-	me.need = args.cond == SHMQ_WAIT_WRITABLE ? args.min_bytes : 0;
+	me.need = args.min_bytes;
 	spin_lock(&q->lock);
 	q->nr_sleepers[side]++;
 	if (side == SHMQ_PROD)
-		list_add(&me.node, &q->write_sleepers);
+		rb_add_cached(&me.node, &q->write_sleepers, shmq_sleeper_less);
+	/* Registering can only lower write_need: our own check covers it. */
 	shmq_publish_waiters_locked(q, side);
 	spin_unlock(&q->lock);
 
 	/*
 	 * Store-buffering pair with the waker in libshmq: it stores its
-	 * counter, then atomic_thread_fence(seq_cst), then reads our waiter
-	 * word. We stored the waiter word above, then this full barrier, then
+	 * counter, then atomic_thread_fence(seq_cst), then reads our wake
+	 * word. We stored the wake word above, then this full barrier, then
 	 * read its counter in shmq_wait_check(). So either we see its counter
-	 * or it sees our waiter word and calls SHMQ_IOC_WAKE.
+	 * or it sees our wake word and calls SHMQ_IOC_WAKE.
 	 */
 	smp_mb();
 
@@ -1215,7 +1577,7 @@ static int shmq_ioc_wait(struct shmq_peer *peer, void __user *argp)
 		 * (set_current_state() is a full barrier): a wake_up() after
 		 * the check finds us on the wait queue.
 		 */
-		prepare_to_wait(&q->wq[side], &wait, TASK_INTERRUPTIBLE);
+		prepare_to_wait(&q->wq[side], &wait, TASK_INTERRUPTIBLE | TASK_FREEZABLE);
 		ret = shmq_wait_check(peer, &args);
 		if (!checked) {
 			checked = true;
@@ -1245,25 +1607,14 @@ static int shmq_ioc_wait(struct shmq_peer *peer, void __user *argp)
 
 	spin_lock(&q->lock);
 	q->nr_sleepers[side]--;
-	old_need = q->write_need;
 	if (side == SHMQ_PROD)
-		list_del(&me.node);
-	shmq_publish_waiters_locked(q, side);
-	new_need = q->write_need;
-	recheck = side == SHMQ_PROD && new_need && new_need < old_need;
+		rb_erase_cached(&me.node, &q->write_sleepers);
+	recheck = shmq_publish_waiters_locked(q, side);
 	spin_unlock(&q->lock);
 
-	if (recheck) {
-		/*
-		 * write_need went down: a consumer that read the old value may
-		 * have crossed the new one without calling WAKE. Same
-		 * store-buffering pair as above with the consumer's fence: we
-		 * stored write_need, full barrier, read head ourselves.
-		 */
-		smp_mb();
-		if (shmq_writable(q, new_need))
-			shmq_wake_side(q, side, EPOLLOUT | EPOLLWRNORM);
-	}
+	/* Leaving may raise write_need to the next sleeper's. */
+	if (recheck)
+		shmq_recheck_writers(q);
 	return ret;
 }
 
@@ -1288,10 +1639,32 @@ static long shmq_ioc_wake(struct shmq_peer *peer, unsigned long arg)
 	atomic64_inc(&q->stats.wakes);
 	shmq_wake_side(q, other, other == SHMQ_CONS ?
 		       EPOLLIN | EPOLLRDNORM : EPOLLOUT | EPOLLWRNORM);
+	shmq_publish_waiters(q, other);
+	return 0;
+}
+
+/**
+ * shmq_ioc_interrupt() - SHMQ_IOC_INTERRUPT: cancel this peer's wait
+ * @peer: the caller's peer
+ * @arg: must be 0
+ *
+ * The SHMQ_IOC_WAIT in progress on this attachment, or the next one if
+ * none is, returns -ECANCELED. Meant for another thread of the process
+ * that wants a blocked sender or receiver back.
+ *
+ * Return: 0, or -EINVAL for a non-zero @arg.
+ */
+static long shmq_ioc_interrupt(struct shmq_peer *peer, unsigned long arg)
+{
+	struct shmq_queue *q = peer->queue;
+
+	if (arg)
+		return -EINVAL;
 
 	spin_lock(&q->lock);
-	shmq_publish_waiters_locked(q, other);
+	peer->interrupted = true;
 	spin_unlock(&q->lock);
+	wake_up_all(&q->wq[peer->side]);
 	return 0;
 }
 
@@ -1309,20 +1682,25 @@ static long shmq_queue_ioctl(struct file *file, unsigned int cmd, unsigned long 
 		return shmq_ioc_wait(peer, argp);
 	case SHMQ_IOC_WAKE:
 		return shmq_ioc_wake(peer, arg);
+	case SHMQ_IOC_INTERRUPT:
+		return shmq_ioc_interrupt(peer, arg);
 	default:
 		return -ENOTTY;
 	}
 }
 
 /**
- * shmq_queue_poll() - poll/epoll on a queue file
- * @file: the queue file
+ * shmq_queue_poll() - poll/epoll on a queue file (and on its ring files)
+ * @file: the queue or ring file
  * @wait: poll table
  *
  * A consumer is readable when tail != head; a producer is writable when at
  * least capacity/2 bytes are free, enough for any message (max_message is
- * capacity/4 - 8). A registered poller counts as a waiter
- * in the status page, published before the counters are read.
+ * capacity/4 - 8). The poller is armed (SHMQ_WAKE_POLL_ARMED) before the
+ * counters are read and disarmed again when the condition holds: a poll
+ * that reports nothing is followed by a sleep, one that reports readiness
+ * by the caller's own reads and writes, after which its library arms its
+ * own word when it finds the ring empty or full (docs/design.md).
  *
  * Return: the ready events.
  */
@@ -1331,12 +1709,14 @@ static __poll_t shmq_queue_poll(struct file *file, poll_table *wait)
 	struct shmq_peer *peer = file->private_data;
 	struct shmq_queue *q = peer->queue;
 	unsigned int side = peer->side;
-	bool destroyed, gone;
+	struct shmq_counters c;
+	bool destroyed, gone, ready;
 	__poll_t mask = 0;
 
 	poll_wait(file, &q->pollq[side], wait);
 
 	spin_lock(&q->lock);
+	q->poll_armed[side] = true;
 	shmq_publish_waiters_locked(q, side);
 	destroyed = q->destroyed;
 	gone = shmq_peer_gone_locked(peer);
@@ -1344,17 +1724,26 @@ static __poll_t shmq_queue_poll(struct file *file, poll_table *wait)
 
 	/*
 	 * Pairs with the waker's fence between its counter store and its
-	 * read of our waiter word, as in shmq_ioc_wait().
+	 * read of our wake word, as in shmq_ioc_wait().
 	 */
 	smp_mb();
 
-	shmq_check_counters(q);
+	shmq_read_counters(q, &c);
+	shmq_check_counters(q, &c);
 	if (side == SHMQ_CONS) {
-		if (shmq_readable(q))
+		ready = shmq_readable(&c);
+		if (ready)
 			mask |= EPOLLIN | EPOLLRDNORM;
 	} else {
-		if (shmq_writable(q, q->capacity / 2))
+		ready = shmq_writable(q, &c, q->capacity / 2);
+		if (ready)
 			mask |= EPOLLOUT | EPOLLWRNORM;
+	}
+	if (ready) {
+		spin_lock(&q->lock);
+		q->poll_armed[side] = false;
+		shmq_publish_waiters_locked(q, side);
+		spin_unlock(&q->lock);
 	}
 	if (destroyed)
 		mask |= EPOLLERR | EPOLLHUP;
@@ -1385,8 +1774,11 @@ static DEVICE_ATTR_RO(capacity);
 static ssize_t bytes_used_show(struct device *dev, struct device_attribute *attr, char *buf)
 {
 	struct shmq_queue *q = shmq_dev_to_queue(dev);
-	u64 used = shmq_used(q);
+	struct shmq_counters c;
+	u64 used;
 
+	shmq_read_counters(q, &c);
+	used = c.tail - c.head;
 	/* Clamp what user space may have corrupted to [0, capacity]. */
 	if ((s64)used < 0)
 		used = 0;
@@ -1407,13 +1799,18 @@ static ssize_t shmq_show_attached(struct device *dev, char *buf, unsigned int si
 	return sysfs_emit(buf, "%u\n", attached ? 1 : 0);
 }
 
+/*
+ * The opener of that side while it lives, in the reader's pid namespace: a
+ * sysfs file records no pid namespace at open, unlike a user namespace
+ * (f_cred, see created_by_uid_read()).
+ */
 static ssize_t shmq_show_pid(struct device *dev, char *buf, unsigned int side)
 {
 	struct shmq_queue *q = shmq_dev_to_queue(dev);
 	pid_t nr;
 
 	spin_lock(&q->lock);
-	nr = q->pid[side] ? pid_vnr(q->pid[side]) : 0;
+	nr = shmq_opener_nr_locked(q, side, task_active_pid_ns(current));
 	spin_unlock(&q->lock);
 	return sysfs_emit(buf, "%d\n", nr);
 }
@@ -1482,19 +1879,31 @@ SHMQ_STAT_ATTR(wakes);
 SHMQ_STAT_ATTR(full_events);
 SHMQ_STAT_ATTR(empty_events);
 
-static ssize_t created_by_uid_show(struct device *dev, struct device_attribute *attr, char *buf)
-{
-	kuid_t uid = shmq_dev_to_queue(dev)->stats.creator_uid;
-
-	return sysfs_emit(buf, "%u\n", from_kuid_munged(current_user_ns(), uid));
-}
-static DEVICE_ATTR_RO(created_by_uid);
-
 static ssize_t created_at_show(struct device *dev, struct device_attribute *attr, char *buf)
 {
 	return sysfs_emit(buf, "%lld\n", (long long)shmq_dev_to_queue(dev)->stats.created_at);
 }
 static DEVICE_ATTR_RO(created_at);
+
+/*
+ * A binary attribute only to get the struct file: the uid is translated
+ * into the user namespace of whoever opened the file (its f_cred), not of
+ * whoever reads it, as the kernel's rule for reads goes (a file handed to
+ * another process must not answer differently).
+ */
+static ssize_t created_by_uid_read(struct file *filp, struct kobject *kobj,
+				   struct bin_attribute *attr, char *buf, loff_t off,
+				   size_t count)
+{
+	struct shmq_queue *q = shmq_dev_to_queue(kobj_to_dev(kobj));
+	char text[16];
+	int len;
+
+	len = scnprintf(text, sizeof(text), "%u\n",
+			from_kuid_munged(filp->f_cred->user_ns, q->stats.creator_uid));
+	return memory_read_from_buffer(buf, count, &off, text, len);
+}
+static BIN_ATTR_RO(created_by_uid, 0);
 
 static struct attribute *shmq_attrs[] = {
 	&dev_attr_capacity.attr,
@@ -1510,11 +1919,24 @@ static struct attribute *shmq_attrs[] = {
 	&dev_attr_wakes.attr,
 	&dev_attr_full_events.attr,
 	&dev_attr_empty_events.attr,
-	&dev_attr_created_by_uid.attr,
 	&dev_attr_created_at.attr,
 	NULL,
 };
-ATTRIBUTE_GROUPS(shmq);
+
+static struct bin_attribute *shmq_bin_attrs[] = {
+	&bin_attr_created_by_uid,
+	NULL,
+};
+
+static const struct attribute_group shmq_group = {
+	.attrs		= shmq_attrs,
+	.bin_attrs	= shmq_bin_attrs,
+};
+
+static const struct attribute_group *shmq_groups[] = {
+	&shmq_group,
+	NULL,
+};
 
 static char *shmq_devnode(SHMQ_CLASS_DEV_CONST struct device *dev, umode_t *mode)
 {
@@ -1532,7 +1954,7 @@ static char *shmq_devnode(SHMQ_CLASS_DEV_CONST struct device *dev, umode_t *mode
  * @argp: struct shmq_create_args in user memory
  *
  * Return: 0, -EFAULT, -EINVAL, -ENAMETOOLONG, -EFBIG, or an error of
- * shmq_create_locked() (-EEXIST, -ENOSPC, -ENOMEM).
+ * shmq_create() (-EEXIST, -ENOSPC, -ENOMEM, -EINTR).
  */
 static int shmq_ioc_create(void __user *argp)
 {
@@ -1550,18 +1972,14 @@ static int shmq_ioc_create(void __user *argp)
 	ret = shmq_check_capacity(args.capacity);
 	if (ret)
 		return ret;
-
-	mutex_lock(&shmq_ns_lock);
-	ret = shmq_create_locked(args.name, args.capacity);
-	mutex_unlock(&shmq_ns_lock);
-	return ret;
+	return shmq_create(args.name, args.capacity);
 }
 
 /**
  * shmq_ioc_destroy() - SHMQ_IOC_DESTROY
  * @argp: struct shmq_destroy_args in user memory
  *
- * Return: 0, -EFAULT, -EINVAL, -ENAMETOOLONG or -ENOENT.
+ * Return: 0, -EFAULT, -EINVAL, -ENAMETOOLONG, -ENOENT, -EINTR.
  */
 static int shmq_ioc_destroy(void __user *argp)
 {
@@ -1578,7 +1996,9 @@ static int shmq_ioc_destroy(void __user *argp)
 	if (ret)
 		return ret;
 
-	mutex_lock(&shmq_ns_lock);
+	ret = mutex_lock_killable(&shmq_ns_lock);
+	if (ret)
+		return ret;
 	q = shmq_find_locked(args.name);
 	if (q)
 		shmq_destroy_locked(q);
@@ -1626,12 +2046,7 @@ static struct miscdevice shmq_control = {
 static ssize_t shmq_usage_queues_show(struct kobject *kobj, struct kobj_attribute *attr,
 				      char *buf)
 {
-	unsigned int n;
-
-	mutex_lock(&shmq_ns_lock);
-	n = shmq_nr_queues;
-	mutex_unlock(&shmq_ns_lock);
-	return sysfs_emit(buf, "%u\n", n);
+	return sysfs_emit(buf, "%u\n", READ_ONCE(shmq_nr_queues));
 }
 
 static ssize_t shmq_usage_memory_show(struct kobject *kobj, struct kobj_attribute *attr,
@@ -1660,81 +2075,171 @@ static const struct attribute_group shmq_usage_group = {
  */
 
 /**
- * shmq_create_param_queues() - create the queues listed in queues=
- *
- * Return: 0, -EINVAL for a malformed entry or one the limits refuse (the
- * reason is logged), -ENOMEM.
+ * struct shmq_param_queue - one entry of the queues= parameter
+ * @name: queue name
+ * @capacity: data bytes
+ * @q: the allocated queue, until it is registered
  */
-static int shmq_create_param_queues(void)
-{
-	char *spec, *rest, *entry, *sep;
+struct shmq_param_queue {
+	char name[SHMQ_NAME_MAX];
 	u64 capacity;
+	struct shmq_queue *q;
+};
+
+/**
+ * shmq_parse_param_entry() - check one NAME:SIZE entry of queues=
+ * @entry: the entry, modified in place
+ * @out: the parsed entry
+ *
+ * Return: 0, or -EINVAL (logged).
+ */
+static int shmq_parse_param_entry(char *entry, struct shmq_param_queue *out)
+{
+	char *sep = strchr(entry, ':');
+	int ret;
+
+	if (!*entry) {
+		pr_err("queues=: empty entry in '%s'\n", shmq_queues_param);
+		return -EINVAL;
+	}
+	if (!sep) {
+		pr_err("queues=: '%s' is not NAME:SIZE\n", entry);
+		return -EINVAL;
+	}
+	*sep = '\0';
+	if (strlen(entry) >= SHMQ_NAME_MAX || shmq_check_name(entry)) {
+		pr_err("queues=: bad queue name '%s'\n", entry);
+		return -EINVAL;
+	}
+	if (shmq_parse_size(sep + 1, &out->capacity)) {
+		pr_err("queues=: bad size '%s' for queue '%s'\n", sep + 1, entry);
+		return -EINVAL;
+	}
+	ret = shmq_check_capacity(out->capacity);
+	if (ret) {
+		pr_err("queues=: size %llu of queue '%s' is %s\n", out->capacity, entry,
+		       ret == -EFBIG ? "above max_queue_size" :
+		       "not a power of two >= 4096 and >= the page size");
+		return -EINVAL;
+	}
+	strscpy(out->name, entry, sizeof(out->name));
+	return 0;
+}
+
+/**
+ * shmq_parse_param_queues() - parse and check the whole queues= parameter
+ * @out: kcalloc'd array of the entries (NULL when there are none)
+ * @count: number of entries
+ *
+ * Everything the parameter can be refused for is checked here, before
+ * anything is registered: each entry, duplicate names, max_queues (and the
+ * number of minors) and max_total_memory for all of them together.
+ *
+ * Return: 0, -EINVAL (logged), -ENOMEM.
+ */
+static int shmq_parse_param_queues(struct shmq_param_queue **out, unsigned int *count)
+{
+	struct shmq_param_queue *pq = NULL;
+	unsigned int n = 0, max, j;
+	char *spec, *rest, *entry;
+	u64 bytes = 0;
 	int ret = 0;
 
+	*out = NULL;
+	*count = 0;
 	if (!shmq_queues_param || !*shmq_queues_param)
 		return 0;
 
 	spec = kstrdup(shmq_queues_param, GFP_KERNEL);
 	if (!spec)
 		return -ENOMEM;
+	max = 1;
+	for (rest = spec; *rest; rest++)
+		max += *rest == ',';
+	pq = kcalloc(max, sizeof(*pq), GFP_KERNEL);
+	if (!pq) {
+		ret = -ENOMEM;
+		goto out;
+	}
 
 	rest = spec;
 	while ((entry = strsep(&rest, ","))) {
-		sep = strchr(entry, ':');
-		if (!*entry) {
-			pr_err_ratelimited("queues=: empty entry in '%s'\n", shmq_queues_param);
-			ret = -EINVAL;
-			break;
-		}
-		if (!sep) {
-			pr_err_ratelimited("queues=: '%s' is not NAME:SIZE\n", entry);
-			ret = -EINVAL;
-			break;
-		}
-		*sep = '\0';
-		if (strlen(entry) >= SHMQ_NAME_MAX || shmq_check_name(entry)) {
-			pr_err_ratelimited("queues=: bad queue name '%s'\n", entry);
-			ret = -EINVAL;
-			break;
-		}
-		if (shmq_parse_size(sep + 1, &capacity)) {
-			pr_err_ratelimited("queues=: bad size '%s' for queue '%s'\n", sep + 1, entry);
-			ret = -EINVAL;
-			break;
-		}
-		ret = shmq_check_capacity(capacity);
-		if (ret) {
-			pr_err_ratelimited("queues=: size %llu of queue '%s' is %s\n",
-					   capacity, entry,
-					   ret == -EFBIG ? "above max_queue_size" :
-					   "not a power of two >= 4096");
-			ret = -EINVAL;
-			break;
-		}
-		mutex_lock(&shmq_ns_lock);
-		ret = shmq_create_locked(entry, capacity);
-		mutex_unlock(&shmq_ns_lock);
-		if (ret) {
-			pr_err_ratelimited("queues=: cannot create queue '%s': %s (%d)\n", entry,
-					   ret == -EEXIST ? "duplicate name" :
-					   ret == -ENOSPC ? "max_queues or max_total_memory reached" :
-					   "error", ret);
-			if (ret != -ENOMEM)
+		ret = shmq_parse_param_entry(entry, &pq[n]);
+		if (ret)
+			goto out;
+		for (j = 0; j < n; j++) {
+			if (!strcmp(pq[j].name, pq[n].name)) {
+				pr_err("queues=: queue '%s' listed twice\n", pq[n].name);
 				ret = -EINVAL;
-			break;
+				goto out;
+			}
 		}
+		bytes += shmq_queue_bytes(pq[n].capacity);
+		n++;
 	}
+	if (n > READ_ONCE(shmq_max_queues) || n > SHMQ_MAX_MINORS) {
+		pr_err("queues=: %u queues, but max_queues=%u\n", n, READ_ONCE(shmq_max_queues));
+		ret = -EINVAL;
+		goto out;
+	}
+	if (bytes > READ_ONCE(shmq_max_total_memory)) {
+		pr_err("queues=: the queues need %llu bytes, but max_total_memory=%llu\n",
+		       bytes, READ_ONCE(shmq_max_total_memory));
+		ret = -EINVAL;
+		goto out;
+	}
+	*out = pq;
+	*count = n;
+	pq = NULL;
+out:
+	kfree(pq);
 	kfree(spec);
 	return ret;
 }
 
+/**
+ * shmq_add_param_queues() - register the queues allocated for queues=
+ * @pq: the entries, each with its allocated queue
+ * @n: number of entries
+ *
+ * Runs after the first device node exists, when init must no longer fail:
+ * a queue that cannot be registered (its name taken meanwhile through the
+ * control device, a failing registration) is logged and left out.
+ */
+static void shmq_add_param_queues(struct shmq_param_queue *pq, unsigned int n)
+{
+	unsigned int i;
+	int ret;
+
+	mutex_lock(&shmq_ns_lock);
+	for (i = 0; i < n; i++) {
+		ret = shmq_check_room_locked(pq[i].name);
+		if (!ret)
+			ret = shmq_queue_add_locked(pq[i].q);
+		if (ret) {
+			pr_err("queues=: queue '%s' could not be registered (%d); the module stays loaded without it\n",
+			       pq[i].name, ret);
+			put_device(&pq[i].q->dev);
+		}
+		pq[i].q = NULL;
+	}
+	mutex_unlock(&shmq_ns_lock);
+}
+
 static int __init shmq_init(void)
 {
+	struct shmq_param_queue *pq;
+	unsigned int nr_pq, i;
 	int ret;
+
+	/* Every reason to refuse queues= first: nothing exists yet. */
+	ret = shmq_parse_param_queues(&pq, &nr_pq);
+	if (ret)
+		return ret;
 
 	ret = alloc_chrdev_region(&shmq_devt, 0, SHMQ_MAX_MINORS, "shmq");
 	if (ret)
-		return ret;
+		goto err_region;
 
 	shmq_class = shmq_class_create("shmq");
 	if (IS_ERR(shmq_class)) {
@@ -1744,28 +2249,47 @@ static int __init shmq_init(void)
 	shmq_class->devnode = shmq_devnode;
 	shmq_class->dev_groups = shmq_groups;
 
-	ret = shmq_create_param_queues();
-	if (ret)
-		goto err_param_queues;
-
 	ret = sysfs_create_group(&THIS_MODULE->mkobj.kobj, &shmq_usage_group);
 	if (ret)
 		goto err_usage;
 
-	/* Last: nothing can open the control device before init succeeded. */
+	/* The pages of the load-time queues: may fail, still nothing visible. */
+	for (i = 0; i < nr_pq; i++) {
+		pq[i].q = shmq_queue_alloc(pq[i].name, pq[i].capacity);
+		if (IS_ERR(pq[i].q)) {
+			ret = PTR_ERR(pq[i].q);
+			pr_err("queues=: cannot allocate queue '%s' (%d)\n", pq[i].name, ret);
+			pq[i].q = NULL;
+			goto err_alloc;
+		}
+	}
+
+	/*
+	 * The first device node. Once it exists a file may be open, and an
+	 * init that failed would free the module under that file: nothing
+	 * after this point fails.
+	 */
 	ret = misc_register(&shmq_control);
 	if (ret)
-		goto err_misc;
+		goto err_alloc;
+	shmq_add_param_queues(pq, nr_pq);
+	kfree(pq);
 	return 0;
 
-err_misc:
+err_alloc:
+	for (i = 0; i < nr_pq; i++)
+		if (pq[i].q)
+			put_device(&pq[i].q->dev);
+	/* As in shmq_exit(): their releases may run late. */
+	if (!atomic_dec_and_test(&shmq_queues_alive))
+		wait_for_completion(&shmq_all_released);
 	sysfs_remove_group(&THIS_MODULE->mkobj.kobj, &shmq_usage_group);
 err_usage:
-err_param_queues:
-	shmq_destroy_all();
 	class_destroy(shmq_class);
 err_class:
 	unregister_chrdev_region(shmq_devt, SHMQ_MAX_MINORS);
+err_region:
+	kfree(pq);
 	return ret;
 }
 
@@ -1773,8 +2297,14 @@ static void __exit shmq_exit(void)
 {
 	misc_deregister(&shmq_control);
 	sysfs_remove_group(&THIS_MODULE->mkobj.kobj, &shmq_usage_group);
-	/* No file is open (module references), so this frees every queue. */
+	/* No file is open (module references): this drops every last reference. */
 	shmq_destroy_all();
+	/*
+	 * A release may still be pending (CONFIG_DEBUG_KOBJECT_RELEASE runs
+	 * them late): wait for every queue's, which touch our ida and counters.
+	 */
+	if (!atomic_dec_and_test(&shmq_queues_alive))
+		wait_for_completion(&shmq_all_released);
 	class_destroy(shmq_class);
 	unregister_chrdev_region(shmq_devt, SHMQ_MAX_MINORS);
 	ida_destroy(&shmq_minor_ida);

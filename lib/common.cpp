@@ -47,6 +47,9 @@ Result<void> validate_name(std::string_view name)
 		return Error(ENAMETOOLONG, "invalid queue name: longer than 63 characters");
 	if (name[0] == '.')
 		return Error(EINVAL, "invalid queue name: it must not start with '.'");
+	if (name[0] == '-')
+		return Error(EINVAL, "invalid queue name: it must not start with '-' (tools would "
+				     "read /dev/shmq/-NAME as an option)");
 	for (char c : name) {
 		const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 				(c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
@@ -113,8 +116,10 @@ Result<void> create_queue(std::string_view name, uint64_t capacity, const std::s
 {
 	if (auto v = validate_name(name); !v)
 		return v.error();
-	if (capacity < SHMQ_MIN_CAPACITY || (capacity & (capacity - 1)) != 0)
-		return Error(EINVAL, "the capacity must be a power of two of at least 4096 bytes");
+	const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+	if (capacity < std::max<uint64_t>(SHMQ_MIN_CAPACITY, page) || (capacity & (capacity - 1)) != 0)
+		return Error(EINVAL, "the capacity must be a power of two of at least 4096 bytes "
+				     "and of at least the page size");
 	struct shmq_create_args a;
 	std::memset(&a, 0, sizeof a);
 	a.capacity = capacity;
@@ -194,6 +199,8 @@ int plain_wait(const QueueHandle &h, uint32_t cond, uint64_t min_bytes, uint64_t
 {
 	const uint32_t peer = cond == SHMQ_WAIT_READABLE ? SHMQ_STATE_PRODUCER : SHMQ_STATE_CONSUMER;
 	for (;;) {
+		if (h.interrupt_requested.exchange(false, std::memory_order_acq_rel))
+			return ECANCELED;
 		if (plain_condition(h.ring, cond, min_bytes))
 			return 0;
 		const uint32_t st = load_acquire(h.ring.state);
@@ -209,6 +216,17 @@ int plain_wait(const QueueHandle &h, uint32_t cond, uint64_t min_bytes, uint64_t
 
 } // namespace
 
+void QueueHandle::interrupt()
+{
+	interrupt_requested.store(true, std::memory_order_release);
+	if (fd < 0)
+		return;
+	const int saved = errno;
+	// Fails only with EINVAL for a non-zero argument.
+	(void)ioctl(fd, SHMQ_IOC_INTERRUPT, 0);
+	errno = saved;
+}
+
 int QueueHandle::wait(uint32_t cond, uint64_t min_bytes, uint64_t deadline_ns) const
 {
 	if (fd < 0)
@@ -222,6 +240,9 @@ int QueueHandle::wait(uint32_t cond, uint64_t min_bytes, uint64_t deadline_ns) c
 	for (;;) {
 		if (ioctl(fd, SHMQ_IOC_WAIT, &a) == 0)
 			return 0;
+		// The kernel consumed the interrupt; forget our own mark of it.
+		if (errno == ECANCELED)
+			interrupt_requested.store(false, std::memory_order_relaxed);
 		// The deadline is absolute: retrying after a signal does not
 		// extend it.
 		if (errno != EINTR)
@@ -314,9 +335,10 @@ bool layout_ok(const struct shmq_layout &l, int role)
 	       l.max_message <= l.capacity / 2 - kRecordHeader && region_ok(l.status) &&
 	       region_ok(l.producer) && region_ok(l.consumer) && region_ok(l.data) &&
 	       l.data.size >= l.capacity && field_ok(l.tail_off, 8, l.producer) &&
-	       field_ok(l.head_off, 8, l.consumer) && field_ok(l.read_waiters_off, 4, l.status) &&
-	       field_ok(l.write_waiters_off, 4, l.status) &&
-	       field_ok(l.write_need_off, 8, l.status) && field_ok(l.state_off, 4, l.status);
+	       field_ok(l.write_armed_off, 4, l.producer) && field_ok(l.head_off, 8, l.consumer) &&
+	       field_ok(l.read_armed_off, 4, l.consumer) && field_ok(l.read_wake_off, 4, l.status) &&
+	       field_ok(l.write_wake_off, 4, l.status) && field_ok(l.write_need_off, 8, l.status) &&
+	       field_ok(l.state_off, 4, l.status) && l.min_capacity <= l.capacity;
 }
 
 // A capability this libshmq needs from the module, and the message for a
@@ -326,13 +348,13 @@ struct NeededFeature {
 	const char *missing;
 };
 
-// Every bit of SHMQ_FEATURES_V1 exists in every shmq.ko that has a version
-// (the first was 0.3.0).
-#define SHMQ_FEATURES_V1_SINCE "0.3.0"
+// Every bit of SHMQ_FEATURES_V2 exists in every shmq.ko since 0.4.0 (whose
+// ioctl numbers changed: older modules answer ENOTTY, see open_queue()).
+#define SHMQ_FEATURES_V2_SINCE "0.4.0"
 
 #define SHMQ_LACKS(feat, what)                                                                   \
 	"shmq module lacks feature " #feat " (" what ") that libshmq " SHMQ_VERSION_STRING          \
-	" needs: load shmq.ko version >= " SHMQ_FEATURES_V1_SINCE " (modinfo shmq; "              \
+	" needs: load shmq.ko version >= " SHMQ_FEATURES_V2_SINCE " (modinfo shmq; "              \
 	"cat /sys/module/shmq/version)"
 
 constexpr NeededFeature kNeeded[] = {
@@ -340,6 +362,8 @@ constexpr NeededFeature kNeeded[] = {
 	{SHMQ_FEAT_WAIT, SHMQ_LACKS(SHMQ_FEAT_WAIT, "SHMQ_IOC_WAIT and SHMQ_IOC_WAKE")},
 	{SHMQ_FEAT_POLL, SHMQ_LACKS(SHMQ_FEAT_POLL, "poll/epoll on the queue fd")},
 	{SHMQ_FEAT_PEER_HUP, SHMQ_LACKS(SHMQ_FEAT_PEER_HUP, "EPIPE/EPOLLHUP when the peer goes")},
+	{SHMQ_FEAT_WAKE_ARM, SHMQ_LACKS(SHMQ_FEAT_WAKE_ARM, "wake words and armed words")},
+	{SHMQ_FEAT_INTERRUPT, SHMQ_LACKS(SHMQ_FEAT_INTERRUPT, "SHMQ_IOC_INTERRUPT")},
 };
 #undef SHMQ_LACKS
 
@@ -347,8 +371,11 @@ static_assert([] {
 	uint64_t all = 0;
 	for (const auto &n : kNeeded)
 		all |= n.bit;
-	return all == SHMQ_FEATURES_V1;
-}(), "kNeeded must list exactly the bits of SHMQ_FEATURES_V1");
+	return all == SHMQ_FEATURES_V2;
+}(), "kNeeded must list exactly the bits of SHMQ_FEATURES_V2");
+
+// The kinds of queue (SHMQ_QUEUE_* bits) this library can attach to.
+constexpr uint64_t kKnownQueueFeatures = SHMQ_QUEUE_SPSC;
 
 } // namespace
 
@@ -358,6 +385,23 @@ Result<void> check_module(const struct shmq_layout &l, int role)
 	for (const auto &n : kNeeded)
 		if (!(l.features & n.bit))
 			return Error(EPROTO, n.missing);
+	// Incompatible bits: a kind of queue whose memory this library cannot
+	// read correctly. Unlike module features, never ignored.
+	if (l.queue_features & ~kKnownQueueFeatures)
+		return Error(EPROTO, "the queue is of a kind this libshmq " SHMQ_VERSION_STRING
+				     " does not know (unknown SHMQ_QUEUE_* bits in its layout): "
+				     "use the libshmq that comes with the module (cat "
+				     "/sys/module/shmq/version)");
+	if (!(l.queue_features & SHMQ_QUEUE_SPSC))
+		return Error(EPROTO, "the module does not say what kind of queue this is "
+				     "(no SHMQ_QUEUE_* bit): load a shmq.ko of the same release");
+	// The module writes reserved fields as zero unless a bit announces what
+	// they mean; a non-zero one here is something this library cannot read.
+	for (const uint64_t r : l.reserved)
+		if (r)
+			return Error(EPROTO, "shmq module reports layout fields that libshmq " SHMQ_VERSION_STRING
+					     " does not know (non-zero reserved fields): load a shmq.ko of "
+					     "the same release (modinfo shmq; cat /sys/module/shmq/version)");
 	if (!layout_ok(l, role))
 		return Error(EPROTO, "shmq module reports a memory layout that libshmq " SHMQ_VERSION_STRING
 				     " does not understand: load a shmq.ko of the same release (modinfo "
@@ -387,7 +431,10 @@ Result<std::unique_ptr<QueueHandle>> open_queue(std::string_view name, const Ope
 	if (ioctl(fd, SHMQ_IOC_LAYOUT, &l) < 0) {
 		const int e = errno;
 		if (e == ENOTTY || e == EINVAL)
-			return Error(e, "not a shmq queue device (SHMQ_IOC_LAYOUT not supported)");
+			return Error(e, "the device does not answer SHMQ_IOC_LAYOUT: not a shmq queue "
+					"device, or a shmq.ko older than 0.4.0 (whose ioctl numbers "
+					"differ): load shmq.ko version " SHMQ_VERSION_STRING " (modinfo "
+					"shmq; cat /sys/module/shmq/version)");
 		return Error(e, "reading the queue's layout (SHMQ_IOC_LAYOUT) failed");
 	}
 	if (auto c = check_module(l, role); !c)
@@ -420,9 +467,11 @@ Result<std::unique_ptr<QueueHandle>> open_queue(std::string_view name, const Ope
 	auto at = [](Mapping &m, uint32_t off) { return static_cast<std::byte *>(m.addr) + off; };
 	Ring &r = h->ring;
 	r.tail = reinterpret_cast<uint64_t *>(at(h->producer, l.tail_off));
+	r.write_armed = reinterpret_cast<uint32_t *>(at(h->producer, l.write_armed_off));
 	r.head = reinterpret_cast<uint64_t *>(at(h->consumer, l.head_off));
-	r.read_waiters = reinterpret_cast<uint32_t *>(at(h->status, l.read_waiters_off));
-	r.write_waiters = reinterpret_cast<uint32_t *>(at(h->status, l.write_waiters_off));
+	r.read_armed = reinterpret_cast<uint32_t *>(at(h->consumer, l.read_armed_off));
+	r.read_wake = reinterpret_cast<uint32_t *>(at(h->status, l.read_wake_off));
+	r.write_wake = reinterpret_cast<uint32_t *>(at(h->status, l.write_wake_off));
 	r.write_need = reinterpret_cast<uint64_t *>(at(h->status, l.write_need_off));
 	r.state = reinterpret_cast<uint32_t *>(at(h->status, l.state_off));
 	r.data = static_cast<std::byte *>(h->data.addr);

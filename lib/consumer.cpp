@@ -26,6 +26,8 @@ Error wait_error(int e)
 				"OpenOptions::ignore_hangup to wait for a new producer)");
 	case EIDRM:
 		return Error(e, "the queue is empty and was destroyed");
+	case ECANCELED:
+		return Error(e, "the wait for a message was interrupted by Consumer::interrupt()");
 	case EAGAIN:
 		return kEmpty;
 	case EINVAL:
@@ -45,6 +47,8 @@ Result<Consumer> detail::Access::make_consumer(std::unique_ptr<QueueHandle> h,
 	c.head_ = load_acquire(h->ring.head);
 	c.cached_tail_ = c.head_;
 	c.end_peek();
+	// Our own word, maybe left set by a previous consumer.
+	detail::store_relaxed(h->ring.read_armed, 0u);
 	c.h_ = h.release();
 	c.info_ = info;
 	return c;
@@ -90,6 +94,20 @@ void Consumer::close()
 
 int Consumer::fd() const { return h_ ? h_->fd : -1; }
 
+void Consumer::interrupt()
+{
+	if (h_)
+		h_->interrupt();
+}
+
+inline void Consumer::disarm()
+{
+	if (h_->armed) [[unlikely]] {
+		h_->armed = false;
+		detail::store_relaxed(h_->ring.read_armed, 0u);
+	}
+}
+
 Result<Message> Consumer::peek_impl(Timeout timeout, bool wait)
 {
 	if (!h_)
@@ -106,6 +124,7 @@ Result<Message> Consumer::peek_impl(Timeout timeout, bool wait)
 		detail::Peeked p;
 		const int e = detail::try_peek(r, head_, cached_tail_, p);
 		if (e == 0) {
+			disarm();
 			peeked_end_ = p.end;
 			Message m;
 			m.ptr_ = r.data + p.payload;
@@ -123,6 +142,13 @@ Result<Message> Consumer::peek_impl(Timeout timeout, bool wait)
 			continue;
 		}
 		if (!wait) {
+			// About to say EAGAIN: let an epoll of our fd be woken by
+			// the next message, then look once more (detail::arm()).
+			if (!h_->armed) {
+				h_->armed = true;
+				detail::arm(r.read_armed, 1);
+				continue;
+			}
 			const int pr = h_->probe(SHMQ_WAIT_READABLE, 0, SHMQ_STATE_PRODUCER);
 			if (pr == 0 && !probed) {
 				probed = true;
@@ -176,6 +202,7 @@ inline bool Consumer::peek_fast(Message &m)
 	const uint64_t rec = detail::record_size(hdr.len);
 	if (rec > r.capacity - off || rec > avail) [[unlikely]]
 		return false;
+	disarm();
 	peeked_end_ = head + rec;
 	m.ptr_ = r.data + off + detail::kRecordHeader;
 	m.len_ = hdr.len;

@@ -2,6 +2,7 @@
 // libshmq internals shared by the library sources and the native tests.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -35,6 +36,10 @@ struct QueueHandle {
 	uint32_t spin = 0;
 	bool ignore_hangup = false;
 	uint64_t wake_calls = 0; // SHMQ_IOC_WAKE attempts (observed by tests)
+	bool armed = false;	 // our own armed word is set (see detail::arm)
+	// interrupt() was called and no wait has returned ECANCELED since
+	// (the kernel keeps its own mark; this one serves rings on plain memory).
+	mutable std::atomic<bool> interrupt_requested{false};
 
 	QueueHandle() = default;
 	QueueHandle(const QueueHandle &) = delete;
@@ -43,6 +48,9 @@ struct QueueHandle {
 
 	// SHMQ_IOC_WAKE; errno is preserved.
 	void wake();
+	// SHMQ_IOC_INTERRUPT: the wait in progress or the next returns
+	// ECANCELED. Callable from any thread; errno is preserved.
+	void interrupt();
 	// SHMQ_IOC_WAIT. Returns 0 or an errno value (EINTR already retried).
 	[[nodiscard]] int wait(uint32_t cond, uint64_t min_bytes, uint64_t deadline_ns) const;
 	// For try_* calls that found the ring full/empty: a precise answer

@@ -31,6 +31,8 @@ Error wait_error(int e)
 				"OpenOptions::ignore_hangup to wait for a new consumer)");
 	case EIDRM:
 		return Error(e, "the queue was destroyed");
+	case ECANCELED:
+		return Error(e, "the wait for room was interrupted by Producer::interrupt()");
 	case EAGAIN:
 		return kFull;
 	case EINVAL:
@@ -56,6 +58,8 @@ Result<Producer> detail::Access::make_producer(std::unique_ptr<QueueHandle> h,
 	p.info_ = info;
 	p.tail_ = p.published_ = tail;
 	p.end_reservation();
+	// Our own word, maybe left set by a previous producer.
+	detail::store_relaxed(r.write_armed, 0u);
 	// Untrusted; try_reserve validates it before relying on it.
 	p.cached_head_ = load_acquire(r.head);
 	return p;
@@ -106,6 +110,20 @@ void Producer::close()
 
 int Producer::fd() const { return h_ ? h_->fd : -1; }
 
+void Producer::interrupt()
+{
+	if (h_)
+		h_->interrupt();
+}
+
+inline void Producer::disarm()
+{
+	if (h_->armed) [[unlikely]] {
+		h_->armed = false;
+		detail::store_relaxed(h_->ring.write_armed, 0u);
+	}
+}
+
 Result<Reservation> Producer::reserve_impl(size_t size, Timeout timeout, bool wait)
 {
 	if (!h_)
@@ -121,6 +139,7 @@ Result<Reservation> Producer::reserve_impl(size_t size, Timeout timeout, bool wa
 		detail::Reserved res;
 		const int e = detail::try_reserve(r, tail_, cached_head_, size, res);
 		if (e == 0) {
+			disarm();
 			reserved_start_ = tail_;
 			reserved_end_ = res.pos + detail::record_size(size);
 			Reservation rv;
@@ -135,6 +154,13 @@ Result<Reservation> Producer::reserve_impl(size_t size, Timeout timeout, bool wa
 			return kTooBig;
 		// EAGAIN: not enough room.
 		if (!wait) {
+			// About to say EAGAIN: let an epoll of our fd be woken when
+			// room appears, then look once more (detail::arm()).
+			if (!h_->armed) {
+				h_->armed = true;
+				detail::arm(r.write_armed, 1);
+				continue;
+			}
 			const int p = h_->probe(SHMQ_WAIT_WRITABLE, res.need, SHMQ_STATE_CONSUMER);
 			if (p == 0 && !probed) { // room appeared meanwhile
 				probed = true;
@@ -181,6 +207,7 @@ inline bool Producer::reserve_fast(size_t size, Reservation &rv)
 	const uint64_t off = tail_ & r.mask();
 	if (rec > r.capacity - off || tail_ - cached_head_ > r.capacity - rec) [[unlikely]]
 		return false;
+	disarm();
 	reserved_start_ = tail_;
 	reserved_end_ = tail_ + rec;
 	rv.ptr_ = r.data + off + detail::kRecordHeader;

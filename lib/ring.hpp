@@ -34,9 +34,11 @@ static_assert(kRecordHeader == 8 && kRecordAlign == 8);
 // mapped read-only are only ever loaded from.
 struct Ring {
 	uint64_t *tail = nullptr;	   // producer region; written by the producer
+	uint32_t *write_armed = nullptr;   // producer region; written by the producer
 	uint64_t *head = nullptr;	   // consumer region; written by the consumer
-	uint32_t *read_waiters = nullptr;  // status region; written by the kernel
-	uint32_t *write_waiters = nullptr; // status region
+	uint32_t *read_armed = nullptr;	   // consumer region; written by the consumer
+	uint32_t *read_wake = nullptr;	   // status region; SHMQ_WAKE_*, written by the kernel
+	uint32_t *write_wake = nullptr;	   // status region; SHMQ_WAKE_*
 	uint64_t *write_need = nullptr;	   // status region
 	uint32_t *state = nullptr;	   // status region
 	std::byte *data = nullptr;	   // capacity bytes
@@ -53,8 +55,8 @@ struct Ring {
 		return p && reinterpret_cast<uintptr_t>(p) % a == 0;
 	};
 	return aligned(r.tail, 8) && aligned(r.head, 8) && aligned(r.write_need, 8) &&
-	       aligned(r.read_waiters, 4) && aligned(r.write_waiters, 4) &&
-	       aligned(r.state, 4) && aligned(r.data, 8) &&
+	       aligned(r.read_wake, 4) && aligned(r.write_wake, 4) && aligned(r.read_armed, 4) &&
+	       aligned(r.write_armed, 4) && aligned(r.state, 4) && aligned(r.data, 8) &&
 	       r.capacity >= SHMQ_MIN_CAPACITY && std::has_single_bit(r.capacity) &&
 	       r.capacity <= (uint64_t{1} << 62) && r.max_message <= r.capacity / 2 - kRecordHeader &&
 	       r.max_message <= UINT32_MAX;
@@ -150,24 +152,52 @@ struct Reserved {
 	return pos + record_size(len);
 }
 
+// Whether a side's wake word (read_wake or write_wake, loaded by the caller)
+// asks for a wake of its pollers: a poller is armed by the kernel (its last
+// poll found the condition false), or registered and armed by its own
+// library through @armed (it found the ring empty or full, see arm()).
+[[nodiscard]] inline bool pollers_armed(uint32_t wake, uint32_t *armed)
+{
+	if (wake & SHMQ_WAKE_POLL_ARMED)
+		return true;
+	return (wake & SHMQ_WAKE_POLLED) && load_acquire(armed) != 0;
+}
+
 // Publishes everything up to @new_tail. Returns true when the consumer must
-// be woken (SHMQ_IOC_WAKE): a reader waits and the ring was empty before this
-// publication (head == old_tail), i.e. this store crossed "empty".
+// be woken (SHMQ_IOC_WAKE): a reader sleeps, or an armed poller waits, and
+// the ring was empty before this publication (head == old_tail), i.e. this
+// store crossed "empty".
 [[nodiscard]] inline bool publish(const Ring &r, uint64_t old_tail, uint64_t new_tail)
 {
 	// Release: the consumer that sees new_tail sees the records before it.
 	store_release(r.tail, new_tail);
-	// Store-buffering with the kernel's sleeper (waiters store; smp_mb;
-	// read tail): either it sees new_tail or we see its waiter word. The
-	// fence also orders our tail store before anything the kernel stores
-	// later on our behalf (our own write_waiters).
+	// Store-buffering with the kernel's sleeper and poller (wake word
+	// store; smp_mb; read tail) and with the consumer's arm() (armed
+	// store; fence; read tail): either it sees new_tail or we see its
+	// mark. The fence also orders our tail store before anything the
+	// kernel stores later on our behalf (our own write_wake).
 	std::atomic_thread_fence(std::memory_order_seq_cst);
-	// Acquire: a consumer's waiter word is stored after its head store (and
+	// Acquire: a consumer's wake word is stored after its head store (and
 	// the fence of its release), so the head we read next is at least the
 	// head it went to sleep with.
-	if (load_acquire(r.read_waiters) == 0)
+	const uint32_t w = load_acquire(r.read_wake);
+	if (w == 0) [[likely]]
+		return false;
+	if (!(w & SHMQ_WAKE_SLEEPER) && !pollers_armed(w, r.read_armed))
 		return false;
 	return load_acquire(r.head) == old_tail;
+}
+
+// A side that found the ring empty (consumer) or full (producer) and is
+// about to return EAGAIN marks itself in its own armed word, so that a
+// poller of its fd (edge-triggered epoll, which polls only on wake-ups) is
+// woken by the other side's next crossing. The caller then looks at the
+// ring once more: the fence pairs with the other side's in publish() /
+// release(), so either that look sees its store or it sees our mark.
+inline void arm(uint32_t *armed, uint32_t value)
+{
+	store_relaxed(armed, value);
+	std::atomic_thread_fence(std::memory_order_seq_cst);
 }
 
 // ---------------------------------------------------------------------------
@@ -245,24 +275,34 @@ struct Peeked {
 }
 
 // Releases everything up to @new_head. Returns true when the producer must
-// be woken: a writer waits and free space crossed write_need.
+// be woken: a writer sleeps and free space crossed write_need (the smallest
+// need of the sleepers), or an armed poller waits and free space crossed
+// capacity/2 (what EPOLLOUT reports).
 [[nodiscard]] inline bool release(const Ring &r, uint64_t old_head, uint64_t new_head)
 {
 	// Release: the producer that sees new_head knows we are done with the
 	// bytes before it.
 	store_release(r.head, new_head);
-	// Store-buffering with the kernel's sleeper, see publish().
+	// Store-buffering with the kernel's sleeper and with the producer's
+	// arm(), see publish().
 	std::atomic_thread_fence(std::memory_order_seq_cst);
-	if (load_acquire(r.write_waiters) == 0)
+	const uint32_t w = load_acquire(r.write_wake);
+	if (w == 0) [[likely]]
 		return false;
-	const uint64_t need = load_acquire(r.write_need);
 	// The crossing must be judged with the tail the producer sleeps with,
 	// not with our cached tail: a stale (smaller) tail overstates the free
 	// space before this release, hides the crossing and loses the wakeup.
 	// The producer's fence after its last publication orders that tail
-	// before its waiter word, which we loaded with acquire.
+	// before its wake word, which we loaded with acquire.
 	const uint64_t tail = load_acquire(r.tail);
-	return free_crossed(r.capacity, tail, old_head, new_head, need);
+	if (w & SHMQ_WAKE_SLEEPER) {
+		// The kernel stores write_need before the SLEEPER bit.
+		const uint64_t need = load_acquire(r.write_need);
+		if (need && free_crossed(r.capacity, tail, old_head, new_head, need))
+			return true;
+	}
+	return pollers_armed(w, r.write_armed) &&
+	       free_crossed(r.capacity, tail, old_head, new_head, r.capacity / 2);
 }
 
 } // namespace shmq::detail

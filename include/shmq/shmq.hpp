@@ -193,7 +193,13 @@ public:
 
 	// The queue fd: poll/epoll reports EPOLLOUT when half the ring is
 	// free, EPOLLHUP when the consumer has gone, EPOLLERR when destroyed.
+	// Edge-triggered epoll: write until try_send/try_reserve says EAGAIN
+	// (which arms the fd), then wait.
 	[[nodiscard]] int fd() const;
+	// Makes the blocking call (send, reserve) in progress in another
+	// thread, or the next one, fail with ECANCELED. The only call that may
+	// run concurrently with the others; not after close().
+	void interrupt();
 	[[nodiscard]] const QueueInfo &info() const { return info_; }
 	[[nodiscard]] bool is_open() const { return h_ != nullptr; }
 	void close();
@@ -201,6 +207,7 @@ public:
 private:
 	friend struct detail::Access;
 	Result<Reservation> reserve_impl(size_t size, Timeout timeout, bool wait);
+	void disarm();
 	bool reserve_fast(size_t size, Reservation &rv);
 	Result<void> commit_impl(Reservation &r, size_t used, bool publish);
 	// The counters wrap at 2^64, so any value, 0 included, is a valid
@@ -250,7 +257,13 @@ public:
 
 	// The queue fd: EPOLLIN when a message is ready, EPOLLHUP when the
 	// producer has gone, EPOLLERR when the queue was destroyed.
+	// Edge-triggered epoll: receive until try_receive/try_peek says EAGAIN
+	// (which arms the fd), then wait.
 	[[nodiscard]] int fd() const;
+	// Makes the blocking call (receive, peek) in progress in another
+	// thread, or the next one, fail with ECANCELED. The only call that may
+	// run concurrently with the others; not after close().
+	void interrupt();
 	[[nodiscard]] const QueueInfo &info() const { return info_; }
 	[[nodiscard]] bool is_open() const { return h_ != nullptr; }
 	void close();
@@ -258,6 +271,7 @@ public:
 private:
 	friend struct detail::Access;
 	Result<Message> peek_impl(Timeout timeout, bool wait);
+	void disarm();
 	bool peek_fast(Message &m);
 	// As for Producer::reserving(): a peeked message always ends past
 	// head_, so peeked_end_ == head_ means nothing is peeked (0 is a valid

@@ -23,21 +23,34 @@
 #include <linux/types.h>
 
 /* Queue names: 1..SHMQ_NAME_MAX-1 characters of [A-Za-z0-9_.-], not
- * starting with '.', NUL-terminated inside the SHMQ_NAME_MAX bytes. */
+ * starting with '.' or '-', NUL-terminated inside the SHMQ_NAME_MAX bytes.
+ * (A leading '-' would make /dev/shmq/NAME read as an option by tools.) */
 #define SHMQ_NAME_MAX		64
 
-/* Smallest capacity; capacities must be powers of two. */
+/* Smallest capacity on 4 KiB-page kernels; capacities must be powers of
+ * two of at least max(SHMQ_MIN_CAPACITY, page size) (shmq_layout's
+ * min_capacity), so that the data region is whole pages. */
 #define SHMQ_MIN_CAPACITY	4096ULL
 
-/* Feature bits reported in shmq_layout.features. A library must refuse to
- * run against a module that lacks a bit it needs (libshmq requires
- * SHMQ_FEATURES_V1 in full). */
+/* Capabilities of the module, in shmq_layout.features. A library must
+ * refuse to run against a module that lacks a bit it needs; bits it does
+ * not know are newer capabilities and may be ignored. */
 #define SHMQ_FEAT_SPSC_RING	(1ULL << 0) /* single-producer byte ring   */
 #define SHMQ_FEAT_WAIT		(1ULL << 1) /* SHMQ_IOC_WAIT / SHMQ_IOC_WAKE */
 #define SHMQ_FEAT_POLL		(1ULL << 2) /* poll/epoll on the queue fd  */
 #define SHMQ_FEAT_PEER_HUP	(1ULL << 3) /* EPIPE/EPOLLHUP on peer loss */
-#define SHMQ_FEATURES_V1	(SHMQ_FEAT_SPSC_RING | SHMQ_FEAT_WAIT | \
-				 SHMQ_FEAT_POLL | SHMQ_FEAT_PEER_HUP)
+#define SHMQ_FEAT_WAKE_ARM	(1ULL << 4) /* SHMQ_WAKE_* words, armed words */
+#define SHMQ_FEAT_INTERRUPT	(1ULL << 5) /* SHMQ_IOC_INTERRUPT          */
+#define SHMQ_FEATURES_V2	(SHMQ_FEAT_SPSC_RING | SHMQ_FEAT_WAIT | \
+				 SHMQ_FEAT_POLL | SHMQ_FEAT_PEER_HUP | \
+				 SHMQ_FEAT_WAKE_ARM | SHMQ_FEAT_INTERRUPT)
+
+/* Properties of one queue, in shmq_layout.queue_features: "incompatible"
+ * bits. A library must refuse to attach to a queue that has a bit it does
+ * not know (a new kind of queue whose memory means something else), with
+ * a message saying which libshmq understands it. */
+#define SHMQ_QUEUE_SPSC		(1ULL << 0) /* one producer, one consumer,
+					       the ring of docs/design.md */
 
 /* Roles, from the open mode of /dev/shmq/NAME. */
 #define SHMQ_ROLE_PRODUCER	1	/* O_WRONLY */
@@ -49,10 +62,11 @@
 
 /* SHMQ_IOC_CREATE: create queue @name with @capacity data bytes.
  * Errors: EINVAL (bad name, flags, reserved, capacity not a power of two or
- * below SHMQ_MIN_CAPACITY), ENAMETOOLONG (no NUL in name), EEXIST,
+ * below the minimum), ENAMETOOLONG (no NUL in name), EEXIST,
  * EFBIG (capacity above the max_queue_size module parameter),
  * ENOSPC (max_queues or max_total_memory would be exceeded),
- * ENOMEM, EBADF (control device not opened for writing). */
+ * ENOMEM, EINTR (fatal signal while allocating), EBADF (control device
+ * not opened for writing). */
 struct shmq_create_args {
 	__u64 capacity;
 	__u32 flags;		/* none defined: must be 0 */
@@ -83,18 +97,24 @@ struct shmq_region {
 };
 
 /* SHMQ_IOC_LAYOUT: describe the shared memory of this queue. Written by the
- * kernel; user space must never hard-code any of these numbers.
+ * kernel; user space must never hard-code any of these numbers. Every
+ * reserved field is written as 0; a later module puts something there only
+ * together with a feature or queue_features bit that says so.
  *
  * Regions (each mapped on its own, see docs/abi.md for protections):
  *   status:   kernel-written, read-only for both roles
- *   producer: written by the producer (tail), read-only for the consumer
- *   consumer: written by the consumer (head), read-only for the producer
+ *   producer: written by the producer (tail, write_armed), read-only for
+ *             the consumer
+ *   consumer: written by the consumer (head, read_armed), read-only for
+ *             the producer
  *   data:     written by the producer, read-only for the consumer
  */
 struct shmq_layout {
-	__u64 features;		/* SHMQ_FEAT_* */
+	__u64 features;		/* SHMQ_FEAT_*: what the module offers */
+	__u64 queue_features;	/* SHMQ_QUEUE_*: what this queue is */
 	__u64 capacity;		/* data region bytes, power of two */
 	__u64 max_message;	/* largest payload: capacity/4 - header */
+	__u64 min_capacity;	/* smallest capacity SHMQ_IOC_CREATE takes */
 	__u32 role;		/* SHMQ_ROLE_* of this fd */
 	__u32 page_size;
 	__u32 record_header_size; /* sizeof(struct shmq_record) */
@@ -105,11 +125,13 @@ struct shmq_layout {
 	struct shmq_region data;
 	/* byte offsets of the shared fields inside their regions */
 	__u32 tail_off;		/* __u64, producer region */
+	__u32 write_armed_off;	/* __u32, producer region */
 	__u32 head_off;		/* __u64, consumer region */
-	__u32 read_waiters_off;	/* __u32, status region */
-	__u32 write_waiters_off; /* __u32, status region */
-	__u32 write_need_off;	/* __u64, status region */
+	__u32 read_armed_off;	/* __u32, consumer region */
 	__u32 state_off;	/* __u32, status region, SHMQ_STATE_* */
+	__u32 read_wake_off;	/* __u32, status region, SHMQ_WAKE_* */
+	__u32 write_wake_off;	/* __u32, status region, SHMQ_WAKE_* */
+	__u32 write_need_off;	/* __u64, status region */
 	__u64 reserved[8];	/* written as 0 */
 };
 
@@ -117,6 +139,22 @@ struct shmq_layout {
 #define SHMQ_STATE_PRODUCER	(1U << 0) /* a producer is attached */
 #define SHMQ_STATE_CONSUMER	(1U << 1) /* a consumer is attached */
 #define SHMQ_STATE_DESTROYED	(1U << 2) /* queue removed by SHMQ_IOC_DESTROY */
+
+/* Bits of the status region's read_wake (the consumer side) and write_wake
+ * (the producer side) words: what the other side must check after it moved
+ * its counter, to decide whether to call SHMQ_IOC_WAKE (docs/design.md,
+ * "Waiting and waking"). 0: nobody to wake.
+ *  SLEEPER:    a task of that side sleeps in SHMQ_IOC_WAIT; on the write
+ *              side write_need is the smallest min_bytes of the sleepers
+ *  POLL_ARMED: a poller is registered and the last poll found the
+ *              condition false
+ *  POLLED:     a poller is registered; wake it only if that side's own
+ *              armed word (read_armed, write_armed) is non-zero
+ * The conditions: read side, the ring became non-empty; write side,
+ * free space reached write_need (SLEEPER) or capacity/2 (pollers). */
+#define SHMQ_WAKE_SLEEPER	(1U << 0)
+#define SHMQ_WAKE_POLL_ARMED	(1U << 1)
+#define SHMQ_WAKE_POLLED	(1U << 2)
 
 /* SHMQ_IOC_WAIT conditions. */
 #define SHMQ_WAIT_READABLE	1	/* consumer: tail != head */
@@ -129,8 +167,10 @@ struct shmq_layout {
 
 /* SHMQ_IOC_WAIT: sleep until @cond holds, evaluated by the kernel from the
  * shared counters, or until the absolute CLOCK_MONOTONIC time @timeout_ns
- * (U64_MAX: no timeout). Returns 0 when the condition holds.
+ * (of the caller's time namespace; U64_MAX: no timeout). Returns 0 when the
+ * condition holds.
  * Errors: ETIMEDOUT; EINTR (signal, restarted with SA_RESTART);
+ * ECANCELED (SHMQ_IOC_INTERRUPT on this queue fd);
  * EPIPE (condition false and the peer that was attached has gone);
  * EIDRM (condition false and the queue was destroyed);
  * EINVAL (cond not allowed for this role, bad flags/reserved,
@@ -152,7 +192,14 @@ struct shmq_wait_args {
 /* SHMQ_IOC_WAKE: wake the other side (the producer wakes readers, the
  * consumer wakes writers and pollers). The argument must be 0. */
 
-#define SHMQ_IOC_MAGIC		0xB7
+/* SHMQ_IOC_INTERRUPT: make the SHMQ_IOC_WAIT in progress on this queue fd
+ * (its attachment), or the next one, return ECANCELED: a way for another
+ * thread to stop a blocked sender or receiver. The argument must be 0. */
+
+/* The ioctl type: free in Documentation/userspace-api/ioctl/ioctl-number.rst
+ * of 6.1 and in the uapi headers of 6.12 (0xB7, used before 0.4.0, belongs
+ * to nsfs and remoteproc). */
+#define SHMQ_IOC_MAGIC		0xBA
 
 #define SHMQ_IOC_CREATE		_IOW(SHMQ_IOC_MAGIC, 0x00, struct shmq_create_args)
 #define SHMQ_IOC_DESTROY	_IOW(SHMQ_IOC_MAGIC, 0x01, struct shmq_destroy_args)
@@ -160,6 +207,7 @@ struct shmq_wait_args {
 #define SHMQ_IOC_RING_FD	_IO(SHMQ_IOC_MAGIC, 0x11)
 #define SHMQ_IOC_WAIT		_IOW(SHMQ_IOC_MAGIC, 0x12, struct shmq_wait_args)
 #define SHMQ_IOC_WAKE		_IO(SHMQ_IOC_MAGIC, 0x13)
+#define SHMQ_IOC_INTERRUPT	_IO(SHMQ_IOC_MAGIC, 0x14)
 
 /* ---------------------------------------------------------------------
  * Records in the data region (written by the producer, validated by the

@@ -10,8 +10,9 @@
 // Input (little-endian):
 //   [0]      capacity: 4096 << (b & 1)
 //   [1]      status word: bits 0-1 state (0,3: producer and consumer
-//            attached, 1: producer gone, 2: destroyed), bit 2 read_waiters,
-//            bit 3 write_waiters (write_need = capacity / 2)
+//            attached, 1: producer gone, 2: destroyed), bit 2 read_wake
+//            SLEEPER, bit 3 write_wake SLEEPER (write_need = capacity / 2),
+//            bit 4 read_wake POLLED, bit 5 write_wake POLL_ARMED
 //   [2..9]   head, the consumer counter a previous consumer left
 //   [10..17] tail - head
 //   [18..19] n: the next n bytes (at most the capacity) are the data area,
@@ -106,8 +107,8 @@ struct ReadOnlyView {
 		tail = *r.tail;
 		need = *r.write_need;
 		state = *r.state;
-		rw = *r.read_waiters;
-		ww = *r.write_waiters;
+		rw = *r.read_wake;
+		ww = *r.write_wake;
 	}
 	void check(const Ring &r) const;
 };
@@ -118,8 +119,9 @@ void set_status(const Ring &r, uint8_t b)
 		SHMQ_STATE_PRODUCER | SHMQ_STATE_CONSUMER, SHMQ_STATE_CONSUMER,
 		SHMQ_STATE_DESTROYED | SHMQ_STATE_CONSUMER, SHMQ_STATE_PRODUCER | SHMQ_STATE_CONSUMER};
 	*r.state = states[b & 3];
-	*r.read_waiters = (b >> 2) & 1;
-	*r.write_waiters = (b >> 3) & 1;
+	*r.read_wake = ((b >> 2) & 1 ? SHMQ_WAKE_SLEEPER : 0) | ((b >> 4) & 1 ? SHMQ_WAKE_POLLED : 0);
+	*r.write_wake = ((b >> 3) & 1 ? SHMQ_WAKE_SLEEPER : 0) |
+			((b >> 5) & 1 ? SHMQ_WAKE_POLL_ARMED | SHMQ_WAKE_POLLED : 0);
 	*r.write_need = r.capacity / 2;
 }
 
@@ -203,7 +205,7 @@ void ReadOnlyView::check(const Ring &r) const
 {
 	CHECK(std::memcmp(data, r.data, r.capacity) == 0, r.capacity);
 	CHECK(tail == *r.tail && need == *r.write_need, tail, *r.tail);
-	CHECK(state == *r.state && rw == *r.read_waiters && ww == *r.write_waiters, state, *r.state);
+	CHECK(state == *r.state && rw == *r.read_wake && ww == *r.write_wake, state, *r.state);
 }
 
 struct Run {

@@ -293,8 +293,8 @@ protected:
 		State s;
 		s.entries = class_entries();
 		const shmq_layout &L = lay_[1];
-		s.read_waiters = load_acquire<uint32_t>(cstatus_.get(), L.read_waiters_off);
-		s.write_waiters = load_acquire<uint32_t>(cstatus_.get(), L.write_waiters_off);
+		s.read_waiters = load_acquire<uint32_t>(cstatus_.get(), L.read_wake_off);
+		s.write_waiters = load_acquire<uint32_t>(cstatus_.get(), L.write_wake_off);
 		s.write_need = load_acquire<uint64_t>(cstatus_.get(), L.write_need_off);
 		s.state = load_acquire<uint32_t>(cstatus_.get(), L.state_off);
 		s.producers = sysattr(q_.name(), "producers");

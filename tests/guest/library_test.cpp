@@ -89,7 +89,7 @@ TEST_F(Library, OpenErrors)
 	EXPECT_EQ(EBUSY, p2.error().code());
 	EXPECT_EQ(64u * 1024, p1->info().capacity);
 	EXPECT_EQ(64u * 1024 / 4 - 8, p1->info().max_message);
-	EXPECT_EQ(SHMQ_FEATURES_V1, p1->info().features & SHMQ_FEATURES_V1);
+	EXPECT_EQ(SHMQ_FEATURES_V2, p1->info().features & SHMQ_FEATURES_V2);
 	// Another device directory.
 	shmq::OpenOptions o;
 	o.dev_dir = "/nonexistent";

@@ -447,8 +447,10 @@ TEST_F(Poll, BlockedPollOnProducerWokenByDestroy)
 	EXPECT_EQ(POLLERR | POLLHUP, w.get() & (POLLERR | POLLHUP));
 }
 
-// design.md: a registered poller counts as a waiter in the status page, the
-// producer's with a need of capacity/2, so the peer's library wakes it.
+// design.md: a registered poller is published in its side's wake word:
+// POLLED while registered, POLL_ARMED while its last poll found the
+// condition false. write_need is the sleepers' alone (pollers wait for
+// capacity/2, which the library knows); with a sleeper it is its need.
 TEST_F(Poll, RegisteredPollersArePublishedAsWaiters)
 {
 	make(4096);
@@ -459,21 +461,30 @@ TEST_F(Poll, RegisteredPollersArePublishedAsWaiters)
 	EXPECT_EQ(0u, c.write_waiters());
 	Epoll ec, ep;
 	ASSERT_EQ(0, ec.add(c.fd(), EPOLLIN | EPOLLET));
-	EXPECT_NE(0u, p.read_waiters()) << "consumer's epoll registration not published";
+	// Empty ring: the registration's poll found nothing, so armed too.
+	EXPECT_EQ(SHMQ_WAKE_POLLED | SHMQ_WAKE_POLL_ARMED, p.read_waiters())
+		<< "consumer's epoll registration not published";
 	ASSERT_EQ(0, ep.add(p.fd(), EPOLLOUT | EPOLLET));
-	EXPECT_NE(0u, c.write_waiters()) << "producer's epoll registration not published";
-	EXPECT_EQ(4096u / 2, c.write_need());
-	// A sleeper needing more raises write_need; when it leaves, it drops back.
+	// Empty ring: writable at once, so registered but not armed.
+	EXPECT_EQ(SHMQ_WAKE_POLLED, c.write_waiters()) << "producer's epoll registration not published";
+	EXPECT_EQ(0u, c.write_need());
+	// A sleeper sets SLEEPER and its need; when it leaves, both go.
 	p.publish(2040);
 	{
 		WaitThread w(p.fd(), SHMQ_WAIT_WRITABLE, 3000, deadline_in_ms(20000));
 		ASSERT_TRUE(w.blocked_for(50));
 		EXPECT_EQ(3000u, c.write_need());
+		EXPECT_TRUE(c.write_waiters() & SHMQ_WAKE_SLEEPER);
 		c.set_head(p.tail());
 		EXPECT_EQ(0, xioctl_val(c.fd(), SHMQ_IOC_WAKE, 0));
 		ASSERT_TRUE(w.wait(kWakeMs));
 		EXPECT_EQ(0, w.result());
 	}
-	EXPECT_EQ(4096u / 2, c.write_need()) << "write_need after the sleeper left, poller still registered";
-	EXPECT_NE(0u, c.write_waiters());
+	EXPECT_EQ(0u, c.write_need()) << "write_need after the sleeper left";
+	EXPECT_EQ(SHMQ_WAKE_POLLED, c.write_waiters() & ~SHMQ_WAKE_POLL_ARMED)
+		<< "the poller is still registered";
+	// The consumer's poller: a poll that finds the ring readable disarms it.
+	p.publish(8);
+	EXPECT_TRUE(ec.wait(kWakeMs) & EPOLLIN);
+	EXPECT_EQ(SHMQ_WAKE_POLLED, p.read_waiters()) << "a poll that found data left it armed";
 }

@@ -29,7 +29,9 @@ bool regions_overlap(const shmq_region &a, const shmq_region &b)
 void check_layout(const shmq_layout &l, uint64_t cap, uint32_t role)
 {
 	const uint64_t ps = page_size();
-	EXPECT_EQ(SHMQ_FEATURES_V1, l.features & SHMQ_FEATURES_V1) << std::hex << l.features;
+	EXPECT_EQ(SHMQ_FEATURES_V2, l.features & SHMQ_FEATURES_V2) << std::hex << l.features;
+	EXPECT_EQ(uint64_t(SHMQ_QUEUE_SPSC), l.queue_features) << std::hex << l.queue_features;
+	EXPECT_EQ(std::max<uint64_t>(SHMQ_MIN_CAPACITY, ps), l.min_capacity);
 	EXPECT_EQ(cap, l.capacity);
 	EXPECT_EQ(cap / 4 - 8, l.max_message);
 	EXPECT_EQ(role, l.role);
@@ -51,10 +53,16 @@ void check_layout(const shmq_layout &l, uint64_t cap, uint32_t role)
 	EXPECT_LE(uint64_t(l.tail_off) + 8, l.producer.size);
 	EXPECT_EQ(0u, l.head_off % 8);
 	EXPECT_LE(uint64_t(l.head_off) + 8, l.consumer.size);
-	EXPECT_EQ(0u, l.read_waiters_off % 4);
-	EXPECT_LE(uint64_t(l.read_waiters_off) + 4, l.status.size);
-	EXPECT_EQ(0u, l.write_waiters_off % 4);
-	EXPECT_LE(uint64_t(l.write_waiters_off) + 4, l.status.size);
+	EXPECT_EQ(0u, l.write_armed_off % 4);
+	EXPECT_LE(uint64_t(l.write_armed_off) + 4, l.producer.size);
+	EXPECT_TRUE(l.write_armed_off >= l.tail_off + 8 || l.write_armed_off + 4 <= l.tail_off);
+	EXPECT_EQ(0u, l.read_armed_off % 4);
+	EXPECT_LE(uint64_t(l.read_armed_off) + 4, l.consumer.size);
+	EXPECT_TRUE(l.read_armed_off >= l.head_off + 8 || l.read_armed_off + 4 <= l.head_off);
+	EXPECT_EQ(0u, l.read_wake_off % 4);
+	EXPECT_LE(uint64_t(l.read_wake_off) + 4, l.status.size);
+	EXPECT_EQ(0u, l.write_wake_off % 4);
+	EXPECT_LE(uint64_t(l.write_wake_off) + 4, l.status.size);
 	EXPECT_EQ(0u, l.write_need_off % 8);
 	EXPECT_LE(uint64_t(l.write_need_off) + 8, l.status.size);
 	EXPECT_EQ(0u, l.state_off % 4);
@@ -62,7 +70,7 @@ void check_layout(const shmq_layout &l, uint64_t cap, uint32_t role)
 	// The status words do not overlap each other.
 	struct W {
 		uint32_t off, len;
-	} w[] = {{l.read_waiters_off, 4}, {l.write_waiters_off, 4}, {l.write_need_off, 8},
+	} w[] = {{l.read_wake_off, 4}, {l.write_wake_off, 4}, {l.write_need_off, 8},
 		 {l.state_off, 4}};
 	for (int i = 0; i < 4; i++)
 		for (int j = 0; j < i; j++)

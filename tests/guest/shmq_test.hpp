@@ -15,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -610,13 +611,19 @@ struct RawEnd {
 	uint64_t tail() const { return load_acquire<uint64_t>(prod.get(), L.tail_off); }
 	uint64_t head() const { return load_acquire<uint64_t>(cons.get(), L.head_off); }
 	uint32_t state() const { return load_acquire<uint32_t>(status.get(), L.state_off); }
+	// The wake words (SHMQ_WAKE_* bits; 0: nobody to wake on that side).
 	uint32_t read_waiters() const
 	{
-		return load_acquire<uint32_t>(status.get(), L.read_waiters_off);
+		return load_acquire<uint32_t>(status.get(), L.read_wake_off);
 	}
 	uint32_t write_waiters() const
 	{
-		return load_acquire<uint32_t>(status.get(), L.write_waiters_off);
+		return load_acquire<uint32_t>(status.get(), L.write_wake_off);
+	}
+	uint32_t read_armed() const { return load_acquire<uint32_t>(cons.get(), L.read_armed_off); }
+	uint32_t write_armed() const
+	{
+		return load_acquire<uint32_t>(prod.get(), L.write_armed_off);
 	}
 	uint64_t write_need() const { return load_acquire<uint64_t>(status.get(), L.write_need_off); }
 	void set_tail(uint64_t v) { store_release<uint64_t>(prod.get(), L.tail_off, v); }
@@ -648,7 +655,10 @@ struct RawEnd {
 		const uint64_t t = write_record(n, fill, old);
 		set_tail(t);
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		if (read_waiters() && head() == old)
+		const uint32_t w = read_waiters();
+		const bool armed = (w & (SHMQ_WAKE_SLEEPER | SHMQ_WAKE_POLL_ARMED)) ||
+				   ((w & SHMQ_WAKE_POLLED) && read_armed());
+		if (armed && head() == old)
 			::ioctl(fd(), SHMQ_IOC_WAKE, 0);
 		return t;
 	}

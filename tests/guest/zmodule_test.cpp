@@ -7,6 +7,9 @@
 
 #include <grp.h>
 
+#include <atomic>
+#include <thread>
+
 using namespace shmqt;
 
 namespace {
@@ -275,6 +278,167 @@ class ZModuleBadParametersFailCleanly : public ZModule {
 	}
 };
 
+// Unloads the module for a test and loads it back with the harness's
+// parameters however the test ends.
+struct Unloaded {
+	int error = 0;
+	Unloaded() { error = delete_module("shmq"); }
+	~Unloaded()
+	{
+		if (!module_loaded()) {
+			int e = load_module();
+			if (e)
+				ADD_FAILURE() << "reload of " << getenv("SHMQ_KO") << ": " << errname(e);
+			std::string why;
+			if (!e && !wait_for_udev_nodes(&why))
+				ADD_FAILURE() << why;
+		}
+	}
+};
+
+// Opens /dev/shmq/NAME in a loop on a thread, as a user racing a module
+// load would; every open that succeeds is used (an ioctl) and closed.
+class Opener {
+public:
+	explicit Opener(const std::string &name)
+		: path_(dev_path(name)), t_([this] {
+			  while (!stop_.load()) {
+				  int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+				  tries_++;
+				  if (fd < 0)
+					  continue;
+				  opened_++;
+				  shmq_layout l;
+				  (void)::ioctl(fd, SHMQ_IOC_LAYOUT, &l);
+				  ::close(fd);
+			  }
+		  })
+	{
+	}
+	~Opener() { stop(); }
+	void stop()
+	{
+		stop_ = true;
+		if (t_.joinable())
+			t_.join();
+	}
+	unsigned opened() const { return opened_.load(); }
+	unsigned tries() const { return tries_.load(); }
+
+private:
+	std::string path_;
+	std::atomic<bool> stop_{false};
+	std::atomic<unsigned> opened_{0}, tries_{0};
+	std::thread t_;
+};
+
+// Issue 9, kernel item 1: a queue from queues= was openable as soon as its
+// cdev was added; a later bad entry (or a limit, or a failing registration)
+// made init fail and the module was freed under the open file: the next
+// ioctl or close oopsed. Every reason to refuse the parameter is now checked
+// before anything exists, so no node ever appears for a load that fails.
+class ZModuleFailedLoadNeverExposedANode : public ZModule {
+	void TestBody() override
+	{
+		const char *ko = getenv("SHMQ_KO");
+		if (!ko || !*ko || access(ko, R_OK) != 0)
+			GTEST_SKIP() << "SHMQ_KO not set or unreadable: cannot reload, so not unloading";
+		Unloaded u;
+		ASSERT_EQ(0, u.error) << "delete_module with nothing open: " << errname(u.error);
+		const char *bad[] = {
+			"queues=gt-a:64K,gt-b:128M,gt-c:bad",	       // a bad entry after a big one
+			"queues=gt-a:64K,-x:64K",		       // a name that looks like an option
+			"queues=gt-a:64K,gt-b:64K,gt-c:64K max_queues=2", // over max_queues
+			"queues=gt-a:64K,gt-b:64K,gt-a:64K",	       // duplicate, not adjacent
+			"queues=gt-a:64K,gt-b:128M max_total_memory=64M", // over the memory limit together
+		};
+		Opener op("gt-a");
+		for (int round = 0; round < scaled(5, 2); round++) {
+			for (const char *params : bad) {
+				const int e = load_module(params);
+				EXPECT_EQ(EINVAL, e) << "'" << params << "'";
+				if (e == 0)
+					(void)delete_module("shmq");
+				EXPECT_FALSE(module_loaded()) << "'" << params << "'";
+			}
+		}
+		op.stop();
+		EXPECT_EQ(0u, op.opened()) << "a failed load exposed /dev/shmq/gt-a to an opener";
+		EXPECT_GT(op.tries(), 10u);
+		// A good load with the same opener running: it sees the queue.
+		Opener op2("gt-a");
+		ASSERT_EQ(0, load_module("queues=gt-a:64K,gt-b:128K"));
+		EXPECT_TRUE(eventually(20000, [&] { return op2.opened() > 0; }));
+		op2.stop();
+		ASSERT_EQ(0, delete_module("shmq"));
+	}
+};
+
+// The same under fault injection (debug kernel): every allocation of a good
+// load fails in turn, from the module loader's own to the queues' pages,
+// while an opener races. A load that fails leaves nothing: no node was ever
+// opened, the class is gone; one that succeeds has both queues.
+class ZModuleInitFailsCleanlyAtEveryAllocation : public ZModule {
+	void TestBody() override
+	{
+		const char *ko = getenv("SHMQ_KO");
+		if (!ko || !*ko || access(ko, R_OK) != 0)
+			GTEST_SKIP() << "SHMQ_KO not set or unreadable";
+		Fd nth(::open("/proc/thread-self/fail-nth", O_RDWR | O_CLOEXEC));
+		if (!nth.ok() || !path_exists("/sys/kernel/debug/failslab"))
+			GTEST_SKIP() << "no fault injection (fail-nth, debugfs failslab)";
+		const std::string dbg = "/sys/kernel/debug/";
+		for (const char *k : {"failslab/ignore-gfp-wait", "fail_page_alloc/ignore-gfp-wait"})
+			(void)write_file(dbg + k, "N");
+		for (const char *k : {"failslab/verbose", "fail_page_alloc/verbose"})
+			(void)write_file(dbg + k, "0");
+		(void)write_file(dbg + "fail_page_alloc/min-order", "0");
+		Unloaded u;
+		ASSERT_EQ(0, u.error) << errname(u.error);
+		Opener op("gt-fa");
+		auto arm = [&](unsigned n) {
+			const std::string v = std::to_string(n);
+			for (int i = 0; i < 2; i++)
+				if (::pwrite(nth.get(), v.data(), v.size(), 0) == ssize_t(v.size()))
+					return;
+		};
+		auto hit = [&] {
+			char buf[16] = {};
+			ssize_t n = ::pread(nth.get(), buf, sizeof buf - 1, 0);
+			arm(0);
+			return n > 0 && strtoul(buf, nullptr, 10) == 0;
+		};
+		unsigned failures = 0, n = 1;
+		const unsigned max_steps = scaled(3000u, 3000u);
+		for (; n <= max_steps; n++) {
+			arm(n);
+			const int e = load_module("queues=gt-fa:64K,gt-fb:64K");
+			const bool injected = hit();
+			if (e == 0) {
+				EXPECT_TRUE(wait_path(dev_path("gt-fa"), true)) << "step " << n;
+				EXPECT_TRUE(wait_path(dev_path("gt-fb"), true)) << "step " << n;
+				int d = delete_module("shmq");
+				if (d == EWOULDBLOCK) // the opener holds a file for a moment
+					eventually(2000, [&] { return (d = delete_module("shmq")) != EWOULDBLOCK; });
+				ASSERT_EQ(0, d) << "step " << n << ": " << errname(d);
+				if (!injected)
+					break;
+				continue;
+			}
+			failures++;
+			EXPECT_FALSE(module_loaded()) << "step " << n;
+			EXPECT_FALSE(path_exists("/sys/class/shmq")) << "step " << n << ": class left behind";
+			if (HasFailure())
+				break;
+		}
+		op.stop();
+		EXPECT_LT(n, max_steps) << "the load never got through";
+		EXPECT_GT(failures, 10u);
+		report_figure("faults_injected", failures,
+			      "allocation failures injected into module loads (queues=, an opener racing)");
+	}
+};
+
 template <class T> void reg(const char *name, int line)
 {
 	testing::RegisterTest("ZModule", name, nullptr, nullptr, __FILE__, line,
@@ -291,4 +455,6 @@ void register_zmodule_tests()
 	reg<ZModuleBusyWhileOnlyRingFdOrMappingExists>("RmmodRefusedWhileOnlyRingFdOrMappingExists", __LINE__);
 	reg<ZModuleUnloadWhenIdleThenReload>("UnloadWhenIdleThenReload", __LINE__);
 	reg<ZModuleBadParametersFailCleanly>("BadParametersFailCleanlyThenReload", __LINE__);
+	reg<ZModuleFailedLoadNeverExposedANode>("FailedLoadNeverExposedANodeToAnOpener", __LINE__);
+	reg<ZModuleInitFailsCleanlyAtEveryAllocation>("InitFailsCleanlyAtEveryAllocation", __LINE__);
 }

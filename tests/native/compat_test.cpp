@@ -21,8 +21,10 @@ struct shmq_layout good_layout(int role)
 {
 	struct shmq_layout l;
 	std::memset(&l, 0, sizeof l);
-	l.features = SHMQ_FEATURES_V1;
+	l.features = SHMQ_FEATURES_V2;
+	l.queue_features = SHMQ_QUEUE_SPSC;
 	l.capacity = 4096;
+	l.min_capacity = 4096;
 	l.max_message = 4096 / 4 - 8;
 	l.role = static_cast<uint32_t>(role);
 	l.page_size = 4096;
@@ -33,11 +35,13 @@ struct shmq_layout good_layout(int role)
 	l.consumer = {8192, 4096};
 	l.data = {12288, 4096};
 	l.tail_off = 0;
+	l.write_armed_off = 64;
 	l.head_off = 0;
-	l.read_waiters_off = 0;
-	l.write_waiters_off = 4;
-	l.write_need_off = 8;
-	l.state_off = 16;
+	l.read_armed_off = 64;
+	l.state_off = 0;
+	l.read_wake_off = 4;
+	l.write_wake_off = 8;
+	l.write_need_off = 16;
 	return l;
 }
 
@@ -58,7 +62,7 @@ TEST(Compat, IgnoresFeatureBitsItDoesNotKnow)
 	EXPECT_TRUE(check_module(l, SHMQ_ROLE_CONSUMER).ok());
 }
 
-TEST(Compat, EachMissingV1FeatureIsEPROTONamingItAndTheModuleVersion)
+TEST(Compat, EachMissingV2FeatureIsEPROTONamingItAndTheModuleVersion)
 {
 	const struct {
 		uint64_t bit;
@@ -68,21 +72,23 @@ TEST(Compat, EachMissingV1FeatureIsEPROTONamingItAndTheModuleVersion)
 		{SHMQ_FEAT_WAIT, "SHMQ_FEAT_WAIT"},
 		{SHMQ_FEAT_POLL, "SHMQ_FEAT_POLL"},
 		{SHMQ_FEAT_PEER_HUP, "SHMQ_FEAT_PEER_HUP"},
+		{SHMQ_FEAT_WAKE_ARM, "SHMQ_FEAT_WAKE_ARM"},
+		{SHMQ_FEAT_INTERRUPT, "SHMQ_FEAT_INTERRUPT"},
 	};
 	uint64_t covered = 0;
 	for (const auto &f : feats) {
 		covered |= f.bit;
 		auto l = good_layout(SHMQ_ROLE_PRODUCER);
-		l.features = SHMQ_FEATURES_V1 & ~f.bit;
+		l.features = SHMQ_FEATURES_V2 & ~f.bit;
 		auto r = check_module(l, SHMQ_ROLE_PRODUCER);
 		ASSERT_FALSE(r.ok()) << f.name;
 		EXPECT_EQ(EPROTO, r.error().code()) << f.name;
 		const std::string m = r.error().what();
 		EXPECT_NE(std::string::npos, m.find(std::string("lacks feature ") + f.name)) << m;
-		EXPECT_NE(std::string::npos, m.find("load shmq.ko version >= 0.3.0")) << m;
+		EXPECT_NE(std::string::npos, m.find("load shmq.ko version >= 0.4.0")) << m;
 		EXPECT_NE(std::string::npos, m.find("libshmq " SHMQ_VERSION_STRING)) << m;
 	}
-	EXPECT_EQ(SHMQ_FEATURES_V1, covered) << "a V1 bit is not covered by this test";
+	EXPECT_EQ(SHMQ_FEATURES_V2, covered) << "a V2 bit is not covered by this test";
 }
 
 TEST(Compat, NoFeaturesAtAllIsEPROTO)
@@ -113,4 +119,53 @@ TEST(Compat, ALayoutItDoesNotUnderstandIsEPROTO)
 	l = good_layout(SHMQ_ROLE_PRODUCER);
 	l.state_off = 4094;
 	expect_layout_error(l, SHMQ_ROLE_PRODUCER, "state word past its region");
+}
+
+// Issue 9: module feature bits describe the module, not the queue. A queue
+// of a kind this library does not know must never be attached to, whatever
+// the module offers.
+TEST(Compat, AnUnknownQueueFeatureBitIsEPROTOEvenWithEveryModuleFeature)
+{
+	for (const uint64_t bit : {1ULL << 1, 1ULL << 17, 1ULL << 63}) {
+		auto l = good_layout(SHMQ_ROLE_CONSUMER);
+		l.features = ~0ULL;
+		l.queue_features |= bit;
+		auto r = check_module(l, SHMQ_ROLE_CONSUMER);
+		ASSERT_FALSE(r.ok()) << std::hex << bit;
+		EXPECT_EQ(EPROTO, r.error().code());
+		EXPECT_NE(nullptr, std::strstr(r.error().what(), "SHMQ_QUEUE_")) << r.error().what();
+	}
+}
+
+TEST(Compat, NoQueueFeatureBitIsEPROTO)
+{
+	auto l = good_layout(SHMQ_ROLE_PRODUCER);
+	l.queue_features = 0;
+	auto r = check_module(l, SHMQ_ROLE_PRODUCER);
+	ASSERT_FALSE(r.ok());
+	EXPECT_EQ(EPROTO, r.error().code());
+}
+
+// The module writes reserved fields as zero unless a bit announces them: a
+// library must not silently read a layout with fields it does not know.
+TEST(Compat, ANonZeroReservedLayoutFieldIsEPROTO)
+{
+	for (size_t i = 0; i < sizeof(shmq_layout::reserved) / sizeof(uint64_t); i++) {
+		auto l = good_layout(SHMQ_ROLE_PRODUCER);
+		l.reserved[i] = 1;
+		auto r = check_module(l, SHMQ_ROLE_PRODUCER);
+		ASSERT_FALSE(r.ok()) << "reserved[" << i << "]";
+		EXPECT_EQ(EPROTO, r.error().code());
+		EXPECT_NE(nullptr, std::strstr(r.error().what(), "reserved")) << r.error().what();
+	}
+}
+
+TEST(Compat, AnArmedWordOutsideItsRegionIsEPROTO)
+{
+	auto l = good_layout(SHMQ_ROLE_CONSUMER);
+	l.read_armed_off = 4094;
+	EXPECT_FALSE(check_module(l, SHMQ_ROLE_CONSUMER).ok());
+	l = good_layout(SHMQ_ROLE_CONSUMER);
+	l.write_armed_off = 4096;
+	EXPECT_FALSE(check_module(l, SHMQ_ROLE_CONSUMER).ok());
 }

@@ -16,8 +16,9 @@ namespace shmq::test {
 
 // Offsets of the shared words inside their pages (not zero, to catch code
 // that assumes a layout).
-inline constexpr uint32_t kReadWaitersOff = 64, kWriteWaitersOff = 68, kWriteNeedOff = 72,
-			  kStateOff = 80, kTailOff = 128, kHeadOff = 192;
+inline constexpr uint32_t kReadWakeOff = 64, kWriteWakeOff = 68, kWriteNeedOff = 72,
+			  kStateOff = 80, kTailOff = 128, kWriteArmedOff = 256, kHeadOff = 192,
+			  kReadArmedOff = 320;
 
 class ShmRing {
 public:
@@ -38,9 +39,11 @@ public:
 		consumer_ = base_ + 5 * page_;
 		data_ = base_ + 7 * page_;
 		ring.tail = reinterpret_cast<uint64_t *>(producer_ + kTailOff);
+		ring.write_armed = reinterpret_cast<uint32_t *>(producer_ + kWriteArmedOff);
 		ring.head = reinterpret_cast<uint64_t *>(consumer_ + kHeadOff);
-		ring.read_waiters = reinterpret_cast<uint32_t *>(status_ + kReadWaitersOff);
-		ring.write_waiters = reinterpret_cast<uint32_t *>(status_ + kWriteWaitersOff);
+		ring.read_armed = reinterpret_cast<uint32_t *>(consumer_ + kReadArmedOff);
+		ring.read_wake = reinterpret_cast<uint32_t *>(status_ + kReadWakeOff);
+		ring.write_wake = reinterpret_cast<uint32_t *>(status_ + kWriteWakeOff);
 		ring.write_need = reinterpret_cast<uint64_t *>(status_ + kWriteNeedOff);
 		ring.state = reinterpret_cast<uint32_t *>(status_ + kStateOff);
 		ring.data = data_;
@@ -49,7 +52,7 @@ public:
 		*ring.state = SHMQ_STATE_PRODUCER | SHMQ_STATE_CONSUMER;
 		info.capacity = capacity;
 		info.max_message = ring.max_message;
-		info.features = SHMQ_FEATURES_V1;
+		info.features = SHMQ_FEATURES_V2;
 	}
 	ShmRing(const ShmRing &) = delete;
 	ShmRing &operator=(const ShmRing &) = delete;
@@ -70,12 +73,23 @@ public:
 	{
 		return detail::unpack_header(detail::load_relaxed(detail::header_at(ring, off)));
 	}
+	// What the kernel publishes for sleepers: non-zero @readers/@writers
+	// set SHMQ_WAKE_SLEEPER on that side, @need is write_need.
 	void set_waiters(uint32_t readers, uint32_t writers, uint64_t need)
 	{
-		*ring.read_waiters = readers;
-		*ring.write_waiters = writers;
+		*ring.read_wake = readers ? SHMQ_WAKE_SLEEPER : 0;
+		*ring.write_wake = writers ? SHMQ_WAKE_SLEEPER : 0;
 		*ring.write_need = need;
 	}
+	// Raw wake words (SHMQ_WAKE_* bits), e.g. for pollers.
+	void set_wake(uint32_t read_wake, uint32_t write_wake, uint64_t need)
+	{
+		*ring.read_wake = read_wake;
+		*ring.write_wake = write_wake;
+		*ring.write_need = need;
+	}
+	uint32_t read_armed() const { return detail::load_acquire(ring.read_armed); }
+	uint32_t write_armed() const { return detail::load_acquire(ring.write_armed); }
 
 	// What the kernel's mmap protections give each role (docs/design.md):
 	// any write the role must not make then faults.
