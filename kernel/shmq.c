@@ -46,7 +46,8 @@
  *    sleeping for a queue condition; taken killable where a user waits.
  *  - queue->lock (spinlock), taken inside shmq_ns_lock, never the other way
  *    round: queue->destroyed, queue->attached[], queue->pid[],
- *    queue->departures[], queue->nr_sleepers[], queue->poll_armed[],
+ *    queue->departures[], queue->nr_sleepers[], queue->poll_armers[],
+ *    queue->poll_gen[], queue->registering,
  *    queue->write_sleepers, queue->write_need, peer->interrupted and every
  *    word of the status page. Functions named *_locked() expect it held.
  *  - Wait queues: queue->wq[] for SHMQ_IOC_WAIT sleepers, queue->pollq[] for
@@ -89,7 +90,9 @@
 #include <linux/nsproxy.h>
 #include <linux/pid.h>
 #include <linux/pid_namespace.h>
+#include <linux/overflow.h>
 #include <linux/poll.h>
+#include <linux/random.h>
 #include <linux/rbtree.h>
 #include <linux/refcount.h>
 #include <linux/sched.h>
@@ -106,6 +109,14 @@
 
 #include <shmq/uapi.h>
 #include <shmq/version.h>
+
+/*
+ * The shared counters are u64 words that the kernel reads with READ_ONCE()
+ * while user space writes them: single-copy atomic only on 64-bit kernels.
+ */
+#if BITS_PER_LONG != 64
+#error "shmq needs a 64-bit kernel (the shared u64 counters must be read in one load)"
+#endif
 
 /* ------------------------------------------------------------------------
  * Compatibility with the kernels we build for (6.1 .. 6.12). Keep all
@@ -239,6 +250,8 @@ struct shmq_stats {
  * @dev: class device; its reference count is the queue's lifetime
  * @cdev: the /dev/shmq/NAME character device
  * @node: entry in shmq_queues (shmq_ns_lock)
+ * @registering: in shmq_queues to hold the name while its pages are
+ *	allocated; not yet openable, not destroyable (shmq_ns_lock)
  * @name: queue name, NUL-terminated
  * @capacity: data region bytes, a power of two, a multiple of PAGE_SIZE
  * @nr_pages: pages in @pages: three control pages plus the data pages
@@ -254,8 +267,10 @@ struct shmq_stats {
  * @pid: thread group of the process that attached that side
  * @departures: number of detaches of that side so far
  * @nr_sleepers: tasks of that side sleeping in SHMQ_IOC_WAIT
- * @poll_armed: a poll of that side found its condition false, and no poll
- *	since found it true
+ * @poll_armers: polls of that side that found their condition false since
+ *	its pollers were last woken (each such poller may be asleep)
+ * @poll_gen: bumped whenever that side's pollers are woken, so that a poll
+ *	that armed and then found its condition true undoes only its own arm
  * @write_sleepers: struct shmq_sleeper of the producer side, by need
  * @write_need: value last published in the status page's write_need
  * @wq: SHMQ_IOC_WAIT sleepers of each side
@@ -266,6 +281,7 @@ struct shmq_queue {
 	struct device dev;
 	struct cdev cdev;
 	struct list_head node;
+	bool registering;
 	char name[SHMQ_NAME_MAX];
 	u64 capacity;
 	unsigned long nr_pages;
@@ -282,7 +298,8 @@ struct shmq_queue {
 	struct pid *pid[2];
 	u64 departures[2];
 	unsigned int nr_sleepers[2];
-	bool poll_armed[2];
+	unsigned int poll_armers[2];
+	u64 poll_gen[2];
 	struct rb_root_cached write_sleepers;
 	u64 write_need;
 
@@ -468,7 +485,15 @@ static void shmq_read_counters(const struct shmq_queue *q, struct shmq_counters 
 
 	c->stable = false;
 	for (i = 0; i < SHMQ_COUNTER_TRIES; i++) {
-		smp_rmb(); /* head before tail */
+		/*
+		 * Full barrier, not just a read barrier: the head we read may
+		 * have been stored by another CPU than the one that stored
+		 * the tail, and the producer's check (store tail; fence; read
+		 * head) must see that head when we see an old tail (the
+		 * read-write-causality pattern; rmb suffices on x86 and arm64
+		 * only because they are multi-copy atomic).
+		 */
+		smp_mb();
 		tail = READ_ONCE(*q->tail);
 		smp_rmb(); /* tail before head again */
 		again = READ_ONCE(*q->head);
@@ -557,14 +582,15 @@ static bool shmq_publish_waiters_locked(struct shmq_queue *q, unsigned int side)
 
 	lockdep_assert_held(&q->lock);
 
+	/* Lockless emptiness check: see the poll_wait() ordering above. */
 	polled = waitqueue_active(&q->pollq[side]);
 	if (!polled)
-		q->poll_armed[side] = false;
+		q->poll_armers[side] = 0;
 	if (q->nr_sleepers[side])
 		bits |= SHMQ_WAKE_SLEEPER;
 	if (polled)
 		bits |= SHMQ_WAKE_POLLED;
-	if (q->poll_armed[side])
+	if (q->poll_armers[side])
 		bits |= SHMQ_WAKE_POLL_ARMED;
 
 	if (side == SHMQ_CONS) {
@@ -588,8 +614,26 @@ static bool shmq_publish_waiters_locked(struct shmq_queue *q, unsigned int side)
 	return changed && need;
 }
 
+/**
+ * shmq_wake_side() - wake every sleeper and poller of one side
+ * @q: the queue, lock not held
+ * @side: SHMQ_PROD or SHMQ_CONS
+ * @key: the poll events to report
+ *
+ * Every poller of @side is woken and will poll again, re-arming if its
+ * condition is still false: so its arms are dropped first, under the lock
+ * and before the wake-up (never after: a poller woken by us might re-arm
+ * and go back to sleep before a later clear, which would then hide it).
+ * Also refreshes @side's wake word, dropping marks of pollers gone away.
+ */
 static void shmq_wake_side(struct shmq_queue *q, unsigned int side, __poll_t key)
 {
+	spin_lock(&q->lock);
+	q->poll_armers[side] = 0;
+	q->poll_gen[side]++;
+	/* write_need is the sleepers': unchanged here, no recheck needed. */
+	shmq_publish_waiters_locked(q, side);
+	spin_unlock(&q->lock);
 	wake_up_all(&q->wq[side]);
 	wake_up_poll(&q->pollq[side], key);
 }
@@ -618,18 +662,6 @@ static void shmq_recheck_writers(struct shmq_queue *q)
 	shmq_read_counters(q, &c);
 	if (shmq_writable(q, &c, need))
 		shmq_wake_side(q, SHMQ_PROD, EPOLLOUT | EPOLLWRNORM);
-}
-
-/* shmq_publish_waiters_locked() for a caller that does not hold the lock. */
-static void shmq_publish_waiters(struct shmq_queue *q, unsigned int side)
-{
-	bool recheck;
-
-	spin_lock(&q->lock);
-	recheck = shmq_publish_waiters_locked(q, side);
-	spin_unlock(&q->lock);
-	if (recheck)
-		shmq_recheck_writers(q);
 }
 
 static void shmq_publish_state_locked(struct shmq_queue *q)
@@ -733,7 +765,7 @@ static void shmq_check_counters(struct shmq_queue *q, const struct shmq_counters
  *
  * Runs when the namespace, every queue file and every ring file (and so
  * every mapping) have let go of the queue, or when a creation failed after
- * shmq_queue_alloc(). The last statement lets module exit proceed.
+ * shmq_queue_new(). The last statement lets module exit proceed.
  */
 static void shmq_queue_release(struct device *dev)
 {
@@ -886,40 +918,29 @@ static int shmq_reserve_memory(const char *name, u64 bytes)
 static const struct file_operations shmq_queue_fops;
 
 /**
- * shmq_queue_alloc() - allocate a queue and its pages, not yet visible
+ * shmq_queue_new() - allocate a queue's object, without pages or a name
  * @name: valid name (see shmq_check_name())
  * @capacity: valid capacity (see shmq_check_capacity())
  *
- * Reserves the memory, allocates every page (zeroed, charged to the
- * caller's memory cgroup) and initializes the device, without any global
- * lock held: a large queue takes long to allocate, and a fatal signal
- * stops it. Nothing is registered: no device node, no name. Undo with
- * put_device(&q->dev).
+ * Initializes the device, so that put_device(&q->dev) undoes everything
+ * from here on (shmq_queue_release()). Charged to the caller's memory
+ * cgroup, as the pages will be.
  *
- * Return: the queue, or ERR_PTR(-ENOSPC) (max_total_memory),
- * ERR_PTR(-ENOMEM), ERR_PTR(-EINTR) (fatal signal).
+ * Return: the queue, or ERR_PTR(-ENOMEM).
  */
-static struct shmq_queue *shmq_queue_alloc(const char *name, u64 capacity)
+static struct shmq_queue *shmq_queue_new(const char *name, u64 capacity)
 {
-	unsigned long nr_pages = (capacity >> PAGE_SHIFT) + SHMQ_PG_DATA;
-	u64 bytes = shmq_queue_bytes(capacity);
 	struct shmq_queue *q;
-	unsigned long i;
+	unsigned int i;
 	int ret;
 
-	ret = shmq_reserve_memory(name, bytes);
-	if (ret)
-		return ERR_PTR(ret);
-
-	q = kzalloc(sizeof(*q), GFP_KERNEL);
-	if (!q) {
-		atomic64_sub(bytes, &shmq_total_memory);
+	q = kzalloc(sizeof(*q), GFP_KERNEL_ACCOUNT);
+	if (!q)
 		return ERR_PTR(-ENOMEM);
-	}
 	strscpy(q->name, name, sizeof(q->name));
+	INIT_LIST_HEAD(&q->node);
 	q->capacity = capacity;
 	q->minor = -1;
-	q->accounted = bytes;
 	q->stats.creator_uid = current_euid();
 	q->stats.created_at = ktime_get_real_seconds();
 	spin_lock_init(&q->lock);
@@ -929,46 +950,62 @@ static struct shmq_queue *shmq_queue_alloc(const char *name, u64 capacity)
 		init_waitqueue_head(&q->pollq[i]);
 	}
 
-	/* From here on, shmq_queue_release() undoes everything. */
 	atomic_inc(&shmq_queues_alive);
 	device_initialize(&q->dev);
 	q->dev.class = shmq_class;
 	q->dev.release = shmq_queue_release;
 	ret = dev_set_name(&q->dev, "%s", name);
+	if (ret) {
+		put_device(&q->dev);
+		return ERR_PTR(ret);
+	}
+	return q;
+}
+
+/**
+ * shmq_queue_alloc_pages() - reserve and allocate a queue's ring pages
+ * @q: from shmq_queue_new()
+ *
+ * Without any global lock held: a large queue takes long to allocate, and
+ * a fatal signal stops it. The pages are zeroed and charged to the
+ * caller's memory cgroup. What was reserved or allocated is returned by
+ * shmq_queue_release().
+ *
+ * Return: 0, -ENOSPC (max_total_memory, logged), -ENOMEM, -EINTR.
+ */
+static int shmq_queue_alloc_pages(struct shmq_queue *q)
+{
+	unsigned long nr_pages = (q->capacity >> PAGE_SHIFT) + SHMQ_PG_DATA;
+	u64 bytes = shmq_queue_bytes(q->capacity);
+	unsigned long i;
+	int ret;
+
+	ret = shmq_reserve_memory(q->name, bytes);
 	if (ret)
-		goto err;
+		return ret;
+	q->accounted = bytes;
 
 	/*
 	 * Raised limits let a capacity through whose page array alone is
 	 * beyond any allocation (kvmalloc WARNs above INT_MAX bytes): that is
 	 * ENOMEM for the caller, not a kernel warning.
 	 */
-	q->pages = kvcalloc(nr_pages, sizeof(*q->pages), GFP_KERNEL | __GFP_NOWARN);
-	if (!q->pages) {
-		ret = -ENOMEM;
-		goto err;
-	}
+	q->pages = kvcalloc(nr_pages, sizeof(*q->pages), GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+	if (!q->pages)
+		return -ENOMEM;
 	q->nr_pages = nr_pages;
 	for (i = 0; i < nr_pages; i++) {
-		if (fatal_signal_pending(current)) {
-			ret = -EINTR;
-			goto err;
-		}
+		if (fatal_signal_pending(current))
+			return -EINTR;
 		q->pages[i] = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
-		if (!q->pages[i]) {
-			ret = -ENOMEM;
-			goto err;
-		}
+		if (!q->pages[i])
+			return -ENOMEM;
 		cond_resched();
 	}
 	q->status = page_address(q->pages[SHMQ_PG_STATUS]);
 	q->tail = page_address(q->pages[SHMQ_PG_PRODUCER]) + SHMQ_TAIL_OFF;
 	q->head = page_address(q->pages[SHMQ_PG_CONSUMER]) + SHMQ_HEAD_OFF;
-	return q;
-
-err:
-	put_device(&q->dev);
-	return ERR_PTR(ret);
+	return 0;
 }
 
 /**
@@ -977,7 +1014,8 @@ err:
  * Minors are handed out cyclically, so that the number of a destroyed
  * queue is reused as late as possible: a stale node (a static /dev, a
  * copied node, a bind mount made before the destroy) then reaches no
- * queue rather than the next one created.
+ * queue rather than the next one created. The cursor starts at a random
+ * minor at load, so that a reload does not hand out the old numbers first.
  *
  * Return: the minor, or -ENOSPC when all SHMQ_MAX_MINORS are in use.
  */
@@ -997,16 +1035,45 @@ static int shmq_alloc_minor_locked(void)
 }
 
 /**
- * shmq_queue_add_locked() - give an allocated queue its name and node
- * @q: from shmq_queue_alloc()
+ * shmq_queue_hold_name_locked() - enter a queue being created in the list
+ * @q: from shmq_queue_new()
  *
- * Caller holds shmq_ns_lock and has checked shmq_check_room_locked(). On
- * success the namespace owns the caller's reference; on failure the
- * caller still holds it and drops it with put_device().
+ * Caller holds shmq_ns_lock and has checked shmq_check_room_locked(). The
+ * entry holds the name and counts against max_queues while the pages are
+ * allocated without the lock, so that a second creator of the same name
+ * gets EEXIST at once (not ENOSPC from the memory the first reserved), and
+ * creators racing for the last queue slot do not all allocate. It cannot
+ * be opened (no node) nor destroyed (ENOENT) until registered.
+ */
+static void shmq_queue_hold_name_locked(struct shmq_queue *q)
+{
+	lockdep_assert_held(&shmq_ns_lock);
+
+	q->registering = true;
+	list_add_tail(&q->node, &shmq_queues);
+	WRITE_ONCE(shmq_nr_queues, shmq_nr_queues + 1);
+}
+
+/* Undoes shmq_queue_hold_name_locked() for a creation that failed. */
+static void shmq_queue_drop_name_locked(struct shmq_queue *q)
+{
+	lockdep_assert_held(&shmq_ns_lock);
+
+	list_del_init(&q->node);
+	WRITE_ONCE(shmq_nr_queues, shmq_nr_queues - 1);
+}
+
+/**
+ * shmq_queue_register_locked() - give a queue that holds its name a node
+ * @q: with its pages, entered by shmq_queue_hold_name_locked()
+ *
+ * Caller holds shmq_ns_lock. On success the namespace owns the caller's
+ * reference; on failure the caller still holds it, drops the name with
+ * shmq_queue_drop_name_locked() and the reference with put_device().
  *
  * Return: 0, -ENOSPC (no minor left), or an error of device registration.
  */
-static int shmq_queue_add_locked(struct shmq_queue *q)
+static int shmq_queue_register_locked(struct shmq_queue *q)
 {
 	int ret;
 
@@ -1023,10 +1090,31 @@ static int shmq_queue_add_locked(struct shmq_queue *q)
 	ret = cdev_device_add(&q->cdev, &q->dev);
 	if (ret)
 		return ret;
-
-	list_add_tail(&q->node, &shmq_queues);
-	WRITE_ONCE(shmq_nr_queues, shmq_nr_queues + 1);
+	q->registering = false;
 	return 0;
+}
+
+/**
+ * shmq_add_locked() - enter and register a queue that has its pages
+ * @q: from shmq_queue_new() and shmq_queue_alloc_pages()
+ *
+ * For the load-time queues, whose pages were allocated before the lock.
+ *
+ * Return: 0, or an error of shmq_check_room_locked() or
+ * shmq_queue_register_locked() (the caller then drops its reference).
+ */
+static int shmq_add_locked(struct shmq_queue *q)
+{
+	int ret;
+
+	ret = shmq_check_room_locked(q->name);
+	if (ret)
+		return ret;
+	shmq_queue_hold_name_locked(q);
+	ret = shmq_queue_register_locked(q);
+	if (ret)
+		shmq_queue_drop_name_locked(q);
+	return ret;
 }
 
 /**
@@ -1034,9 +1122,9 @@ static int shmq_queue_add_locked(struct shmq_queue *q)
  * @name: valid name (see shmq_check_name())
  * @capacity: valid capacity (see shmq_check_capacity())
  *
- * shmq_ns_lock is held only for the checks and the registration; the pages
- * are allocated between the two, so creating a large queue blocks nobody
- * else, and a fatal signal ends it.
+ * The name is held (and counted) under shmq_ns_lock, the pages are
+ * allocated without it, and the node is registered under it again: so
+ * creating a large queue blocks nobody else, and a fatal signal ends it.
  *
  * Return: 0 on success, -EEXIST, -ENOSPC (max_queues, max_total_memory or
  * no minor left), -ENOMEM, -EINTR, or an error from device registration.
@@ -1046,27 +1134,35 @@ static int shmq_create(const char *name, u64 capacity)
 	struct shmq_queue *q;
 	int ret;
 
-	ret = mutex_lock_killable(&shmq_ns_lock);
-	if (ret)
-		return ret;
-	ret = shmq_check_room_locked(name);
-	mutex_unlock(&shmq_ns_lock);
-	if (ret)
-		return ret;
-
-	q = shmq_queue_alloc(name, capacity);
+	q = shmq_queue_new(name, capacity);
 	if (IS_ERR(q))
 		return PTR_ERR(q);
 
 	ret = mutex_lock_killable(&shmq_ns_lock);
-	if (!ret) {
-		ret = shmq_check_room_locked(name);
-		if (!ret)
-			ret = shmq_queue_add_locked(q);
-		mutex_unlock(&shmq_ns_lock);
-	}
 	if (ret)
-		put_device(&q->dev);
+		goto err_put;
+	ret = shmq_check_room_locked(name);
+	if (!ret)
+		shmq_queue_hold_name_locked(q);
+	mutex_unlock(&shmq_ns_lock);
+	if (ret)
+		goto err_put;
+
+	ret = shmq_queue_alloc_pages(q);
+
+	/* Not killable: the name must be registered or dropped either way. */
+	mutex_lock(&shmq_ns_lock);
+	if (!ret)
+		ret = shmq_queue_register_locked(q);
+	if (ret)
+		shmq_queue_drop_name_locked(q);
+	mutex_unlock(&shmq_ns_lock);
+	if (ret)
+		goto err_put;
+	return 0;
+
+err_put:
+	put_device(&q->dev);
 	return ret;
 }
 
@@ -1234,6 +1330,35 @@ static int shmq_ring_mmap(struct file *file, struct vm_area_struct *vma)
 	return ret;
 }
 
+/**
+ * shmq_file_flush() - every close of a queue or ring file descriptor
+ * @file: the file
+ * @id: unused
+ *
+ * A process that stored its counter and died (or closed) before its
+ * SHMQ_IOC_WAKE leaves the other side asleep with its condition true. If
+ * it was the last holder, detaching wakes the other side; but a forked
+ * child may hold the same file and keep the attachment. So each close
+ * wakes the other side when somebody there waits: a spurious wake at worst.
+ *
+ * Return: 0.
+ */
+static int shmq_file_flush(struct file *file, fl_owner_t id)
+{
+	struct shmq_peer *peer = file->private_data;
+	struct shmq_queue *q = peer->queue;
+	unsigned int other = peer->side ^ 1;
+	bool waiting;
+
+	spin_lock(&q->lock);
+	waiting = q->nr_sleepers[other] || waitqueue_active(&q->pollq[other]);
+	spin_unlock(&q->lock);
+	if (waiting)
+		shmq_wake_side(q, other, other == SHMQ_CONS ?
+			       EPOLLIN | EPOLLRDNORM : EPOLLOUT | EPOLLWRNORM);
+	return 0;
+}
+
 static int shmq_ring_release(struct inode *inode, struct file *file)
 {
 	struct shmq_peer *peer = file->private_data;
@@ -1250,6 +1375,7 @@ static const struct file_operations shmq_ring_fops = {
 	.owner		= THIS_MODULE,
 	.mmap		= shmq_ring_mmap,
 	.poll		= shmq_queue_poll,
+	.flush		= shmq_file_flush,
 	.release	= shmq_ring_release,
 };
 
@@ -1445,29 +1571,24 @@ static ktime_t shmq_deadline_to_host(u64 timeout_ns)
  * @peer: the waiting peer
  * @args: validated wait arguments
  *
- * A pending SHMQ_IOC_INTERRUPT comes first and is consumed. The state is
- * read under the lock before the counters, so that a peer which published
- * and then detached is seen with its last counter: a consumer drains
- * before it gets EPIPE.
+ * The state is read under the lock before the counters, so that a peer
+ * which published and then detached is seen with its last counter: a
+ * consumer drains before it gets EPIPE.
  *
- * Return: 0 if the condition holds, -ECANCELED if interrupted, -EIDRM if
- * the queue was destroyed, -EPIPE if the peer has gone (unless
- * SHMQ_WAIT_IGNORE_HUP), -EAGAIN to keep waiting.
+ * Return: 0 if the condition holds, -EIDRM if the queue was destroyed,
+ * -EPIPE if the peer has gone (unless SHMQ_WAIT_IGNORE_HUP), -EAGAIN to
+ * keep waiting.
  */
 static int shmq_wait_check(struct shmq_peer *peer, const struct shmq_wait_args *args)
 {
 	struct shmq_queue *q = peer->queue;
 	struct shmq_counters c;
-	bool destroyed, gone, interrupted, ok;
+	bool destroyed, gone, ok;
 
 	spin_lock(&q->lock);
-	interrupted = peer->interrupted;
-	peer->interrupted = false;
 	destroyed = q->destroyed;
 	gone = shmq_peer_gone_locked(peer);
 	spin_unlock(&q->lock);
-	if (interrupted)
-		return -ECANCELED;
 
 	shmq_read_counters(q, &c);
 	shmq_check_counters(q, &c);
@@ -1482,6 +1603,19 @@ static int shmq_wait_check(struct shmq_peer *peer, const struct shmq_wait_args *
 	if (gone && !(args->flags & SHMQ_WAIT_IGNORE_HUP))
 		return -EPIPE;
 	return -EAGAIN;
+}
+
+/* Consumes a pending SHMQ_IOC_INTERRUPT of @peer; true if there was one. */
+static bool shmq_take_interrupt(struct shmq_peer *peer)
+{
+	struct shmq_queue *q = peer->queue;
+	bool interrupted;
+
+	spin_lock(&q->lock);
+	interrupted = peer->interrupted;
+	peer->interrupted = false;
+	spin_unlock(&q->lock);
+	return interrupted;
 }
 
 /**
@@ -1592,6 +1726,15 @@ static int shmq_ioc_wait(struct shmq_peer *peer, void __user *argp)
 			ret = -ETIMEDOUT;
 			break;
 		}
+		/*
+		 * Taken only by a wait that would sleep: one whose condition
+		 * holds returns 0, and a probe with a past deadline (how
+		 * libshmq asks whether the peer hung up) leaves it pending.
+		 */
+		if (shmq_take_interrupt(peer)) {
+			ret = -ECANCELED;
+			break;
+		}
 		if (signal_pending(current)) {
 			ret = -ERESTARTSYS;
 			break;
@@ -1600,8 +1743,8 @@ static int shmq_ioc_wait(struct shmq_peer *peer, void __user *argp)
 			slept = true;
 			atomic64_inc(&q->stats.waits);
 		}
-		schedule_hrtimeout_range_clock(deadline_p, 0, HRTIMER_MODE_ABS,
-					       CLOCK_MONOTONIC);
+		schedule_hrtimeout_range_clock(deadline_p, current->timer_slack_ns,
+					       HRTIMER_MODE_ABS, CLOCK_MONOTONIC);
 	}
 	finish_wait(&q->wq[side], &wait);
 
@@ -1639,7 +1782,6 @@ static long shmq_ioc_wake(struct shmq_peer *peer, unsigned long arg)
 	atomic64_inc(&q->stats.wakes);
 	shmq_wake_side(q, other, other == SHMQ_CONS ?
 		       EPOLLIN | EPOLLRDNORM : EPOLLOUT | EPOLLWRNORM);
-	shmq_publish_waiters(q, other);
 	return 0;
 }
 
@@ -1648,8 +1790,8 @@ static long shmq_ioc_wake(struct shmq_peer *peer, unsigned long arg)
  * @peer: the caller's peer
  * @arg: must be 0
  *
- * The SHMQ_IOC_WAIT in progress on this attachment, or the next one if
- * none is, returns -ECANCELED. Meant for another thread of the process
+ * The SHMQ_IOC_WAIT sleeping on this attachment, or the next one that
+ * would sleep, returns -ECANCELED. Meant for another thread of the process
  * that wants a blocked sender or receiver back.
  *
  * Return: 0, or -EINVAL for a non-zero @arg.
@@ -1712,19 +1854,21 @@ static __poll_t shmq_queue_poll(struct file *file, poll_table *wait)
 	struct shmq_counters c;
 	bool destroyed, gone, ready;
 	__poll_t mask = 0;
+	u64 gen;
 
 	poll_wait(file, &q->pollq[side], wait);
 
 	spin_lock(&q->lock);
-	q->poll_armed[side] = true;
+	q->poll_armers[side]++;
+	gen = q->poll_gen[side];
 	shmq_publish_waiters_locked(q, side);
 	destroyed = q->destroyed;
 	gone = shmq_peer_gone_locked(peer);
 	spin_unlock(&q->lock);
 
 	/*
-	 * Pairs with the waker's fence between its counter store and its
-	 * read of our wake word, as in shmq_ioc_wait().
+	 * Store-buffering pair with the waker's fence between its counter
+	 * store and its read of our wake word, as in shmq_ioc_wait().
 	 */
 	smp_mb();
 
@@ -1740,9 +1884,16 @@ static __poll_t shmq_queue_poll(struct file *file, poll_table *wait)
 			mask |= EPOLLOUT | EPOLLWRNORM;
 	}
 	if (ready) {
+		/*
+		 * Undo our own arm, unless the pollers were woken (and the
+		 * arms dropped) meanwhile. Another poller's arm stays: it may
+		 * be asleep with its condition false when it looked.
+		 */
 		spin_lock(&q->lock);
-		q->poll_armed[side] = false;
-		shmq_publish_waiters_locked(q, side);
+		if (q->poll_gen[side] == gen && q->poll_armers[side]) {
+			q->poll_armers[side]--;
+			shmq_publish_waiters_locked(q, side);
+		}
 		spin_unlock(&q->lock);
 	}
 	if (destroyed)
@@ -1755,6 +1906,7 @@ static __poll_t shmq_queue_poll(struct file *file, poll_table *wait)
 static const struct file_operations shmq_queue_fops = {
 	.owner		= THIS_MODULE,
 	.open		= shmq_queue_open,
+	.flush		= shmq_file_flush,
 	.release	= shmq_queue_file_release,
 	.unlocked_ioctl	= shmq_queue_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,
@@ -2000,7 +2152,7 @@ static int shmq_ioc_destroy(void __user *argp)
 	if (ret)
 		return ret;
 	q = shmq_find_locked(args.name);
-	if (q)
+	if (q && !q->registering)
 		shmq_destroy_locked(q);
 	else
 		ret = -ENOENT;
@@ -2140,7 +2292,7 @@ static int shmq_parse_param_entry(char *entry, struct shmq_param_queue *out)
 static int shmq_parse_param_queues(struct shmq_param_queue **out, unsigned int *count)
 {
 	struct shmq_param_queue *pq = NULL;
-	unsigned int n = 0, max, j;
+	unsigned int n = 0, max, limit, j;
 	char *spec, *rest, *entry;
 	u64 bytes = 0;
 	int ret = 0;
@@ -2162,8 +2314,16 @@ static int shmq_parse_param_queues(struct shmq_param_queue **out, unsigned int *
 		goto out;
 	}
 
+	limit = min_t(unsigned int, READ_ONCE(shmq_max_queues), SHMQ_MAX_MINORS);
 	rest = spec;
 	while ((entry = strsep(&rest, ","))) {
+		/* Before the duplicate scan, which is quadratic. */
+		if (n >= limit) {
+			pr_err("queues=: more than %u queues (max_queues=%u, %u minors)\n", limit,
+			       READ_ONCE(shmq_max_queues), SHMQ_MAX_MINORS);
+			ret = -EINVAL;
+			goto out;
+		}
 		ret = shmq_parse_param_entry(entry, &pq[n]);
 		if (ret)
 			goto out;
@@ -2174,13 +2334,9 @@ static int shmq_parse_param_queues(struct shmq_param_queue **out, unsigned int *
 				goto out;
 			}
 		}
-		bytes += shmq_queue_bytes(pq[n].capacity);
+		if (check_add_overflow(bytes, shmq_queue_bytes(pq[n].capacity), &bytes))
+			bytes = U64_MAX;
 		n++;
-	}
-	if (n > READ_ONCE(shmq_max_queues) || n > SHMQ_MAX_MINORS) {
-		pr_err("queues=: %u queues, but max_queues=%u\n", n, READ_ONCE(shmq_max_queues));
-		ret = -EINVAL;
-		goto out;
 	}
 	if (bytes > READ_ONCE(shmq_max_total_memory)) {
 		pr_err("queues=: the queues need %llu bytes, but max_total_memory=%llu\n",
@@ -2213,9 +2369,7 @@ static void shmq_add_param_queues(struct shmq_param_queue *pq, unsigned int n)
 
 	mutex_lock(&shmq_ns_lock);
 	for (i = 0; i < n; i++) {
-		ret = shmq_check_room_locked(pq[i].name);
-		if (!ret)
-			ret = shmq_queue_add_locked(pq[i].q);
+		ret = shmq_add_locked(pq[i].q);
 		if (ret) {
 			pr_err("queues=: queue '%s' could not be registered (%d); the module stays loaded without it\n",
 			       pq[i].name, ret);
@@ -2224,6 +2378,21 @@ static void shmq_add_param_queues(struct shmq_param_queue *pq, unsigned int n)
 		pq[i].q = NULL;
 	}
 	mutex_unlock(&shmq_ns_lock);
+}
+
+/*
+ * Module exit and failed init: a release may still be pending
+ * (CONFIG_DEBUG_KOBJECT_RELEASE runs them late), and each touches our ida
+ * and counters. Wait for all of them; a reference leaked by a bug would
+ * keep rmmod here, so say so every 10 s instead of hanging silently.
+ */
+static void shmq_wait_for_releases(void)
+{
+	if (atomic_dec_and_test(&shmq_queues_alive))
+		return;
+	while (!wait_for_completion_timeout(&shmq_all_released, 10 * HZ))
+		pr_warn("waiting for %d queues to be released before unloading\n",
+			atomic_read(&shmq_queues_alive));
 }
 
 static int __init shmq_init(void)
@@ -2240,6 +2409,7 @@ static int __init shmq_init(void)
 	ret = alloc_chrdev_region(&shmq_devt, 0, SHMQ_MAX_MINORS, "shmq");
 	if (ret)
 		goto err_region;
+	shmq_next_minor = get_random_u32_below(SHMQ_MAX_MINORS);
 
 	shmq_class = shmq_class_create("shmq");
 	if (IS_ERR(shmq_class)) {
@@ -2255,11 +2425,15 @@ static int __init shmq_init(void)
 
 	/* The pages of the load-time queues: may fail, still nothing visible. */
 	for (i = 0; i < nr_pq; i++) {
-		pq[i].q = shmq_queue_alloc(pq[i].name, pq[i].capacity);
+		pq[i].q = shmq_queue_new(pq[i].name, pq[i].capacity);
 		if (IS_ERR(pq[i].q)) {
 			ret = PTR_ERR(pq[i].q);
-			pr_err("queues=: cannot allocate queue '%s' (%d)\n", pq[i].name, ret);
 			pq[i].q = NULL;
+		} else {
+			ret = shmq_queue_alloc_pages(pq[i].q);
+		}
+		if (ret) {
+			pr_err("queues=: cannot allocate queue '%s' (%d)\n", pq[i].name, ret);
 			goto err_alloc;
 		}
 	}
@@ -2280,9 +2454,7 @@ err_alloc:
 	for (i = 0; i < nr_pq; i++)
 		if (pq[i].q)
 			put_device(&pq[i].q->dev);
-	/* As in shmq_exit(): their releases may run late. */
-	if (!atomic_dec_and_test(&shmq_queues_alive))
-		wait_for_completion(&shmq_all_released);
+	shmq_wait_for_releases();
 	sysfs_remove_group(&THIS_MODULE->mkobj.kobj, &shmq_usage_group);
 err_usage:
 	class_destroy(shmq_class);
@@ -2299,12 +2471,7 @@ static void __exit shmq_exit(void)
 	sysfs_remove_group(&THIS_MODULE->mkobj.kobj, &shmq_usage_group);
 	/* No file is open (module references): this drops every last reference. */
 	shmq_destroy_all();
-	/*
-	 * A release may still be pending (CONFIG_DEBUG_KOBJECT_RELEASE runs
-	 * them late): wait for every queue's, which touch our ida and counters.
-	 */
-	if (!atomic_dec_and_test(&shmq_queues_alive))
-		wait_for_completion(&shmq_all_released);
+	shmq_wait_for_releases();
 	class_destroy(shmq_class);
 	unregister_chrdev_region(shmq_devt, SHMQ_MAX_MINORS);
 	ida_destroy(&shmq_minor_ida);

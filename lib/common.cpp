@@ -199,8 +199,6 @@ int plain_wait(const QueueHandle &h, uint32_t cond, uint64_t min_bytes, uint64_t
 {
 	const uint32_t peer = cond == SHMQ_WAIT_READABLE ? SHMQ_STATE_PRODUCER : SHMQ_STATE_CONSUMER;
 	for (;;) {
-		if (h.interrupt_requested.exchange(false, std::memory_order_acq_rel))
-			return ECANCELED;
 		if (plain_condition(h.ring, cond, min_bytes))
 			return 0;
 		const uint32_t st = load_acquire(h.ring.state);
@@ -210,6 +208,9 @@ int plain_wait(const QueueHandle &h, uint32_t cond, uint64_t min_bytes, uint64_t
 			return EPIPE;
 		if (deadline_ns != UINT64_MAX && monotonic_now_ns() >= deadline_ns)
 			return ETIMEDOUT;
+		// As the kernel: taken only by a wait that would sleep.
+		if (h.interrupt_requested.exchange(false, std::memory_order_acq_rel))
+			return ECANCELED;
 		sched_yield();
 	}
 }

@@ -20,6 +20,11 @@
 
 namespace shmq::detail {
 
+// The counters are shared with another process: a lock-based fallback of
+// std::atomic_ref (a process-local lock) would order nothing across it.
+static_assert(std::atomic_ref<uint64_t>::is_always_lock_free &&
+	      std::atomic_ref<uint32_t>::is_always_lock_free);
+
 inline constexpr uint64_t kRecordHeader = sizeof(struct shmq_record);
 inline constexpr uint64_t kRecordAlign = SHMQ_RECORD_ALIGN;
 static_assert(kRecordHeader == 8 && kRecordAlign == 8);
@@ -177,9 +182,10 @@ struct Reserved {
 	// mark. The fence also orders our tail store before anything the
 	// kernel stores later on our behalf (our own write_wake).
 	std::atomic_thread_fence(std::memory_order_seq_cst);
-	// Acquire: a consumer's wake word is stored after its head store (and
-	// the fence of its release), so the head we read next is at least the
-	// head it went to sleep with.
+	// Acquire: the kernel stores a consumer's wake word after that
+	// consumer observed the head it sleeps with (its own release, or, for
+	// a descriptor shared by threads, one ordered before it by their
+	// lock), so the head we read next is at least that head.
 	const uint32_t w = load_acquire(r.read_wake);
 	if (w == 0) [[likely]]
 		return false;

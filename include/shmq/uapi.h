@@ -167,10 +167,11 @@ struct shmq_layout {
 
 /* SHMQ_IOC_WAIT: sleep until @cond holds, evaluated by the kernel from the
  * shared counters, or until the absolute CLOCK_MONOTONIC time @timeout_ns
- * (of the caller's time namespace; U64_MAX: no timeout). Returns 0 when the
- * condition holds.
+ * (of the caller's time namespace; every value from 2^63 - 1 to U64_MAX
+ * means no timeout). Returns 0 when the condition holds.
  * Errors: ETIMEDOUT; EINTR (signal, restarted with SA_RESTART);
- * ECANCELED (SHMQ_IOC_INTERRUPT on this queue fd);
+ * ECANCELED (SHMQ_IOC_INTERRUPT on this queue fd, taken by a wait that
+ * would sleep);
  * EPIPE (condition false and the peer that was attached has gone);
  * EIDRM (condition false and the queue was destroyed);
  * EINVAL (cond not allowed for this role, bad flags/reserved,
@@ -192,9 +193,11 @@ struct shmq_wait_args {
 /* SHMQ_IOC_WAKE: wake the other side (the producer wakes readers, the
  * consumer wakes writers and pollers). The argument must be 0. */
 
-/* SHMQ_IOC_INTERRUPT: make the SHMQ_IOC_WAIT in progress on this queue fd
- * (its attachment), or the next one, return ECANCELED: a way for another
- * thread to stop a blocked sender or receiver. The argument must be 0. */
+/* SHMQ_IOC_INTERRUPT: make the SHMQ_IOC_WAIT sleeping on this queue fd's
+ * attachment, or the next one that would sleep, return ECANCELED: a way for
+ * another thread to stop a blocked sender or receiver. A wait whose
+ * condition holds, or whose deadline has passed, leaves it pending. The
+ * argument must be 0. */
 
 /* The ioctl type: free in Documentation/userspace-api/ioctl/ioctl-number.rst
  * of 6.1 and in the uapi headers of 6.12 (0xB7, used before 0.4.0, belongs

@@ -463,6 +463,42 @@ TEST_F(Control9, LargeCreateBlocksNobodyAndDiesOnSIGKILL)
 		<< "memory_bytes " << usage_memory() << ", was " << base;
 }
 
+// Review: two creators of the same name raced, and the loser could get
+// ENOSPC (the winner's memory was already reserved) instead of EEXIST. The
+// name is now held while the pages are allocated.
+TEST_F(Control9, RacingCreatorsOfOneNameGetEEXISTNeverENOSPC)
+{
+	SHMQT_REQUIRE_ROOT();
+	const uint64_t cap = 1 << 20;
+	std::string used;
+	ASSERT_TRUE(read_file("/sys/module/shmq/usage/memory_bytes", &used));
+	// Room for exactly one more such queue.
+	const uint64_t limit = strtoull(used.c_str(), nullptr, 10) + cap + 3 * page_size() + cap / 2;
+	ParamOverride tm("max_total_memory", std::to_string(limit));
+	ASSERT_EQ(0, tm.error());
+	unsigned eexist = 0;
+	for (int round = 0; round < scaled(40, 10); round++) {
+		const std::string n = unique_name("race");
+		std::atomic<int> go{0};
+		auto create = [&] {
+			Fd ctl(control_open());
+			go++;
+			while (go.load() < 2) {
+			}
+			return raw_create(ctl.get(), n, cap);
+		};
+		Async<int> a(create), b(create);
+		const int ra = a.get(), rb = b.get();
+		EXPECT_TRUE((ra == 0 && rb == EEXIST) || (ra == EEXIST && rb == 0))
+			<< "round " << round << ": " << errname(ra) << " and " << errname(rb);
+		eexist += (ra == EEXIST) + (rb == EEXIST);
+		(void)destroy_queue_now(n);
+		if (HasFailure())
+			break;
+	}
+	EXPECT_GT(eexist, 0u);
+}
+
 // Issue 9, kernel item 4: the smallest capacity is max(4096, PAGE_SIZE), so
 // that the data region is whole pages; the layout says what it is.
 TEST_F(Control9, CapacityBelowThePageSizeOrMinimumIsEINVAL)
@@ -543,6 +579,134 @@ TEST_F(Wait9, PollMarkIsDroppedOnceThePollReturned)
 		c.set_head(p.tail());
 	}
 	EXPECT_EQ(w1, sysfs_u64(q_.name(), "wakes"));
+}
+
+// Review of the wake words: one poll that found the ring readable cleared
+// the arm of another poller that was asleep (one flag per side): the
+// producer then skipped the wake, and the sleeping poller never woke.
+TEST_F(Wait9, APollThatFindsDataKeepsAnotherSleepingPollerArmed)
+{
+	for (const bool producer_side : {false, true}) {
+		SCOPED_TRACE(producer_side ? "producer side" : "consumer side");
+		TestQueue q;
+		ASSERT_NO_FATAL_FAILURE(q.create(4096, "pp"));
+		RawEnd p, c;
+		ASSERT_NO_FATAL_FAILURE(p.open(q.name(), O_WRONLY));
+		ASSERT_NO_FATAL_FAILURE(c.open(q.name(), O_RDONLY));
+		if (producer_side) {
+			ASSERT_EQ(256u, fill_without_pad(p, 8));
+		}
+		RawEnd &waiter = producer_side ? p : c;
+		const short ev = producer_side ? POLLOUT : POLLIN;
+		// A: level-triggered epoll, asleep with its condition false.
+		Epoll ep;
+		ASSERT_EQ(0, ep.add(waiter.fd(), producer_side ? EPOLLOUT : EPOLLIN));
+		Async<uint32_t> a([&] { return ep.wait(20000); });
+		sleep_ms(kBlockMs);
+		ASSERT_FALSE(a.done());
+		// The other side moves its counter but has not checked yet...
+		const uint64_t old_tail = c.tail(), old_head = c.head();
+		if (producer_side)
+			c.set_head(old_head + 2048);
+		else
+			p.set_tail(p.write_record(8, 1, old_tail));
+		// ...when B's poll finds the condition true.
+		EXPECT_EQ(ev, poll_one(waiter.fd(), ev, 0) & ev);
+		// Now it checks, as the library does (detail::publish/release).
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		bool wake;
+		if (producer_side) {
+			const uint32_t w = c.write_waiters();
+			const uint64_t before = 4096 - (c.tail() - old_head), after = before + 2048;
+			wake = ((w & SHMQ_WAKE_POLL_ARMED) || ((w & SHMQ_WAKE_POLLED) && c.write_armed())) &&
+			       before < 2048 && after >= 2048;
+		} else {
+			const uint32_t w = p.read_waiters();
+			wake = ((w & (SHMQ_WAKE_SLEEPER | SHMQ_WAKE_POLL_ARMED)) ||
+				((w & SHMQ_WAKE_POLLED) && p.read_armed())) &&
+			       p.head() == old_tail;
+		}
+		if (wake) {
+			EXPECT_EQ(0, xioctl_val((producer_side ? c : p).fd(), SHMQ_IOC_WAKE, 0));
+		}
+		EXPECT_TRUE(wake) << "the sleeping poller's arm was cleared by the other poll";
+		ASSERT_TRUE(a.wait(wake_bound_ms())) << "poller A never woken";
+		EXPECT_TRUE(a.get() & (producer_side ? EPOLLOUT : EPOLLIN));
+	}
+}
+
+// Review: a process that stored its counter and died before its WAKE, while
+// a forked child kept the attachment, left the other side asleep with its
+// condition true. Every close now wakes the other side's waiters.
+TEST_F(Wait9, PeerDyingBetweenItsStoreAndItsWakeWhileAChildHoldsTheFile)
+{
+	RawEnd c;
+	ASSERT_NO_FATAL_FAILURE(c.open(q_.name(), O_RDONLY));
+	WaitThread w(c.fd(), SHMQ_WAIT_READABLE, 0, deadline_in_ms(30000));
+	ASSERT_TRUE(w.blocked_for(kBlockMs));
+	Pipe done;
+	Child prod = Child::spawn([&]() -> int {
+		RawEnd p;
+		p.open(q_.name(), O_WRONLY);
+		if (!p.qfd.ok())
+			return 1;
+		// The holder: inherits the queue fd and the mappings, lives on.
+		pid_t h = fork();
+		if (h == 0) {
+			for (;;)
+				pause();
+		}
+		uint32_t v = uint32_t(h);
+		(void)!::write(done.wfd(), &v, sizeof v);
+		// Publish without the wake, then die.
+		p.set_tail(p.write_record(8, 7, p.tail()));
+		_exit(0);
+	});
+	uint32_t holder = 0;
+	ASSERT_TRUE(done.readable(20000));
+	ASSERT_EQ(ssize_t(sizeof holder), ::read(done.rfd(), &holder, sizeof holder));
+	ASSERT_TRUE(prod.wait_exit(20000));
+	EXPECT_TRUE(w.wait(wake_bound_ms())) << "consumer still asleep with a message in the ring";
+	EXPECT_EQ(0, w.result());
+	::kill(pid_t(holder), SIGKILL);
+}
+
+// Review: a pending interrupt was taken by the zero-deadline probe of
+// try_send/try_receive (which ask whether the peer hung up) and mapped to
+// EAGAIN, so the following blocking call waited for ever.
+TEST_F(Wait9, InterruptSurvivesAProbeAndCancelsTheNextBlockingCall)
+{
+	auto prod = shmq::Producer::open(q_.name());
+	ASSERT_TRUE(prod) << err_str(prod.error());
+	// No consumer ever attached: try_send probes the kernel when full.
+	uint8_t msg[8] = {};
+	while (prod->try_send(as_bytes(msg, sizeof msg))) {
+	}
+	prod->interrupt();
+	auto e = prod->try_send(as_bytes(msg, sizeof msg));
+	ASSERT_FALSE(e);
+	EXPECT_EQ(EAGAIN, e.error().code());
+	Async<int> s([&] {
+		auto r = prod->send(as_bytes(msg, sizeof msg), shmq::Timeout::after(std::chrono::seconds(30)));
+		return r ? 0 : r.error().code();
+	});
+	ASSERT_TRUE(s.wait(wake_bound_ms())) << "the interrupt was lost";
+	EXPECT_EQ(ECANCELED, s.get());
+}
+
+// A wait whose condition holds returns 0 and leaves the interrupt pending
+// for the next wait that would sleep.
+TEST_F(Wait9, InterruptIsTakenOnlyByAWaitThatWouldSleep)
+{
+	RawEnd p, c;
+	ASSERT_NO_FATAL_FAILURE(p.open(q_.name(), O_WRONLY));
+	ASSERT_NO_FATAL_FAILURE(c.open(q_.name(), O_RDONLY));
+	p.publish(8);
+	EXPECT_EQ(0, xioctl_val(c.fd(), SHMQ_IOC_INTERRUPT, 0));
+	EXPECT_EQ(0, raw_wait(c.fd(), SHMQ_WAIT_READABLE, 0, deadline_in_ms(1000)));
+	c.set_head(p.tail());
+	EXPECT_EQ(ETIMEDOUT, raw_wait(c.fd(), SHMQ_WAIT_READABLE, 0, 0)) << "a probe took it";
+	EXPECT_EQ(ECANCELED, raw_wait(c.fd(), SHMQ_WAIT_READABLE, 0, deadline_in_ms(30000)));
 }
 
 // Issue 9, library item 6: a consumer registered in epoll cost the producer

@@ -248,6 +248,10 @@ class ZModuleBadParametersFailCleanly : public ZModule {
 			"queues=a:64K max_total_memory=64K", // over max_total_memory (+3 pages)
 			"max_queue_size=abc",		  // unparsable size
 			"max_total_memory=99999999999999999999999", // overflows
+			// the sum of the sizes wraps around 2^64
+			"queues=a:8589934592G,b:8589934592G max_queue_size=8589934592G "
+			"max_total_memory=8589934592G",
+			"queues=-x:64K",		  // looks like an option
 		};
 		for (const char *params : bad) {
 			e = load_module(params);
