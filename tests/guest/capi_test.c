@@ -90,8 +90,9 @@ static const char *en(int e)
 		int e_ = errno;                                                 \
 		CHECK(m_ == SHMQ_MQ_FAILED && e_ == (err),                      \
 		      "%s: want SHMQ_MQ_FAILED/%s, got %s/%s", #call, en(err), \
-		      m_ ? "a descriptor" : "FAILED", en(e_));                  \
-		if (m_)                                                         \
+		      m_ == SHMQ_MQ_FAILED ? "FAILED" : m_ ? "a descriptor" : "NULL", \
+		      en(e_));                                                  \
+		if (m_ != SHMQ_MQ_FAILED && m_)                                 \
 			shmq_mq_close(m_);                                      \
 	} while (0)
 
@@ -169,7 +170,7 @@ static int create_q(const char *name, uint64_t cap)
 	a.mq_capacity = cap;
 	shmq_mqd_t m = shmq_mq_open(name, O_RDONLY | O_CREAT | O_EXCL, 0600, &a);
 	checks++;
-	if (!m) {
+	if (m == SHMQ_MQ_FAILED) {
 		failed(__FILE__, __LINE__, "create %s (%llu bytes): %s", name,
 		       (unsigned long long)cap, en(errno));
 		return 0;
@@ -187,9 +188,9 @@ static void unlink_q(const char *name)
 /* The end of most tests: close whichever ends were opened, remove the queue. */
 static void close_pair_and_unlink(shmq_mqd_t p, shmq_mqd_t c, const char *name)
 {
-	if (p)
+	if (p != SHMQ_MQ_FAILED)
 		shmq_mq_close(p);
-	if (c)
+	if (c != SHMQ_MQ_FAILED)
 		shmq_mq_close(c);
 	unlink_q(name);
 }
@@ -348,7 +349,7 @@ static void t_open(void)
 	a.mq_flags = 12345; /* ignored by open, as in POSIX */
 	a.mq_curmsgs = -7;
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY | O_CREAT | O_EXCL, 0600, &a));
-	if (c) {
+	if (c != SHMQ_MQ_FAILED) {
 		memset(&got, 0xa5, sizeof got);
 		EXPECT_OK(shmq_mq_getattr(c, &got));
 		CHECK(got.mq_capacity == 4096, "capacity %llu, want 4096",
@@ -369,7 +370,7 @@ static void t_open(void)
 	snprintf(slashed, sizeof slashed, "/%s", n);
 	shmq_mqd_t p = OPEN_OK(shmq_mq_open(slashed, O_WRONLY | O_CREAT, 0600, NULL));
 	EXPECT_OPEN_ERR(EBUSY, shmq_mq_open(n, O_WRONLY));
-	if (p && c) {
+	if (p != SHMQ_MQ_FAILED && c != SHMQ_MQ_FAILED) {
 		char buf[2048];
 		unsigned prio = 99;
 		EXPECT_OK(shmq_mq_send(p, "via slash", 9, 0));
@@ -377,19 +378,19 @@ static void t_open(void)
 		      "message through \"/name\" not received");
 		CHECK(prio == 0, "priority %u, want 0", prio);
 	}
-	if (p)
+	if (p != SHMQ_MQ_FAILED)
 		EXPECT_OK(shmq_mq_close(p));
-	if (c)
+	if (c != SHMQ_MQ_FAILED)
 		EXPECT_OK(shmq_mq_close(c));
 	/* roles are free again after close */
 	c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
-	if (c)
+	if (c != SHMQ_MQ_FAILED)
 		EXPECT_OK(shmq_mq_close(c));
 
 	/* O_CREAT with attr NULL: Linux's defaults (10 x 8192) -> 128 KiB */
 	qname(n2, sizeof n2, "open", 1);
 	p = OPEN_OK(shmq_mq_open(n2, O_WRONLY | O_CREAT | O_NONBLOCK, 0644, NULL));
-	if (p) {
+	if (p != SHMQ_MQ_FAILED) {
 		EXPECT_OK(shmq_mq_getattr(p, &got));
 		CHECK(got.mq_capacity == 131072 && got.mq_msgsize == 32760 && got.mq_flags == O_NONBLOCK,
 		      "defaults: capacity %llu msgsize %ld flags %ld", (unsigned long long)got.mq_capacity,
@@ -404,7 +405,7 @@ static void t_open(void)
 	a.mq_capacity = 65536;
 	a.mq_msgsize = 16376;
 	p = OPEN_OK(shmq_mq_open(n3, O_WRONLY | O_CREAT | O_EXCL, 0600, &a));
-	if (p) {
+	if (p != SHMQ_MQ_FAILED) {
 		EXPECT_OK(shmq_mq_getattr(p, &got));
 		CHECK(got.mq_capacity == 65536 && got.mq_msgsize == 16376,
 		      "capacity %llu msgsize %ld", (unsigned long long)got.mq_capacity, got.mq_msgsize);
@@ -437,11 +438,12 @@ static int child_outsider(const char *existing, const char *fresh)
 	do {                                                                    \
 		errno = 0;                                                      \
 		m = (call);                                                     \
-		if (m || errno != EACCES) {                                     \
-			printf("FAIL child: %s: %s\n", #call, m ? "opened" : en(errno)); \
+		if (m != SHMQ_MQ_FAILED || errno != EACCES) {                   \
+			printf("FAIL child: %s: %s\n", #call,                  \
+			       m != SHMQ_MQ_FAILED ? "opened" : en(errno));     \
 			fails++;                                                \
 		}                                                               \
-		if (m)                                                          \
+		if (m != SHMQ_MQ_FAILED)                                        \
 			shmq_mq_close(m);                                       \
 	} while (0)
 	CHILD_OPEN_EACCES(shmq_mq_open(existing, O_RDONLY));
@@ -486,14 +488,14 @@ static void t_close(void)
 		return;
 	shmq_mqd_t p = OPEN_OK(shmq_mq_open(n, O_WRONLY));
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
-	if (p && c) {
+	if (p != SHMQ_MQ_FAILED && c != SHMQ_MQ_FAILED) {
 		/* what was sent before close stays queued for the next consumer */
 		EXPECT_OK(shmq_mq_send(p, "kept", 4, 0));
 		EXPECT_OK(shmq_mq_close(p));
 		EXPECT_OK(shmq_mq_close(c));
 		c = OPEN_OK(shmq_mq_open(n, O_RDONLY | O_NONBLOCK));
 		char buf[1024];
-		if (c) {
+		if (c != SHMQ_MQ_FAILED) {
 			CHECK(shmq_mq_receive(c, buf, sizeof buf, NULL) == 4 && memcmp(buf, "kept", 4) == 0,
 			      "message sent before close was lost");
 			EXPECT_OK(shmq_mq_close(c));
@@ -511,7 +513,7 @@ static void t_sendrecv(void)
 		return;
 	shmq_mqd_t p = OPEN_OK(shmq_mq_open(n, O_WRONLY));
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
-	if (!p || !c)
+	if (p == SHMQ_MQ_FAILED || c == SHMQ_MQ_FAILED)
 		goto out;
 	const struct timespec later = in_ms(CLOCK_REALTIME, 60000);
 	const struct timespec later_m = in_ms(CLOCK_MONOTONIC, 60000);
@@ -599,7 +601,7 @@ static void t_nonblock(void)
 		return;
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY | O_NONBLOCK));
 	shmq_mqd_t p = OPEN_OK(shmq_mq_open(n, O_WRONLY | O_NONBLOCK));
-	if (!p || !c)
+	if (p == SHMQ_MQ_FAILED || c == SHMQ_MQ_FAILED)
 		goto out;
 	const struct timespec later = in_ms(CLOCK_REALTIME, 60000);
 	/* empty: EAGAIN, also for the timed calls (O_NONBLOCK wins) */
@@ -664,7 +666,7 @@ static void t_attr(void)
 		return;
 	shmq_mqd_t p = OPEN_OK(shmq_mq_open(n, O_WRONLY));
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
-	if (!p || !c)
+	if (p == SHMQ_MQ_FAILED || c == SHMQ_MQ_FAILED)
 		goto out;
 	EXPECT_ERR(EINVAL, shmq_mq_getattr(c, NULL));
 	memset(&a, 0, sizeof a);
@@ -746,7 +748,7 @@ static void t_timed(void)
 		return;
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
 	shmq_mqd_t p = OPEN_OK(shmq_mq_open(n, O_WRONLY));
-	if (!p || !c)
+	if (p == SHMQ_MQ_FAILED || c == SHMQ_MQ_FAILED)
 		goto out;
 	struct timespec bad;
 	/* invalid deadlines: EINVAL even when the call would not block (Linux) */
@@ -848,14 +850,14 @@ static void t_wake(void)
 	if (!create_q(n, 4096))
 		return;
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
-	if (!c)
+	if (c == SHMQ_MQ_FAILED)
 		goto out;
 	uint64_t t0 = mono_ms();
 	fflush(stdout);
 	pid_t pid = fork();
 	if (pid == 0) {
 		shmq_mqd_t p = shmq_mq_open(n, O_WRONLY);
-		if (!p)
+		if (p == SHMQ_MQ_FAILED)
 			_exit(2);
 		sleep_ms(300);
 		if (shmq_mq_send(p, "wake", 4, 0) != 0)
@@ -874,7 +876,7 @@ static void t_wake(void)
 	      (unsigned long long)el);
 	CHECK(reap(pid) == 0, "sender child failed");
 out:
-	if (c)
+	if (c != SHMQ_MQ_FAILED)
 		shmq_mq_close(c);
 	unlink_q(n);
 }
@@ -918,7 +920,7 @@ static void t_eintr(void)
 		return;
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
 	shmq_mqd_t p = OPEN_OK(shmq_mq_open(n, O_WRONLY));
-	if (!p || !c)
+	if (p == SHMQ_MQ_FAILED || c == SHMQ_MQ_FAILED)
 		goto out;
 	/* a handler without SA_RESTART: EINTR, from every blocking call */
 	alarms = 0;
@@ -977,13 +979,13 @@ static void t_peer(void)
 	if (!create_q(n, 4096))
 		return;
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
-	if (!c)
+	if (c == SHMQ_MQ_FAILED)
 		goto out;
 	fflush(stdout);
 	pid_t pid = fork();
 	if (pid == 0) {
 		shmq_mqd_t p = shmq_mq_open(n, O_WRONLY);
-		if (!p || shmq_mq_send(p, "one", 3, 0) || shmq_mq_send(p, "two", 3, 0))
+		if (p == SHMQ_MQ_FAILED || shmq_mq_send(p, "one", 3, 0) || shmq_mq_send(p, "two", 3, 0))
 			_exit(2);
 		_exit(0); /* exit detaches, as close does */
 	}
@@ -1018,7 +1020,7 @@ static void t_peer(void)
 	/* a new producer is received from */
 	{
 		shmq_mqd_t p = OPEN_OK(shmq_mq_open(n, O_WRONLY));
-		if (p) {
+		if (p != SHMQ_MQ_FAILED) {
 			EXPECT_OK(shmq_mq_send(p, "three", 5, 0));
 			CHECK(shmq_mq_receive(c, buf, sizeof buf, NULL) == 5, "message of the new producer");
 			/* producer side: the ring is full and the consumer leaves: EPIPE */
@@ -1054,7 +1056,7 @@ static void t_peer(void)
 	c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
 	{
 		shmq_mqd_t p = OPEN_OK(shmq_mq_open(n, O_WRONLY));
-		if (c && p) {
+		if (c != SHMQ_MQ_FAILED && p != SHMQ_MQ_FAILED) {
 			EXPECT_OK(shmq_mq_send(p, "last", 4, 0));
 			EXPECT_OK(shmq_mq_unlink(n));
 			CHECK(shmq_mq_receive(c, buf, sizeof buf, NULL) == 4, "drain after unlink");
@@ -1068,11 +1070,11 @@ static void t_peer(void)
 			CHECK(r == (POLLERR | POLLHUP), "unlinked: revents %#x", r);
 			EXPECT_OPEN_ERR(ENOENT, shmq_mq_open(n, O_RDONLY));
 		}
-		if (p)
+		if (p != SHMQ_MQ_FAILED)
 			shmq_mq_close(p);
 	}
 out:
-	if (c)
+	if (c != SHMQ_MQ_FAILED)
 		shmq_mq_close(c);
 	unlink_q(n);
 }
@@ -1086,7 +1088,7 @@ static void t_poll(void)
 		return;
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
 	shmq_mqd_t p = OPEN_OK(shmq_mq_open(n, O_WRONLY));
-	if (!p || !c)
+	if (p == SHMQ_MQ_FAILED || c == SHMQ_MQ_FAILED)
 		goto out;
 	int cfd = shmq_mq_fd(c), pfd = shmq_mq_fd(p);
 	CHECK(cfd >= 0 && pfd >= 0 && cfd != pfd, "fds %d %d", cfd, pfd);
@@ -1164,7 +1166,7 @@ static void t_fork(void)
 	if (!create_q(n, 16384))
 		return;
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
-	if (!c)
+	if (c == SHMQ_MQ_FAILED)
 		goto out;
 	struct shmq_mq_attr a;
 	EXPECT_OK(shmq_mq_getattr(c, &a));
@@ -1174,7 +1176,7 @@ static void t_fork(void)
 	if (pid == 0) {
 		shmq_mq_close(c); /* the child is only the producer */
 		shmq_mqd_t p = shmq_mq_open(n, O_WRONLY);
-		if (!p)
+		if (p == SHMQ_MQ_FAILED)
 			_exit(2);
 		for (uint32_t i = 0; i < count; i++) {
 			size_t len = size_of(i, max);
@@ -1228,7 +1230,7 @@ static void t_fork(void)
 	CHECK(reap(pid) == 0, "producer child failed");
 	printf("fork exchange: %u messages, %llu bytes, checked\n", got, (unsigned long long)bytes);
 out:
-	if (c)
+	if (c != SHMQ_MQ_FAILED)
 		shmq_mq_close(c);
 	unlink_q(n);
 }
@@ -1309,7 +1311,7 @@ static void t_threads(void)
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
 	shmq_mqd_t p = OPEN_OK(shmq_mq_open(n, O_WRONLY));
 	uint32_t *seen = calloc((size_t)kThreads * per, sizeof *seen);
-	if (!p || !c || !seen)
+	if (p == SHMQ_MQ_FAILED || c == SHMQ_MQ_FAILED || !seen)
 		goto out;
 	struct thr s[kThreads], r[kThreads];
 	pthread_t st[kThreads], rt[kThreads];
@@ -1354,9 +1356,9 @@ static void t_threads(void)
 	      total, lost, dup, bad);
 out:
 	free(seen);
-	if (p)
+	if (p != SHMQ_MQ_FAILED)
 		shmq_mq_close(p);
-	if (c)
+	if (c != SHMQ_MQ_FAILED)
 		shmq_mq_close(c);
 	unlink_q(n);
 }
@@ -1380,16 +1382,16 @@ static void t_unpriv(void)
 		/* O_CREAT of an existing queue needs no control device */
 		shmq_mqd_t c = OPEN_OK(shmq_mq_open("/unpriv", O_RDONLY | O_CREAT | O_NONBLOCK, 0660, NULL));
 		shmq_mqd_t p = OPEN_OK(shmq_mq_open("unpriv", O_WRONLY));
-		if (c && p) {
+		if (c != SHMQ_MQ_FAILED && p != SHMQ_MQ_FAILED) {
 			while (shmq_mq_receive(c, buf, sizeof buf, NULL) >= 0) {
 			}
 			EXPECT_OK(shmq_mq_send(p, "member", 6, 0));
 			CHECK(shmq_mq_receive(c, buf, sizeof buf, NULL) == 6 && !memcmp(buf, "member", 6),
 			      "member's exchange on unpriv");
 		}
-		if (p)
+		if (p != SHMQ_MQ_FAILED)
 			shmq_mq_close(p);
-		if (c)
+		if (c != SHMQ_MQ_FAILED)
 			shmq_mq_close(c);
 	} else {
 		EXPECT_OPEN_ERR(EACCES, shmq_mq_open("unpriv", O_RDONLY));
