@@ -293,16 +293,29 @@ int fill_attr(const shmq_mq *mq, struct shmq_mq_attr *a)
 	return 0;
 }
 
-// Ring bytes for O_CREAT: mq_capacity, or the smallest power of two whose
-// max_message (capacity/4 - 8) is at least mq_msgsize and which holds
-// mq_maxmsg such messages from any position (one more record's worth
-// covers the PAD at the ring end).
+// Whether O_CREAT takes attr->mq_capacity: only when asked for with
+// SHMQ_MQ_USE_CAPACITY in a mq_flags that holds nothing else open does not
+// know. Code ported from POSIX fills mq_maxmsg and mq_msgsize only (POSIX
+// open ignores mq_flags), so both mq_flags and mq_capacity may be garbage:
+// a stray bit among others must not make garbage the ring size.
+bool use_capacity(const struct shmq_mq_attr *attr)
+{
+	if (!attr)
+		return false;
+	const long f = attr->mq_flags;
+	return (f & SHMQ_MQ_USE_CAPACITY) && !(f & ~(kSettableFlags | SHMQ_MQ_USE_CAPACITY));
+}
+
+// Ring bytes for O_CREAT: mq_capacity (with SHMQ_MQ_USE_CAPACITY), or the
+// smallest power of two whose max_message (capacity/4 - 8) is at least
+// mq_msgsize and which holds mq_maxmsg such messages from any position
+// (one more record's worth covers the PAD at the ring end).
 int capacity_for(const struct shmq_mq_attr *attr, uint64_t &cap)
 {
 	const long maxmsg = attr ? attr->mq_maxmsg : kDefaultMaxMsg;
 	const long msgsize = attr ? attr->mq_msgsize : kDefaultMsgSize;
-	const uint64_t fixed = attr ? attr->mq_capacity : 0;
-	if (maxmsg < 0 || msgsize < 0 || (!fixed && (maxmsg == 0 || msgsize == 0)))
+	const bool given = use_capacity(attr);
+	if (maxmsg < 0 || msgsize < 0 || (!given && (maxmsg == 0 || msgsize == 0)))
 		return EINVAL;
 	// A record's length is 32 bits, and max_message < capacity/4.
 	if (static_cast<uint64_t>(msgsize) > UINT32_MAX / 2 ||
@@ -314,7 +327,8 @@ int capacity_for(const struct shmq_mq_attr *attr, uint64_t &cap)
 	if (n && rec > kMaxCapacity / (n + 1))
 		return EINVAL;
 	const uint64_t for_count = n ? (n + 1) * rec : 0;
-	if (fixed) {
+	if (given) {
+		const uint64_t fixed = attr->mq_capacity;
 		if (fixed < SHMQ_MIN_CAPACITY || !std::has_single_bit(fixed) || fixed > kMaxCapacity ||
 		    for_size > fixed || for_count > fixed)
 			return EINVAL;

@@ -66,17 +66,29 @@ typedef struct shmq_mq *shmq_mqd_t;
  * (what a POSIX queue does). Chosen not to collide with any O_* flag. */
 #define SHMQ_MQ_IGNORE_HUP 0x40000000L
 
+/* mq_flags bit for shmq_mq_open with O_CREAT: use mq_capacity. Open honours
+ * it only when mq_flags has no bits but this one, O_NONBLOCK and
+ * SHMQ_MQ_IGNORE_HUP; otherwise open ignores mq_flags and mq_capacity (as
+ * POSIX ignores mq_flags) and derives the ring from mq_maxmsg and
+ * mq_msgsize, so that code ported from POSIX, which leaves mq_capacity
+ * uninitialised, gets what it asked for. getattr never reports it and
+ * setattr refuses it (EINVAL). */
+#define SHMQ_MQ_USE_CAPACITY 0x20000000L
+
 /* Queue attributes. The first four fields are those of struct mq_attr. */
 struct shmq_mq_attr {
-	long mq_flags;	 /* get/setattr: 0, O_NONBLOCK, SHMQ_MQ_IGNORE_HUP */
+	long mq_flags;	 /* get/setattr: 0, O_NONBLOCK, SHMQ_MQ_IGNORE_HUP;
+			  * open: SHMQ_MQ_USE_CAPACITY or not (the rest is
+			  * ignored) */
 	long mq_maxmsg;	 /* open: messages of mq_msgsize bytes the queue must
 			  * hold; getattr: how many of the largest messages
 			  * fit (capacity / record size of mq_msgsize) */
 	long mq_msgsize; /* open: largest message wanted; getattr: largest
 			  * message the queue accepts */
 	long mq_curmsgs; /* getattr: messages queued now */
-	uint64_t mq_capacity; /* open: ring bytes (power of two >= 4096), or 0
-			       * to derive from mq_maxmsg and mq_msgsize;
+	uint64_t mq_capacity; /* open with SHMQ_MQ_USE_CAPACITY: ring bytes
+			       * (power of two >= 4096); ignored without it
+			       * (derived from mq_maxmsg and mq_msgsize);
 			       * getattr: ring bytes */
 	uint64_t mq_curbytes; /* getattr: ring bytes in use now (headers and
 			       * padding included) */

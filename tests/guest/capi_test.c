@@ -167,6 +167,7 @@ static int create_q(const char *name, uint64_t cap)
 {
 	struct shmq_mq_attr a;
 	memset(&a, 0, sizeof a);
+	a.mq_flags = SHMQ_MQ_USE_CAPACITY;
 	a.mq_capacity = cap;
 	shmq_mqd_t m = shmq_mq_open(name, O_RDONLY | O_CREAT | O_EXCL, 0600, &a);
 	checks++;
@@ -327,6 +328,7 @@ static void t_open(void)
 	a.mq_msgsize = 1L << 40;
 	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open(n, O_RDONLY | O_CREAT, 0600, &a));
 	memset(&a, 0, sizeof a);
+	a.mq_flags = SHMQ_MQ_USE_CAPACITY;
 	a.mq_capacity = 12288; /* not a power of two */
 	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open(n, O_RDONLY | O_CREAT, 0600, &a));
 	a.mq_capacity = 2048; /* below 4096 */
@@ -338,6 +340,7 @@ static void t_open(void)
 	a.mq_maxmsg = 40; /* 41 records of 112 bytes > 4096 */
 	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open(n, O_RDONLY | O_CREAT, 0600, &a));
 	memset(&a, 0, sizeof a);
+	a.mq_flags = SHMQ_MQ_USE_CAPACITY;
 	a.mq_capacity = 1ULL << 40; /* above the module's max_queue_size (EFBIG) */
 	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open(n, O_RDONLY | O_CREAT | O_EXCL, 0600, &a));
 	EXPECT_OPEN_ERR(ENOENT, shmq_mq_open(n, O_RDONLY));
@@ -346,7 +349,7 @@ static void t_open(void)
 	memset(&a, 0, sizeof a);
 	a.mq_maxmsg = 10;
 	a.mq_msgsize = 100;
-	a.mq_flags = 12345; /* ignored by open, as in POSIX */
+	a.mq_flags = 12345; /* ignored by open, as in POSIX (no SHMQ_MQ_USE_CAPACITY) */
 	a.mq_curmsgs = -7;
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY | O_CREAT | O_EXCL, 0600, &a));
 	if (c != SHMQ_MQ_FAILED) {
@@ -402,6 +405,7 @@ static void t_open(void)
 	/* an explicit capacity */
 	qname(n3, sizeof n3, "open", 0);
 	memset(&a, 0, sizeof a);
+	a.mq_flags = SHMQ_MQ_USE_CAPACITY;
 	a.mq_capacity = 65536;
 	a.mq_msgsize = 16376;
 	p = OPEN_OK(shmq_mq_open(n3, O_WRONLY | O_CREAT | O_EXCL, 0600, &a));
@@ -424,6 +428,94 @@ static void t_open(void)
 	EXPECT_ERR(ENOENT, shmq_mq_unlink(n));
 	EXPECT_OK(shmq_mq_unlink(n2 + 1)); /* created as "/name" */
 	EXPECT_ERR(ENOENT, shmq_mq_unlink(n2));
+}
+
+/* Opens @name with O_CREAT|O_EXCL and @a, checks that the ring has @want
+ * bytes, closes and unlinks it. */
+static void created_with(const char *name, const struct shmq_mq_attr *a, uint64_t want,
+			 const char *what)
+{
+	struct shmq_mq_attr got;
+	shmq_mqd_t m = shmq_mq_open(name, O_RDONLY | O_CREAT | O_EXCL, 0600, a);
+	checks++;
+	if (m == SHMQ_MQ_FAILED) {
+		failed(__FILE__, __LINE__, "%s: open failed with %s, want a %llu-byte queue", what,
+		       en(errno), (unsigned long long)want);
+		return;
+	}
+	memset(&got, 0, sizeof got);
+	EXPECT_OK(shmq_mq_getattr(m, &got));
+	CHECK(got.mq_capacity == want, "%s: capacity %llu, want %llu", what,
+	      (unsigned long long)got.mq_capacity, (unsigned long long)want);
+	shmq_mq_close(m);
+	unlink_q(name);
+}
+
+/* Ported POSIX code sets mq_maxmsg and mq_msgsize and nothing else: the rest
+ * of struct shmq_mq_attr is whatever was in memory (here 0xA5 bytes, so
+ * mq_capacity is huge and not a power of two, and mq_flags has stray bits).
+ * mq_capacity counts only with SHMQ_MQ_USE_CAPACITY in an otherwise clean
+ * mq_flags; without it the ring is derived from mq_maxmsg/mq_msgsize. */
+static void t_attrgarbage(void)
+{
+	char n[80];
+	struct shmq_mq_attr a;
+
+	/* garbage everywhere but the two POSIX fields: 10 x 100 -> 4096 */
+	memset(&a, 0xa5, sizeof a);
+	a.mq_maxmsg = 10;
+	a.mq_msgsize = 100;
+	created_with(qname(n, sizeof n, "garb", 0), &a, 4096, "0xA5 garbage, 10 x 100 bytes");
+	/* garbage that happens to be a valid capacity does not count either */
+	memset(&a, 0, sizeof a);
+	a.mq_maxmsg = 10;
+	a.mq_msgsize = 100;
+	a.mq_capacity = 1 << 20;
+	created_with(qname(n, sizeof n, "garb", 0), &a, 4096, "stray mq_capacity of 1 MiB");
+	/* nor does a garbage mq_flags that has the bit among others */
+	memset(&a, 0xa5, sizeof a);
+	a.mq_flags |= SHMQ_MQ_USE_CAPACITY;
+	a.mq_capacity = 1 << 20;
+	a.mq_maxmsg = 10;
+	a.mq_msgsize = 100;
+	created_with(qname(n, sizeof n, "garb", 0), &a, 4096, "the flag among stray mq_flags bits");
+	/* without the flag mq_maxmsg and mq_msgsize are required */
+	memset(&a, 0, sizeof a);
+	a.mq_capacity = 65536;
+	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open(qname(n, sizeof n, "garb", 0),
+					     O_RDONLY | O_CREAT | O_EXCL, 0600, &a));
+	EXPECT_OPEN_ERR(ENOENT, shmq_mq_open(n, O_RDONLY));
+
+	/* with the flag (alone, or with the flags setattr knows) it counts */
+	memset(&a, 0, sizeof a);
+	a.mq_flags = SHMQ_MQ_USE_CAPACITY;
+	a.mq_capacity = 65536;
+	created_with(qname(n, sizeof n, "garb", 0), &a, 65536, "SHMQ_MQ_USE_CAPACITY, 64 KiB");
+	a.mq_flags = SHMQ_MQ_USE_CAPACITY | O_NONBLOCK | SHMQ_MQ_IGNORE_HUP;
+	a.mq_maxmsg = 10;
+	a.mq_msgsize = 100;
+	created_with(qname(n, sizeof n, "garb", 0), &a, 65536, "SHMQ_MQ_USE_CAPACITY | O_NONBLOCK");
+	a.mq_flags = SHMQ_MQ_USE_CAPACITY;
+	a.mq_capacity = 12288;
+	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open(qname(n, sizeof n, "garb", 0),
+					     O_RDONLY | O_CREAT | O_EXCL, 0600, &a));
+	EXPECT_OPEN_ERR(ENOENT, shmq_mq_open(n, O_RDONLY));
+	/* getattr does not report the flag, and setattr refuses it: it only
+	 * means something to O_CREAT */
+	memset(&a, 0, sizeof a);
+	a.mq_maxmsg = 1;
+	a.mq_msgsize = 64;
+	shmq_mqd_t c = OPEN_OK(shmq_mq_open(qname(n, sizeof n, "garb", 0),
+					    O_RDONLY | O_CREAT | O_EXCL, 0600, &a));
+	if (c != SHMQ_MQ_FAILED) {
+		struct shmq_mq_attr got;
+		EXPECT_OK(shmq_mq_getattr(c, &got));
+		CHECK(!(got.mq_flags & SHMQ_MQ_USE_CAPACITY), "getattr: mq_flags %#lx", got.mq_flags);
+		a.mq_flags = SHMQ_MQ_USE_CAPACITY;
+		EXPECT_ERR(EINVAL, shmq_mq_setattr(c, &a, NULL));
+		shmq_mq_close(c);
+	}
+	unlink_q(n);
 }
 
 /* EACCES: a child that drops root to the guest's outsider user (uid/gid
@@ -1413,7 +1505,8 @@ static const struct section sections[] = {
 	{"sendrecv", t_sendrecv, 1}, {"nonblock", t_nonblock, 1}, {"attr", t_attr, 1},
 	{"timed", t_timed, 1},	 {"wake", t_wake, 1},	  {"eintr", t_eintr, 1},
 	{"peer", t_peer, 1},	 {"poll", t_poll, 1},	  {"fork", t_fork, 1},
-	{"threads", t_threads, 1}, {"unpriv", t_unpriv, 0},
+	{"threads", t_threads, 1}, {"attrgarbage", t_attrgarbage, 1},
+	{"unpriv", t_unpriv, 0},
 };
 enum { kSections = sizeof sections / sizeof sections[0] };
 

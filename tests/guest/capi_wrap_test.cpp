@@ -141,6 +141,9 @@ TEST_F(CApi, ForkExchange) { run_section("fork"); }
 // One descriptor per role shared by threads. "Stress" in the name: the
 // 2-vCPU boots run it too (SMP2_FILTER), where the threads truly race.
 TEST_F(CApi, ThreadStressSharedDescriptors) { run_section("threads"); }
+// Ported code sets only mq_maxmsg/mq_msgsize; the rest of the attr is
+// garbage, which must neither change the size nor fail the open.
+TEST_F(CApi, GarbageMqCapacityCountsOnlyWithUseCapacityFlag) { run_section("attrgarbage"); }
 
 TEST(UnprivCApi, MemberOrOutsider)
 {
