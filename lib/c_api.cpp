@@ -80,6 +80,10 @@ int fail(int e)
 	return -1;
 }
 
+// NULL and SHMQ_MQ_FAILED ((shmq_mqd_t)-1, what a failed open returns)
+// are not descriptors: EBADF, as POSIX gives for (mqd_t)-1.
+bool bad(shmq_mqd_t mq) { return !mq || mq == SHMQ_MQ_FAILED; }
+
 // "orders" or "/orders" -> "orders", validated as the kernel does.
 int queue_name(const char *name, std::string_view &out)
 {
@@ -170,7 +174,7 @@ uint64_t send_need(const Ring &r, size_t len)
 int do_send(shmq_mqd_t mq, const char *msg, size_t len, unsigned int prio, clockid_t clock,
 	    const struct timespec *ts)
 {
-	if (!mq || !mq->producer)
+	if (bad(mq) || !mq->producer)
 		return fail(EBADF);
 	uint64_t deadline;
 	if (int e = deadline_ns(clock, ts, deadline))
@@ -212,7 +216,7 @@ int do_send(shmq_mqd_t mq, const char *msg, size_t len, unsigned int prio, clock
 ssize_t do_receive(shmq_mqd_t mq, char *buf, size_t len, unsigned int *prio, clockid_t clock,
 		   const struct timespec *ts)
 {
-	if (!mq || mq->producer)
+	if (bad(mq) || mq->producer)
 		return fail(EBADF);
 	uint64_t deadline;
 	if (int e = deadline_ns(clock, ts, deadline))
@@ -467,7 +471,7 @@ shmq_mqd_t shmq_mq_open(const char *name, int oflag, ...) SHMQ_NOTHROW
 
 int shmq_mq_close(shmq_mqd_t mqd) SHMQ_NOTHROW
 {
-	if (!mqd)
+	if (bad(mqd))
 		return fail(EBADF);
 	delete mqd; // detaches: Producer/Consumer close the queue fd and unmap
 	return 0;
@@ -530,7 +534,7 @@ ssize_t shmq_mq_clockreceive(shmq_mqd_t mqd, char *msg_ptr, size_t msg_len,
 
 int shmq_mq_getattr(shmq_mqd_t mqd, struct shmq_mq_attr *attr) SHMQ_NOTHROW
 {
-	if (!mqd)
+	if (bad(mqd))
 		return fail(EBADF);
 	if (!attr)
 		return fail(EINVAL);
@@ -543,7 +547,7 @@ int shmq_mq_getattr(shmq_mqd_t mqd, struct shmq_mq_attr *attr) SHMQ_NOTHROW
 int shmq_mq_setattr(shmq_mqd_t mqd, const struct shmq_mq_attr *newattr,
 		    struct shmq_mq_attr *oldattr) SHMQ_NOTHROW
 {
-	if (!mqd)
+	if (bad(mqd))
 		return fail(EBADF);
 	if (newattr && (newattr->mq_flags & ~kSettableFlags))
 		return fail(EINVAL);
@@ -563,7 +567,7 @@ int shmq_mq_setattr(shmq_mqd_t mqd, const struct shmq_mq_attr *newattr,
 
 int shmq_mq_fd(shmq_mqd_t mqd) SHMQ_NOTHROW
 {
-	if (!mqd)
+	if (bad(mqd))
 		return fail(EBADF);
 	return mqd->handle()->fd;
 }

@@ -8,8 +8,9 @@
  * mapping table and states every difference from POSIX; the man page is
  * shmq_mq_open(3). In short:
  *
- *  - a descriptor is an opaque pointer (shmq_mqd_t, like FILE *), and a
- *    failed shmq_mq_open returns SHMQ_MQ_FAILED (NULL), not (mqd_t)-1;
+ *  - a descriptor is an opaque pointer (shmq_mqd_t, like FILE *); a
+ *    failed shmq_mq_open returns SHMQ_MQ_FAILED, which is
+ *    (shmq_mqd_t)-1 as POSIX's (mqd_t)-1;
  *  - one role per descriptor: O_WRONLY opens the producer (send),
  *    O_RDONLY the consumer (receive); O_RDWR gives EINVAL; at most one
  *    producer and one consumer are attached to a queue at a time (EBUSY);
@@ -58,8 +59,11 @@ extern "C" {
  * shmq_mq_close(). */
 typedef struct shmq_mq *shmq_mqd_t;
 
-/* What shmq_mq_open returns on failure (POSIX: (mqd_t)-1). */
-#define SHMQ_MQ_FAILED ((shmq_mqd_t)0)
+/* What shmq_mq_open returns on failure: (shmq_mqd_t)-1, as POSIX's
+ * (mqd_t)-1, so that a ported `q == (mqd_t)-1` check still works once
+ * renamed. Never NULL. Every call given SHMQ_MQ_FAILED or NULL for a
+ * descriptor fails with EBADF. */
+#define SHMQ_MQ_FAILED ((shmq_mqd_t)-1)
 
 /* mq_flags bit for shmq_mq_setattr/getattr (besides O_NONBLOCK): when the
  * peer has gone, keep waiting for a new one instead of failing with EPIPE
@@ -106,7 +110,7 @@ struct shmq_mq_attr {
 shmq_mqd_t shmq_mq_open(const char *name, int oflag, ...) SHMQ_NOTHROW;
 
 /* Detaches and frees @mqd (which must not be used again). 0, or -1 with
- * errno EBADF for a NULL descriptor. */
+ * errno EBADF for NULL or SHMQ_MQ_FAILED. */
 int shmq_mq_close(shmq_mqd_t mqd) SHMQ_NOTHROW;
 
 /* Removes queue @name: its node goes at once; descriptors still open can
@@ -116,10 +120,10 @@ int shmq_mq_unlink(const char *name) SHMQ_NOTHROW;
 
 /* Queues @msg_len bytes (0 allowed). Blocks while the queue is full unless
  * O_NONBLOCK (EAGAIN). @msg_prio must be 0 (EINVAL otherwise). Errors:
- * EAGAIN, EBADF (NULL or a consumer descriptor), EINTR (signal handler
- * without SA_RESTART), EINVAL, EMSGSIZE (msg_len > mq_msgsize), EPIPE
- * (full and the consumer has gone), EIDRM (full and unlinked), EBADMSG
- * (the consumer corrupted the shared counters). */
+ * EAGAIN, EBADF (NULL, SHMQ_MQ_FAILED or a consumer descriptor), EINTR
+ * (signal handler without SA_RESTART), EINVAL, EMSGSIZE (msg_len >
+ * mq_msgsize), EPIPE (full and the consumer has gone), EIDRM (full and
+ * unlinked), EBADMSG (the consumer corrupted the shared counters). */
 int shmq_mq_send(shmq_mqd_t mqd, const char *msg_ptr, size_t msg_len,
 		 unsigned int msg_prio) SHMQ_NOTHROW;
 
@@ -137,10 +141,10 @@ int shmq_mq_clocksend(shmq_mqd_t mqd, const char *msg_ptr, size_t msg_len,
 
 /* Takes the oldest message into @msg_ptr and returns its length. Blocks
  * while the queue is empty unless O_NONBLOCK (EAGAIN). If @msg_prio is not
- * NULL, 0 is stored there. Errors: EAGAIN, EBADF (NULL or a producer
- * descriptor), EINTR, EINVAL, EMSGSIZE (@msg_len smaller than this message,
- * which stays queued), EPIPE (empty and the producer has gone), EIDRM
- * (empty and unlinked), EBADMSG (the producer wrote garbage). */
+ * NULL, 0 is stored there. Errors: EAGAIN, EBADF (NULL, SHMQ_MQ_FAILED or
+ * a producer descriptor), EINTR, EINVAL, EMSGSIZE (@msg_len smaller than
+ * this message, which stays queued), EPIPE (empty and the producer has
+ * gone), EIDRM (empty and unlinked), EBADMSG (the producer wrote garbage). */
 ssize_t shmq_mq_receive(shmq_mqd_t mqd, char *msg_ptr, size_t msg_len,
 			unsigned int *msg_prio) SHMQ_NOTHROW;
 

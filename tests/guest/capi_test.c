@@ -518,6 +518,111 @@ static void t_attrgarbage(void)
 	unlink_q(n);
 }
 
+/* Every call given @bad (NULL or SHMQ_MQ_FAILED) fails with EBADF; in a
+ * child, since a call that takes @bad for a descriptor would crash. Returns
+ * the number of wrong results (printed). */
+static int child_bad_descriptor(shmq_mqd_t bad, const char *what)
+{
+	char buf[64];
+	unsigned prio = 0;
+	struct shmq_mq_attr a;
+	const struct timespec later = in_ms(CLOCK_REALTIME, 60000);
+	const struct timespec later_m = in_ms(CLOCK_MONOTONIC, 60000);
+	int fails = 0;
+	memset(&a, 0, sizeof a);
+#define CHILD_EBADF(call)                                                       \
+	do {                                                                    \
+		errno = 0;                                                      \
+		long long r_ = (long long)(call);                               \
+		if (r_ != -1 || errno != EBADF) {                               \
+			printf("FAIL child: %s with %s: %lld/%s, want -1/EBADF\n", \
+			       #call, what, r_, en(errno));                     \
+			fails++;                                                \
+		}                                                               \
+	} while (0)
+	CHILD_EBADF(shmq_mq_send(bad, "x", 1, 0));
+	CHILD_EBADF(shmq_mq_timedsend(bad, "x", 1, 0, &later));
+	CHILD_EBADF(shmq_mq_clocksend(bad, "x", 1, 0, CLOCK_MONOTONIC, &later_m));
+	CHILD_EBADF(shmq_mq_receive(bad, buf, sizeof buf, &prio));
+	CHILD_EBADF(shmq_mq_timedreceive(bad, buf, sizeof buf, &prio, &later));
+	CHILD_EBADF(shmq_mq_clockreceive(bad, buf, sizeof buf, &prio, CLOCK_MONOTONIC, &later_m));
+	CHILD_EBADF(shmq_mq_getattr(bad, &a));
+	CHILD_EBADF(shmq_mq_setattr(bad, &a, &a));
+	CHILD_EBADF(shmq_mq_setattr(bad, NULL, NULL));
+	CHILD_EBADF(shmq_mq_fd(bad));
+	CHILD_EBADF(shmq_mq_close(bad));
+	CHILD_EBADF(shmq_mq_close(bad)); /* still nothing to free */
+#undef CHILD_EBADF
+	fflush(stdout);
+	return fails;
+}
+
+/* SHMQ_MQ_FAILED is (shmq_mqd_t)-1, what a ported `q == (mqd_t)-1` check
+ * becomes when renamed; every failed open returns it, and every call takes
+ * it, as NULL, for a bad descriptor (EBADF). */
+static void t_failed(void)
+{
+	char n[80];
+	struct shmq_mq_attr a;
+	CHECK(SHMQ_MQ_FAILED == (shmq_mqd_t)-1, "SHMQ_MQ_FAILED is %p, want (shmq_mqd_t)-1",
+	      (void *)SHMQ_MQ_FAILED);
+	/* failed opens, one per kind of check, return exactly (shmq_mqd_t)-1 */
+	qname(n, sizeof n, "failed", 0);
+	memset(&a, 0, sizeof a);
+	const struct {
+		const char *what;
+		shmq_mqd_t m;
+		int err;
+	} opens[] = {
+		{"NULL name", shmq_mq_open(NULL, O_RDONLY), EINVAL},
+		{"bad name", shmq_mq_open("a/b", O_RDONLY), EINVAL},
+		{"O_RDWR", shmq_mq_open(n, O_RDWR), EINVAL},
+		{"bad attr", shmq_mq_open(n, O_RDONLY | O_CREAT, 0600, &a), EINVAL},
+		{"no queue", shmq_mq_open(n, O_WRONLY), ENOENT},
+	};
+	for (unsigned i = 0; i < sizeof opens / sizeof opens[0]; i++) {
+		checks++;
+		if (opens[i].m != (shmq_mqd_t)-1)
+			failed(__FILE__, __LINE__, "open with %s returned %p, want (shmq_mqd_t)-1",
+			       opens[i].what, (void *)opens[i].m);
+	}
+	{
+		errno = 0;
+		shmq_mqd_t m = shmq_mq_open(n, O_RDONLY);
+		const int e = errno;
+		CHECK(m == (shmq_mqd_t)-1 && e == ENOENT, "ported check (q == (mqd_t)-1): %p/%s",
+		      (void *)m, en(e));
+	}
+	if (!create_q(n, 4096))
+		return;
+	/* EEXIST and EBUSY come from later steps of the open */
+	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
+	{
+		shmq_mqd_t m = shmq_mq_open(n, O_RDONLY);
+		CHECK(m == (shmq_mqd_t)-1 && errno == EBUSY, "EBUSY open returned %p/%s", (void *)m,
+		      en(errno));
+		m = shmq_mq_open(n, O_WRONLY | O_CREAT | O_EXCL, 0600, NULL);
+		CHECK(m == (shmq_mqd_t)-1 && errno == EEXIST, "EEXIST open returned %p/%s", (void *)m,
+		      en(errno));
+	}
+	if (c != SHMQ_MQ_FAILED)
+		shmq_mq_close(c);
+	unlink_q(n);
+
+	/* every call, given SHMQ_MQ_FAILED or NULL: EBADF */
+	const shmq_mqd_t bad[2] = {SHMQ_MQ_FAILED, NULL};
+	const char *const names[2] = {"SHMQ_MQ_FAILED", "NULL"};
+	for (int i = 0; i < 2; i++) {
+		fflush(stdout);
+		pid_t pid = fork();
+		if (pid == 0)
+			_exit(child_bad_descriptor(bad[i], names[i]) ? 1 : 0);
+		int st = reap(pid);
+		CHECK(st == 0, "calls given %s: child status %d (1: wrong results, %d: crashed)",
+		      names[i], st, 128 + SIGSEGV);
+	}
+}
+
 /* EACCES: a child that drops root to the guest's outsider user (uid/gid
  * 2002, not in group shmq; see mkinitramfs.sh). */
 static int child_outsider(const char *existing, const char *fresh)
@@ -1506,6 +1611,7 @@ static const struct section sections[] = {
 	{"timed", t_timed, 1},	 {"wake", t_wake, 1},	  {"eintr", t_eintr, 1},
 	{"peer", t_peer, 1},	 {"poll", t_poll, 1},	  {"fork", t_fork, 1},
 	{"threads", t_threads, 1}, {"attrgarbage", t_attrgarbage, 1},
+	{"failed", t_failed, 1},
 	{"unpriv", t_unpriv, 0},
 };
 enum { kSections = sizeof sections / sizeof sections[0] };

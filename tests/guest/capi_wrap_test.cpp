@@ -144,6 +144,9 @@ TEST_F(CApi, ThreadStressSharedDescriptors) { run_section("threads"); }
 // Ported code sets only mq_maxmsg/mq_msgsize; the rest of the attr is
 // garbage, which must neither change the size nor fail the open.
 TEST_F(CApi, GarbageMqCapacityCountsOnlyWithUseCapacityFlag) { run_section("attrgarbage"); }
+// A ported `q == (mqd_t)-1` check, renamed, must still see failures; every
+// call given SHMQ_MQ_FAILED or NULL is EBADF.
+TEST_F(CApi, FailedIsMinusOneAndEveryCallGivenItOrNullIsEBADF) { run_section("failed"); }
 
 TEST(UnprivCApi, MemberOrOutsider)
 {
