@@ -38,15 +38,23 @@ uint64_t monotonic_now_ns()
 	return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-Result<void> validate_name(std::string_view name)
+namespace {
+
+// The name rule; @legacy also lets through a leading '-', which modules
+// before the rule accepted: such a queue can still be opened and destroyed
+// ('shmqctl destroy -- -rf'), but no new one is created.
+Result<void> check_name(std::string_view name, bool legacy)
 {
 	if (name.empty())
 		return Error(EINVAL, "invalid queue name: it is empty (use 1 to 63 characters "
-				     "of [A-Za-z0-9_.-], not starting with '.')");
+				     "of [A-Za-z0-9_.-], not starting with '.' or '-')");
 	if (name.size() >= SHMQ_NAME_MAX)
 		return Error(ENAMETOOLONG, "invalid queue name: longer than 63 characters");
 	if (name[0] == '.')
 		return Error(EINVAL, "invalid queue name: it must not start with '.'");
+	if (name[0] == '-' && !legacy)
+		return Error(EINVAL, "invalid queue name: it must not start with '-' (shell tools, "
+				     "shmqctl included, would take /dev/shmq/-NAME for an option)");
 	for (char c : name) {
 		const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 				(c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
@@ -56,6 +64,10 @@ Result<void> validate_name(std::string_view name)
 	}
 	return {};
 }
+
+} // namespace
+
+Result<void> validate_name(std::string_view name) { return check_name(name, false); }
 
 namespace {
 
@@ -124,7 +136,7 @@ Result<void> create_queue(std::string_view name, uint64_t capacity, const std::s
 
 Result<void> destroy_queue(std::string_view name, const std::string &control)
 {
-	if (auto v = validate_name(name); !v)
+	if (auto v = check_name(name, true); !v)
 		return v.error();
 	struct shmq_destroy_args a;
 	std::memset(&a, 0, sizeof a);
@@ -368,7 +380,7 @@ Result<void> check_module(const struct shmq_layout &l, int role)
 Result<std::unique_ptr<QueueHandle>> open_queue(std::string_view name, const OpenOptions &opt,
 						int role, QueueInfo &info)
 {
-	if (auto v = validate_name(name); !v)
+	if (auto v = check_name(name, true); !v)
 		return v.error();
 	const bool prod = role == SHMQ_ROLE_PRODUCER;
 	std::string path = opt.dev_dir;

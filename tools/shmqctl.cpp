@@ -65,7 +65,7 @@ const char kCreateUsage[] =
 	"usage: shmqctl create NAME --size BYTES\n"
 	"Create queue NAME with a ring of BYTES data bytes: a power of two, at least\n"
 	"4096, with an optional suffix K, M or G (powers of 1024), e.g. 64K or 1M.\n"
-	"Names: 1 to 63 characters of [A-Za-z0-9_.-], not starting with '.'.\n"
+	"Names: 1 to 63 characters of [A-Za-z0-9_.-], not starting with '.' or '-'.\n"
 	"The device /dev/shmq/NAME appears; its mode and group (udev rules) decide who\n"
 	"may send (write permission) and receive (read permission).\n";
 const char kDestroyUsage[] =

@@ -282,6 +282,11 @@ static void t_open(void)
 	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open("//x", O_RDONLY));
 	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open("a/b", O_RDONLY));
 	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open(".hidden", O_RDONLY));
+	/* a leading '-' reads as an option to shell tools (issue 14) */
+	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open("-rf", O_RDONLY));
+	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open("/-rf", O_WRONLY));
+	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open("--help", O_WRONLY | O_CREAT, 0600, NULL));
+	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open("-", O_RDONLY | O_CREAT | O_EXCL, 0600, NULL));
 	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open("sp ace", O_WRONLY));
 	memset(longname, 'n', sizeof longname);
 	longname[64] = '\0';
@@ -420,6 +425,8 @@ static void t_open(void)
 	EXPECT_ERR(EINVAL, shmq_mq_unlink(NULL));
 	EXPECT_ERR(EINVAL, shmq_mq_unlink("/"));
 	EXPECT_ERR(EINVAL, shmq_mq_unlink("a/b"));
+	EXPECT_ERR(EINVAL, shmq_mq_unlink("-rf"));
+	EXPECT_ERR(EINVAL, shmq_mq_unlink("/-rf"));
 	EXPECT_ERR(ENAMETOOLONG, shmq_mq_unlink(longname));
 	EXPECT_OK(shmq_mq_unlink(n3));
 	EXPECT_ERR(ENOENT, shmq_mq_unlink(n3));

@@ -25,9 +25,9 @@ TEST_F(Library, ValidateNameAgreesWithTheKernel)
 {
 	const std::string u = unique_name("vn");
 	const std::vector<std::string> names = {
-		"", ".", "..", ".a", "a.", "a..b", "-", "_", "a-b_c.d", "A", "0", u + "/x", u + " x", u + "\t",
-		u + "@", u + ":", u + "\xc3\xa4", u + "*", std::string(63, 'n'), std::string(64, 'n'),
-		std::string(100, 'n'), u + "\x7f",
+		"", ".", "..", ".a", "a.", "a..b", "-", "-" + u, "--help", u + "-", "_", "a-b_c.d", "A", "0",
+		u + "/x", u + " x", u + "\t", u + "@", u + ":", u + "\xc3\xa4", u + "*", std::string(63, 'n'),
+		std::string(64, 'n'), std::string(100, 'n'), u + "\x7f",
 	};
 	Fd ctl(control_open());
 	ASSERT_TRUE(ctl.ok());
@@ -44,6 +44,14 @@ TEST_F(Library, ValidateNameAgreesWithTheKernel)
 		}
 		if (kern == 0) {
 			EXPECT_EQ(0, raw_destroy(ctl.get(), n));
+		}
+		// A leading '-' (issue 14): libshmq refuses it for new queues;
+		// a module from before that rule still creates such names
+		// (which libshmq can open and destroy). Drop this exception
+		// once every module under test refuses them too.
+		if (n[0] == '-' && kern == 0) {
+			EXPECT_EQ(EINVAL, lib) << "name '" << n << "': validate_name " << errname(lib);
+			continue;
 		}
 		EXPECT_EQ(kern, lib) << "name '" << n << "' (" << n.size() << " bytes): kernel " << errname(kern)
 				     << ", validate_name " << errname(lib);

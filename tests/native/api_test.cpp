@@ -545,6 +545,47 @@ TEST(Names, LeadingDotIsEINVAL)
 	EXPECT_EQ(validate_name("..").error().code(), EINVAL);
 }
 
+// "-rf", "--help", "-": shell tools (rm, ls, shmqctl itself) would read
+// /dev/shmq/-rf's name as an option. Refused, with a message that says why.
+TEST(Names, LeadingDashIsEINVALBecauseToolsReadItAsAnOption)
+{
+	for (const char *n : {"-rf", "--help", "-", "-x.y", "--"}) {
+		auto v = validate_name(n);
+		ASSERT_FALSE(static_cast<bool>(v)) << n;
+		EXPECT_EQ(v.error().code(), EINVAL) << n;
+		EXPECT_NE(std::string(v.error().what()).find("must not start with '-'"), std::string::npos)
+			<< n << ": " << v.error().what();
+		EXPECT_NE(std::string(v.error().what()).find("option"), std::string::npos)
+			<< n << ": " << v.error().what();
+	}
+	// '-' elsewhere is fine
+	EXPECT_TRUE(static_cast<bool>(validate_name("a-")));
+	EXPECT_TRUE(static_cast<bool>(validate_name("a--b")));
+	EXPECT_TRUE(static_cast<bool>(validate_name("0-")));
+}
+
+// A queue named "-rf" by a module that still allowed it can be opened and
+// destroyed (no EINVAL: here ENOENT, nothing being there); never created.
+TEST(Names, LegacyDashNameCanBeOpenedAndDestroyedButNotCreated)
+{
+	const OpenOptions opt{.dev_dir = "/nonexistent-shmq-dir"};
+	auto p = Producer::open("-rf", opt);
+	ASSERT_FALSE(static_cast<bool>(p));
+	EXPECT_EQ(p.error().code(), ENOENT) << p.error().what();
+	auto c = Consumer::open("-rf", opt);
+	ASSERT_FALSE(static_cast<bool>(c));
+	EXPECT_EQ(c.error().code(), ENOENT) << c.error().what();
+	auto d = destroy_queue("-rf", "/nonexistent-shmq-control");
+	ASSERT_FALSE(static_cast<bool>(d));
+	EXPECT_EQ(d.error().code(), ENOENT) << d.error().what();
+	auto n = create_queue("-rf", 4096, "/nonexistent-shmq-control");
+	ASSERT_FALSE(static_cast<bool>(n));
+	EXPECT_EQ(n.error().code(), EINVAL) << n.error().what();
+	// the other rules still hold for legacy names
+	EXPECT_EQ(Producer::open("-a/b", opt).error().code(), EINVAL);
+	EXPECT_EQ(destroy_queue("-" + std::string(63, 'x'), "/x").error().code(), ENAMETOOLONG);
+}
+
 TEST(Names, SlashSpaceAndNulAreEINVAL)
 {
 	EXPECT_EQ(validate_name("a/b").error().code(), EINVAL);
