@@ -74,6 +74,23 @@ private:
 	pthread_mutex_t &m_;
 };
 
+// No call is a cancellation point: open(2), close(2) and usleep inside
+// open, close and unlink are, and a cancellation there would unwind
+// through these noexcept functions (std::terminate) and leak the
+// descriptor. A pending cancellation takes effect at the caller's next
+// cancellation point. (send and receive wait in ioctl(2), which is not
+// one.) The previous state is restored on return.
+class NoCancel {
+public:
+	NoCancel() { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old_); }
+	~NoCancel() { pthread_setcancelstate(old_, nullptr); }
+	NoCancel(const NoCancel &) = delete;
+	NoCancel &operator=(const NoCancel &) = delete;
+
+private:
+	int old_ = PTHREAD_CANCEL_ENABLE;
+};
+
 int fail(int e)
 {
 	errno = e;
@@ -420,6 +437,7 @@ extern "C" {
 
 shmq_mqd_t shmq_mq_open(const char *name, int oflag, ...) SHMQ_NOTHROW
 {
+	const NoCancel nc;
 	const struct shmq_mq_attr *attr = nullptr;
 	if (oflag & O_CREAT) {
 		va_list ap;
@@ -473,12 +491,14 @@ int shmq_mq_close(shmq_mqd_t mqd) SHMQ_NOTHROW
 {
 	if (bad(mqd))
 		return fail(EBADF);
+	const NoCancel nc;
 	delete mqd; // detaches: Producer/Consumer close the queue fd and unmap
 	return 0;
 }
 
 int shmq_mq_unlink(const char *name) SHMQ_NOTHROW
 {
+	const NoCancel nc;
 	std::string_view n;
 	if (int e = queue_name(name, n))
 		return fail(e);

@@ -25,7 +25,7 @@
  *
  * Valid C99/C11 and C++; all functions have C linkage, never throw, and
  * are thread-safe (calls on one descriptor are serialised by a mutex that
- * is never held while sleeping).
+ * is never held while sleeping). None is a cancellation point.
  */
 #ifndef SHMQ_SHMQ_H
 #define SHMQ_SHMQ_H

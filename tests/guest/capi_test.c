@@ -1604,6 +1604,95 @@ static void t_unpriv(void)
 	}
 }
 
+/* None of the calls is a cancellation point: with a cancellation pending,
+ * each call completes (none is cut short inside the library, where an
+ * unwind would abort the process: the functions are noexcept) and the
+ * thread is cancelled at its next cancellation point. */
+struct cancel_run {
+	const char *name, *fresh;
+	int step;   /* calls completed as expected */
+	int failed; /* the step that went wrong, 0: none */
+};
+
+static void *cancel_thread(void *arg)
+{
+	struct cancel_run *r = arg;
+	char buf[64];
+	pthread_cancel(pthread_self()); /* deferred: pending from here on */
+	shmq_mqd_t c = shmq_mq_open(r->name, O_RDONLY | O_CREAT, 0600, NULL);
+	r->step++;
+	if (c == SHMQ_MQ_FAILED)
+		r->failed = r->step;
+	shmq_mqd_t p = shmq_mq_open(r->name, O_WRONLY);
+	r->step++;
+	if (p == SHMQ_MQ_FAILED && !r->failed)
+		r->failed = r->step;
+	if (shmq_mq_send(p, "x", 1, 0) != 0 && !r->failed)
+		r->failed = 3;
+	r->step++;
+	if (shmq_mq_receive(c, buf, sizeof buf, NULL) != 1 && !r->failed)
+		r->failed = 4;
+	r->step++;
+	struct timespec d = in_ms(CLOCK_REALTIME, 100);
+	if (!(shmq_mq_timedreceive(c, buf, sizeof buf, NULL, &d) == -1 && errno == ETIMEDOUT) &&
+	    !r->failed)
+		r->failed = 5;
+	r->step++;
+	if (shmq_mq_close(p) != 0 && !r->failed)
+		r->failed = 6;
+	r->step++;
+	if (shmq_mq_close(c) != 0 && !r->failed)
+		r->failed = 7;
+	r->step++;
+	shmq_mqd_t f = shmq_mq_open(r->fresh, O_RDONLY | O_CREAT | O_EXCL, 0600, NULL);
+	if (f == SHMQ_MQ_FAILED && !r->failed)
+		r->failed = 8;
+	r->step++;
+	if (f != SHMQ_MQ_FAILED)
+		shmq_mq_close(f);
+	if (shmq_mq_unlink(r->fresh) != 0 && !r->failed)
+		r->failed = 9;
+	r->step++;
+	pthread_testcancel();
+	r->failed = 100; /* not cancelled */
+	return NULL;
+}
+
+static int child_cancel(const char *name, const char *fresh)
+{
+	struct cancel_run r = {name, fresh, 0, 0};
+	pthread_t t;
+	void *ret = NULL;
+	if (pthread_create(&t, NULL, cancel_thread, &r) != 0 || pthread_join(t, &ret) != 0)
+		return 90;
+	if (ret != PTHREAD_CANCELED || r.step != 9 || r.failed) {
+		printf("FAIL child: %s after %d of 9 calls, call %d failed (100: not cancelled at "
+		       "pthread_testcancel)\n", ret == PTHREAD_CANCELED ? "cancelled" : "not cancelled",
+		       r.step, r.failed);
+		fflush(stdout);
+		return 1;
+	}
+	return 0;
+}
+
+static void t_cancel(void)
+{
+	char n[80], fresh[80];
+	qname(n, sizeof n, "cancel", 0);
+	qname(fresh, sizeof fresh, "cancel", 0);
+	if (!create_q(n, 4096))
+		return;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(child_cancel(n, fresh));
+	const int st = reap(pid);
+	CHECK(st == 0, "cancellation child: status %d (%d: aborted, cancelled inside a call)", st,
+	      128 + SIGABRT);
+	unlink_q(fresh);
+	EXPECT_OK(shmq_mq_unlink(n));
+}
+
 /* ------------------------------------------------------------------ main */
 
 struct section {
@@ -1618,7 +1707,7 @@ static const struct section sections[] = {
 	{"timed", t_timed, 1},	 {"wake", t_wake, 1},	  {"eintr", t_eintr, 1},
 	{"peer", t_peer, 1},	 {"poll", t_poll, 1},	  {"fork", t_fork, 1},
 	{"threads", t_threads, 1}, {"attrgarbage", t_attrgarbage, 1},
-	{"failed", t_failed, 1},
+	{"failed", t_failed, 1},	 {"cancel", t_cancel, 1},
 	{"unpriv", t_unpriv, 0},
 };
 enum { kSections = sizeof sections / sizeof sections[0] };

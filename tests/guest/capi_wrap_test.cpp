@@ -147,6 +147,9 @@ TEST_F(CApi, GarbageMqCapacityCountsOnlyWithUseCapacityFlag) { run_section("attr
 // A ported `q == (mqd_t)-1` check, renamed, must still see failures; every
 // call given SHMQ_MQ_FAILED or NULL is EBADF.
 TEST_F(CApi, FailedIsMinusOneAndEveryCallGivenItOrNullIsEBADF) { run_section("failed"); }
+// A pending pthread_cancel does not cut a call short (that would abort:
+// the calls are noexcept); it takes effect at the next cancellation point.
+TEST_F(CApi, NoCallIsACancellationPoint) { run_section("cancel"); }
 
 TEST(UnprivCApi, MemberOrOutsider)
 {
