@@ -412,11 +412,16 @@ int create(std::string_view name, uint64_t cap)
 	return r ? 0 : posix_control_errno(r.error().code());
 }
 
-int open_impl(shmq_mq *mq, std::string_view name, int oflag, uint64_t cap)
+// @attr counts only when a queue is created: O_CREAT of one that exists
+// ignores it, as POSIX and Linux do (with O_EXCL it is checked first).
+int open_impl(shmq_mq *mq, std::string_view name, int oflag, const struct shmq_mq_attr *attr)
 {
 	if (!(oflag & O_CREAT))
 		return attach(mq, name);
+	uint64_t cap = 0;
 	if (oflag & O_EXCL) {
+		if (int e = capacity_for(attr, cap))
+			return e;
 		if (int e = create(name, cap))
 			return e;
 		return attach_created(mq, name);
@@ -424,6 +429,8 @@ int open_impl(shmq_mq *mq, std::string_view name, int oflag, uint64_t cap)
 	// Open first: opening an existing queue needs no control device.
 	int e = attach(mq, name);
 	if (e != ENOENT)
+		return e;
+	if ((e = capacity_for(attr, cap)))
 		return e;
 	e = create(name, cap);
 	if (e == EEXIST) // created by someone else meanwhile
@@ -457,13 +464,6 @@ shmq_mqd_t shmq_mq_open(const char *name, int oflag, ...) SHMQ_NOTHROW
 		errno = EINVAL;
 		return SHMQ_MQ_FAILED;
 	}
-	uint64_t cap = 0;
-	if (oflag & O_CREAT) {
-		if (int e = capacity_for(attr, cap)) {
-			errno = e;
-			return SHMQ_MQ_FAILED;
-		}
-	}
 	shmq_mq *mq = new (std::nothrow) shmq_mq;
 	if (!mq) {
 		errno = ENOMEM;
@@ -473,7 +473,7 @@ shmq_mqd_t shmq_mq_open(const char *name, int oflag, ...) SHMQ_NOTHROW
 	mq->flags.store(oflag & O_NONBLOCK, std::memory_order_relaxed);
 	int e;
 	try { // the open path allocates (paths, handles): std::bad_alloc
-		e = open_impl(mq, n, oflag, cap);
+		e = open_impl(mq, n, oflag, attr);
 	} catch (const std::bad_alloc &) {
 		e = ENOMEM;
 	} catch (...) {

@@ -104,7 +104,8 @@ struct shmq_mq_attr {
  * O_NONBLOCK, O_CLOEXEC (always in effect). With O_CREAT two more
  * arguments follow as in POSIX: mode_t mode (ignored: the udev rules decide
  * permissions) and const struct shmq_mq_attr *attr (NULL: like Linux's
- * defaults, 10 messages of 8192 bytes). Returns SHMQ_MQ_FAILED with errno
+ * defaults, 10 messages of 8192 bytes; used only when the queue is created,
+ * ignored when it exists unless O_EXCL). Returns SHMQ_MQ_FAILED with errno
  * EACCES, EBUSY, EEXIST, EINVAL, EMFILE, ENAMETOOLONG, ENFILE, ENOENT,
  * ENOMEM, ENOSPC, ENODEV, EPROTO (module and library disagree). */
 shmq_mqd_t shmq_mq_open(const char *name, int oflag, ...) SHMQ_NOTHROW;

@@ -374,6 +374,20 @@ static void t_open(void)
 	/* a second consumer, also through O_CREAT without O_EXCL (opens) */
 	EXPECT_OPEN_ERR(EBUSY, shmq_mq_open(n, O_RDONLY));
 	EXPECT_OPEN_ERR(EBUSY, shmq_mq_open(n, O_RDONLY | O_CREAT, 0600, NULL));
+	/* O_CREAT of a queue that exists ignores attr, even an invalid one (as
+	 * POSIX); with O_EXCL it is checked first */
+	memset(&a, 0xa5, sizeof a);
+	a.mq_maxmsg = -1;
+	{
+		shmq_mqd_t w = OPEN_OK(shmq_mq_open(n, O_WRONLY | O_CREAT, 0600, &a));
+		if (w != SHMQ_MQ_FAILED) {
+			EXPECT_OK(shmq_mq_getattr(w, &got));
+			CHECK(got.mq_capacity == 4096, "capacity %llu after an ignored attr",
+			      (unsigned long long)got.mq_capacity);
+			EXPECT_OK(shmq_mq_close(w));
+		}
+	}
+	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open(n, O_WRONLY | O_CREAT | O_EXCL, 0600, &a));
 	/* "/name" is the same queue */
 	snprintf(slashed, sizeof slashed, "/%s", n);
 	shmq_mqd_t p = OPEN_OK(shmq_mq_open(slashed, O_WRONLY | O_CREAT, 0600, NULL));
