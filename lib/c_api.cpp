@@ -377,17 +377,31 @@ int posix_control_errno(int e)
 	}
 }
 
+// POSIX names for the queue device's errors: EPERM is EACCES; ENXIO (the
+// node outlived its queue's device) means what ENODEV means.
+int posix_open_errno(int e)
+{
+	switch (e) {
+	case EPERM:
+		return EACCES;
+	case ENXIO:
+		return ENODEV;
+	default:
+		return e;
+	}
+}
+
 int attach(shmq_mq *mq, std::string_view name)
 {
 	if (mq->producer) {
 		auto p = shmq::Producer::open(name);
 		if (!p)
-			return p.error().code() == EPERM ? EACCES : p.error().code();
+			return posix_open_errno(p.error().code());
 		mq->prod = std::move(p.value());
 	} else {
 		auto c = shmq::Consumer::open(name);
 		if (!c)
-			return c.error().code() == EPERM ? EACCES : c.error().code();
+			return posix_open_errno(c.error().code());
 		mq->cons = std::move(c.value());
 	}
 	return 0;

@@ -52,8 +52,10 @@ extern "C" {
 #define SHMQ_NOTHROW
 #endif
 
-/* Version of this C API: incremented when functions or fields are added. */
-#define SHMQ_C_API_VERSION 1
+/* Version of this C API: incremented when functions, fields or flags are
+ * added or their meaning changes. 2: SHMQ_MQ_USE_CAPACITY, SHMQ_MQ_FAILED
+ * is (shmq_mqd_t)-1 (was NULL). */
+#define SHMQ_C_API_VERSION 2
 
 /* A message queue descriptor: an opaque handle owned by the caller until
  * shmq_mq_close(). */
@@ -106,8 +108,10 @@ struct shmq_mq_attr {
  * permissions) and const struct shmq_mq_attr *attr (NULL: like Linux's
  * defaults, 10 messages of 8192 bytes; used only when the queue is created,
  * ignored when it exists unless O_EXCL). Returns SHMQ_MQ_FAILED with errno
- * EACCES, EBUSY, EEXIST, EINVAL, EMFILE, ENAMETOOLONG, ENFILE, ENOENT,
- * ENOMEM, ENOSPC, ENODEV, EPROTO (module and library disagree). */
+ * EACCES, EBADMSG (a previous producer left a corrupt tail), EBUSY, EEXIST,
+ * EINVAL, EMFILE, ENAMETOOLONG, ENFILE, ENODEV, ENOENT, ENOMEM, ENOSPC,
+ * ENOTTY (/dev/shmq/NAME is not a queue), EPROTO (module and library
+ * disagree). */
 shmq_mqd_t shmq_mq_open(const char *name, int oflag, ...) SHMQ_NOTHROW;
 
 /* Detaches and frees @mqd (which must not be used again). 0, or -1 with
@@ -116,7 +120,8 @@ int shmq_mq_close(shmq_mqd_t mqd) SHMQ_NOTHROW;
 
 /* Removes queue @name: its node goes at once; descriptors still open can
  * drain what is queued, but blocked and later waits fail with EIDRM.
- * 0, or -1 with errno EACCES, EINVAL, ENAMETOOLONG, ENOENT. */
+ * 0, or -1 with errno EACCES, EINVAL, EMFILE, ENAMETOOLONG, ENFILE, ENOENT,
+ * ENOMEM. */
 int shmq_mq_unlink(const char *name) SHMQ_NOTHROW;
 
 /* Queues @msg_len bytes (0 allowed). Blocks while the queue is full unless
@@ -168,7 +173,7 @@ int shmq_mq_getattr(shmq_mqd_t mqd, struct shmq_mq_attr *attr) SHMQ_NOTHROW;
 /* Sets mq_flags (O_NONBLOCK and SHMQ_MQ_IGNORE_HUP; the other fields are
  * ignored) from @newattr unless it is NULL, after storing the previous
  * attributes in @oldattr unless that is NULL. EINVAL for other mq_flags
- * bits, EBADF. */
+ * bits (nothing changed), EBADF, EBADMSG (@oldattr and a corrupt ring). */
 int shmq_mq_setattr(shmq_mqd_t mqd, const struct shmq_mq_attr *newattr,
 		    struct shmq_mq_attr *oldattr) SHMQ_NOTHROW;
 

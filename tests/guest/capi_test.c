@@ -16,7 +16,10 @@
 #define _GNU_SOURCE
 #include <shmq/shmq.h>
 
+#include <shmq/uapi.h> /* the corrupt section plays a hostile peer */
+
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <stdarg.h>
 #include <poll.h>
@@ -26,6 +29,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1618,6 +1624,253 @@ static void t_unpriv(void)
 	}
 }
 
+/* The shared counter of descriptor @m's own side (producer: tail, consumer:
+ * head), mapped writable from its queue fd as a hostile peer would (each
+ * side may write its own counter). NULL on failure (reported). *@len gets
+ * the mapping's length for munmap. */
+static volatile uint64_t *own_counter(shmq_mqd_t m, int producer, size_t *len)
+{
+	struct shmq_layout l;
+	memset(&l, 0, sizeof l);
+	checks++;
+	if (ioctl(shmq_mq_fd(m), SHMQ_IOC_LAYOUT, &l) != 0) {
+		failed(__FILE__, __LINE__, "SHMQ_IOC_LAYOUT: %s", en(errno));
+		return NULL;
+	}
+	const int rfd = ioctl(shmq_mq_fd(m), SHMQ_IOC_RING_FD, O_CLOEXEC);
+	if (rfd < 0) {
+		failed(__FILE__, __LINE__, "SHMQ_IOC_RING_FD: %s", en(errno));
+		return NULL;
+	}
+	const struct shmq_region *reg = producer ? &l.producer : &l.consumer;
+	void *a = mmap(NULL, reg->size, PROT_READ | PROT_WRITE, MAP_SHARED, rfd, (off_t)reg->offset);
+	close(rfd);
+	if (a == MAP_FAILED) {
+		failed(__FILE__, __LINE__, "mmap of the %s region: %s", producer ? "producer" : "consumer",
+		       en(errno));
+		return NULL;
+	}
+	*len = reg->size;
+	return (volatile uint64_t *)((char *)a + (producer ? l.tail_off : l.head_off));
+}
+
+static void unmap_counter(volatile uint64_t *c, size_t len)
+{
+	if (c)
+		munmap((void *)((uintptr_t)c & ~(uintptr_t)(sysconf(_SC_PAGESIZE) - 1)), len);
+}
+
+/* EBADMSG: a peer that writes garbage into its counter is reported by open,
+ * send, receive, getattr and setattr, never read past. */
+static void t_corrupt(void)
+{
+	char n[80], buf[256];
+	struct shmq_mq_attr a;
+	size_t len = 0;
+	const struct timespec later = in_ms(CLOCK_REALTIME, 60000);
+
+	/* the producer leaves a misaligned tail (3): consumer calls and the
+	 * next producer's open see it */
+	qname(n, sizeof n, "corrupt", 0);
+	if (!create_q(n, 4096))
+		return;
+	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
+	shmq_mqd_t p = OPEN_OK(shmq_mq_open(n, O_WRONLY));
+	volatile uint64_t *tail = p != SHMQ_MQ_FAILED ? own_counter(p, 1, &len) : NULL;
+	if (c != SHMQ_MQ_FAILED && tail) {
+		*tail = 3;
+		EXPECT_ERR(EBADMSG, shmq_mq_receive(c, buf, sizeof buf, NULL));
+		EXPECT_ERR(EBADMSG, shmq_mq_timedreceive(c, buf, sizeof buf, NULL, &later));
+		EXPECT_ERR(EBADMSG, shmq_mq_getattr(c, &a));
+		EXPECT_ERR(EBADMSG, shmq_mq_getattr(p, &a));
+		EXPECT_ERR(EBADMSG, shmq_mq_setattr(c, NULL, &a));
+		memset(&a, 0, sizeof a);
+		EXPECT_OK(shmq_mq_setattr(c, &a, NULL)); /* reads nothing of the ring */
+		unmap_counter(tail, len);
+		EXPECT_OK(shmq_mq_close(p));
+		p = SHMQ_MQ_FAILED;
+		EXPECT_OPEN_ERR(EBADMSG, shmq_mq_open(n, O_WRONLY));
+		EXPECT_OPEN_ERR(EBADMSG, shmq_mq_open(n, O_WRONLY | O_CREAT, 0600, NULL));
+	}
+	close_pair_and_unlink(p, c, n);
+
+	/* the consumer moves its head ahead of tail: the producer notices as
+	 * soon as it looks at head (when its cached head says full) */
+	qname(n, sizeof n, "corrupt", 0);
+	if (!create_q(n, 4096))
+		return;
+	c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
+	p = OPEN_OK(shmq_mq_open(n, O_WRONLY | O_NONBLOCK));
+	volatile uint64_t *head = c != SHMQ_MQ_FAILED ? own_counter(c, 0, &len) : NULL;
+	if (p != SHMQ_MQ_FAILED && head) {
+		*head = UINT64_C(1) << 40; /* far ahead of tail (0) */
+		memset(buf, 'c', sizeof buf);
+		int r = 0;
+		long sent = 0;
+		while ((r = shmq_mq_send(p, buf, 100, 0)) == 0 && sent < 100)
+			sent++;
+		const int e = errno;
+		CHECK(r == -1 && e == EBADMSG, "send with head ahead of tail: %d/%s after %ld messages",
+		      r, en(e), sent);
+		if (r != -1 || e != EBADMSG)
+			goto out; /* a blocking send would wait forever */
+		memset(&a, 0, sizeof a);
+		EXPECT_OK(shmq_mq_setattr(p, &a, NULL)); /* blocking now */
+		EXPECT_ERR(EBADMSG, shmq_mq_send(p, buf, 100, 0));
+		EXPECT_ERR(EBADMSG, shmq_mq_timedsend(p, buf, 100, 0, &later));
+		EXPECT_ERR(EBADMSG, shmq_mq_getattr(p, &a));
+		EXPECT_ERR(EBADMSG, shmq_mq_setattr(p, &a, &a));
+	}
+out:
+	unmap_counter(head, len);
+	close_pair_and_unlink(p, c, n);
+}
+
+/* Reads a decimal number from @path; -1 on failure. */
+static long long read_num(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long long v = -1;
+	if (!f)
+		return -1;
+	if (fscanf(f, "%lld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+static int write_num(const char *path, long long v)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -1;
+	const int r = fprintf(f, "%lld\n", v) > 0 ? 0 : -1;
+	return fclose(f) == 0 ? r : -1;
+}
+
+/* Out of file descriptors: a child with RLIMIT_NOFILE used up. With one fd
+ * free the queue's open(2) succeeds and SHMQ_IOC_RING_FD fails; with none,
+ * open(2) itself, and unlink's open of the control device. */
+static int child_emfile(const char *existing, const char *fresh)
+{
+	struct rlimit rl = {32, 32};
+	int fds[40], nfds = 0, fails = 0;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 90;
+	while (nfds < 40 && (fds[nfds] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+		nfds++;
+	if (nfds == 0 || nfds == 40 || errno != EMFILE)
+		return 91;
+#define CHILD_ERR(want, what, r, e)                                             \
+	do {                                                                    \
+		if ((r) != -1 || (e) != (want)) {                               \
+			printf("FAIL child: %s: %lld/%s, want -1/%s\n", what,   \
+			       (long long)(r), en(e), en(want));                \
+			fails++;                                                \
+		}                                                               \
+	} while (0)
+#define CHILD_OPEN_ERR(want, call)                                              \
+	do {                                                                    \
+		errno = 0;                                                      \
+		shmq_mqd_t m_ = (call);                                         \
+		const int e_ = errno;                                           \
+		CHILD_ERR(want, #call, m_ == SHMQ_MQ_FAILED ? -1 : 0, e_);      \
+	} while (0)
+#define CHILD_CALL_ERR(want, call)                                              \
+	do {                                                                    \
+		errno = 0;                                                      \
+		const long long r_ = (call);                                    \
+		const int e_ = errno;                                           \
+		CHILD_ERR(want, #call, r_, e_);                                 \
+	} while (0)
+	/* no fd free */
+	CHILD_OPEN_ERR(EMFILE, shmq_mq_open(existing, O_RDONLY));
+	CHILD_OPEN_ERR(EMFILE, shmq_mq_open(existing, O_WRONLY | O_CREAT, 0600, NULL));
+	CHILD_OPEN_ERR(EMFILE, shmq_mq_open(fresh, O_WRONLY | O_CREAT | O_EXCL, 0600, NULL));
+	CHILD_CALL_ERR(EMFILE, shmq_mq_unlink(existing));
+	/* one fd free: the queue fd opens, the ring fd does not */
+	close(fds[--nfds]);
+	CHILD_OPEN_ERR(EMFILE, shmq_mq_open(existing, O_RDONLY));
+	CHILD_OPEN_ERR(EMFILE, shmq_mq_open(existing, O_WRONLY));
+	/* and nothing stayed attached */
+	while (nfds > 0)
+		close(fds[--nfds]);
+	shmq_mqd_t c = shmq_mq_open(existing, O_RDONLY);
+	shmq_mqd_t p = shmq_mq_open(existing, O_WRONLY);
+	if (c == SHMQ_MQ_FAILED || p == SHMQ_MQ_FAILED) {
+		printf("FAIL child: after EMFILE the roles do not open again: %s\n", en(errno));
+		fails++;
+	}
+#undef CHILD_CALL_ERR
+#undef CHILD_OPEN_ERR
+#undef CHILD_ERR
+	fflush(stdout);
+	return fails ? 1 : 0;
+}
+
+/* EMFILE (RLIMIT_NOFILE) and ENOSPC (the module's max_queues and
+ * max_total_memory), each leaving nothing behind. */
+static void t_limits(void)
+{
+	char n[80], fresh[80];
+	qname(n, sizeof n, "lim", 0);
+	qname(fresh, sizeof fresh, "lim", 0);
+	if (!create_q(n, 4096))
+		return;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(child_emfile(n, fresh));
+	int st = reap(pid);
+	CHECK(st == 0, "EMFILE child: status %d (90, 91: could not use up the fds)", st);
+	EXPECT_ERR(ENOENT, shmq_mq_unlink(fresh));
+
+	const char *mq = "/sys/module/shmq/parameters/max_queues";
+	const char *mm = "/sys/module/shmq/parameters/max_total_memory";
+	const long long queues = read_num("/sys/module/shmq/usage/queues");
+	const long long memory = read_num("/sys/module/shmq/usage/memory_bytes");
+	const long long old_q = read_num(mq), old_m = read_num(mm);
+	CHECK(queues > 0 && memory > 0 && old_q > 0 && old_m > 0,
+	      "module usage/parameters unreadable: %lld %lld %lld %lld", queues, memory, old_q, old_m);
+	if (queues > 0 && old_q > 0 && write_num(mq, queues) == 0) {
+		EXPECT_OPEN_ERR(ENOSPC, shmq_mq_open(fresh, O_RDONLY | O_CREAT, 0600, NULL));
+		EXPECT_OPEN_ERR(ENOSPC, shmq_mq_open(fresh, O_WRONLY | O_CREAT | O_EXCL, 0600, NULL));
+		/* an existing queue opens as ever */
+		shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY | O_CREAT, 0600, NULL));
+		if (c != SHMQ_MQ_FAILED)
+			shmq_mq_close(c);
+		CHECK(write_num(mq, old_q) == 0, "restoring max_queues %lld: %s", old_q, en(errno));
+	} else {
+		CHECK(0, "cannot set max_queues: %s", en(errno));
+	}
+	if (memory > 0 && old_m > 0 && write_num(mm, memory) == 0) {
+		EXPECT_OPEN_ERR(ENOSPC, shmq_mq_open(fresh, O_RDONLY | O_CREAT, 0600, NULL));
+		CHECK(write_num(mm, old_m) == 0, "restoring max_total_memory %lld: %s", old_m, en(errno));
+	} else {
+		CHECK(0, "cannot set max_total_memory: %s", en(errno));
+	}
+	EXPECT_OPEN_ERR(ENOENT, shmq_mq_open(fresh, O_RDONLY));
+	EXPECT_OK(shmq_mq_unlink(n));
+}
+
+/* ENOTTY: /dev/shmq/NAME that is not a queue (a root made a file there). */
+static void t_notaqueue(void)
+{
+	char n[80], path[128];
+	qname(n, sizeof n, "notq", 0);
+	snprintf(path, sizeof path, "/dev/shmq/%s", n);
+	const int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	CHECK(fd >= 0, "cannot create %s: %s", path, en(errno));
+	if (fd < 0)
+		return;
+	close(fd);
+	EXPECT_OPEN_ERR(ENOTTY, shmq_mq_open(n, O_RDONLY));
+	EXPECT_OPEN_ERR(ENOTTY, shmq_mq_open(n, O_WRONLY));
+	EXPECT_OPEN_ERR(ENOTTY, shmq_mq_open(n, O_WRONLY | O_CREAT, 0600, NULL));
+	EXPECT_ERR(ENOENT, shmq_mq_unlink(n)); /* the module has no such queue */
+	CHECK(unlink(path) == 0, "removing %s: %s", path, en(errno));
+}
+
 /* None of the calls is a cancellation point: with a cancellation pending,
  * each call completes (none is cut short inside the library, where an
  * unwind would abort the process: the functions are noexcept) and the
@@ -1721,7 +1974,8 @@ static const struct section sections[] = {
 	{"timed", t_timed, 1},	 {"wake", t_wake, 1},	  {"eintr", t_eintr, 1},
 	{"peer", t_peer, 1},	 {"poll", t_poll, 1},	  {"fork", t_fork, 1},
 	{"threads", t_threads, 1}, {"attrgarbage", t_attrgarbage, 1},
-	{"failed", t_failed, 1},	 {"cancel", t_cancel, 1},
+	{"failed", t_failed, 1},	 {"corrupt", t_corrupt, 1},	  {"limits", t_limits, 1},
+	{"notaqueue", t_notaqueue, 1}, {"cancel", t_cancel, 1},
 	{"unpriv", t_unpriv, 0},
 };
 enum { kSections = sizeof sections / sizeof sections[0] };

@@ -147,6 +147,13 @@ TEST_F(CApi, GarbageMqCapacityCountsOnlyWithUseCapacityFlag) { run_section("attr
 // A ported `q == (mqd_t)-1` check, renamed, must still see failures; every
 // call given SHMQ_MQ_FAILED or NULL is EBADF.
 TEST_F(CApi, FailedIsMinusOneAndEveryCallGivenItOrNullIsEBADF) { run_section("failed"); }
+// EBADMSG from open, send, receive, getattr and setattr when a peer wrote
+// garbage into its counter.
+TEST_F(CApi, CorruptCounterIsEBADMSGFromEveryCallThatReadsTheRing) { run_section("corrupt"); }
+// EMFILE (RLIMIT_NOFILE, at each fd the open needs, and unlink), ENOSPC
+// (max_queues, max_total_memory).
+TEST_F(CApi, OutOfFdsIsEMFILEAndOutOfQueueLimitsIsENOSPC) { run_section("limits"); }
+TEST_F(CApi, NodeThatIsNotAQueueIsENOTTY) { run_section("notaqueue"); }
 // A pending pthread_cancel does not cut a call short (that would abort:
 // the calls are noexcept); it takes effect at the next cancellation point.
 TEST_F(CApi, NoCallIsACancellationPoint) { run_section("cancel"); }
