@@ -669,3 +669,30 @@ TEST_F(Sysfs, ShmqctlTopShowsRatesBusiestFirst)
 			  wi) << li;
 	}
 }
+
+// '--' ends shmqctl's options: words starting with '-' after it are sent as
+// they are; before it an unknown option is a usage error and sends nothing
+// (it used to be sent as a message).
+TEST_F(Sysfs, ShmqctlSendsDashWordsAfterDoubleDashAndRefusesUnknownOptions)
+{
+	REQUIRE_SHMQCTL();
+	make();
+	CmdResult r = run({kShmqctl, "send", q_.name(), "-rf"});
+	EXPECT_EQ(2, r.status) << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("unknown option '-rf'")) << r.err;
+	r = run({kShmqctl, "send", "--timeout", "1000", q_.name(), "ok", "--bogus"});
+	EXPECT_EQ(2, r.status) << r.err;
+	EXPECT_EQ(0u, a("bytes_published")) << "a refused command sent something";
+	r = run({kShmqctl, "send", q_.name(), "--timeout=5000", "--", "-rf", "--help", "-", "--"});
+	ASSERT_EQ(0, r.status) << r.err;
+	EXPECT_EQ("", r.err);
+	r = run({kShmqctl, "recv", "--count", "4", q_.name(), "--timeout", "5000"});
+	ASSERT_EQ(0, r.status) << r.err;
+	EXPECT_EQ("-rf\n--help\n-\n--\n", r.out);
+	// options in any order around NAME, and --opt=value
+	r = run({kShmqctl, "recv", "--timeout=100", q_.name()}); // empty, producer gone: EPIPE
+	EXPECT_EQ(1, r.status);
+	EXPECT_NE(std::string::npos, r.err.find("shmqctl: recv: " + q_.name() + ": ")) << r.err;
+	r = run({kShmqctl, "recv", q_.name(), "--count", "-1"});
+	EXPECT_EQ(2, r.status) << r.err;
+}

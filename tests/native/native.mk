@@ -4,6 +4,7 @@
 #   $(BUILD)/tests/shmq-native-tests-asan  library and tests built with
 #                                          -fsanitize=address,undefined
 #   make native-test                       builds and runs both
+# shmqctl_test.cpp runs $(BUILD)/tools/shmqctl (or $SHMQCTL) and jq.
 # Needs lib/lib.mk (LIBSHMQ_*) to be included first.
 
 NATIVE_TOP      := $(patsubst %/tests/native/native.mk,%,$(abspath $(lastword $(MAKEFILE_LIST))))
@@ -18,7 +19,8 @@ NATIVE_BIN      := $(BUILD)/tests/shmq-native-tests
 NATIVE_ASAN_BIN := $(BUILD)/tests/shmq-native-tests-asan
 
 .PHONY: native-tests native-test
-native-tests: $(NATIVE_BIN) $(NATIVE_ASAN_BIN)
+# shmqctl_test.cpp runs the tool it tests: $(BUILD)/tools/shmqctl.
+native-tests: $(NATIVE_BIN) $(NATIVE_ASAN_BIN) $(BUILD)/tools/shmqctl
 
 native-test: native-tests
 	$(NATIVE_BIN)

@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: MIT
+// Shmqctl*: what shmqctl does without the module: option parsing (getopt_long
+// in every subcommand, '--', unknown options: status 2 and a usage hint),
+// on a fake sysfs tree (--sysfs). The guest suites (tests/guest/sysfs_test.cpp) run it
+// against the real module.
+//
+// The binary: $SHMQCTL, else ../tools/shmqctl next to this test binary
+// ($(BUILD)/tests/ -> $(BUILD)/tools/).
+#include <gtest/gtest.h>
+
+#include <climits>
+#include <cstdlib>
+#include <fcntl.h>
+#include <fstream>
+#include <string>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+std::string build_tool(const char *name, const char *env)
+{
+	if (const char *e = getenv(env); e && *e)
+		return e;
+	char buf[PATH_MAX];
+	const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+	if (n <= 0)
+		return name;
+	std::string self(buf, size_t(n));
+	return self.substr(0, self.rfind('/')) + "/../tools/" + name;
+}
+
+struct Ran {
+	int status = -1; // exit status; -1: did not exit normally
+	std::string out, err;
+};
+
+std::string slurp(const std::string &path)
+{
+	std::ifstream in(path);
+	return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Runs @argv (argv[0] looked up in PATH if it has no '/'), stdin /dev/null.
+Ran run(const std::vector<std::string> &argv)
+{
+	static unsigned seq;
+	const std::string base = "/tmp/shmqctl-native-" + std::to_string(getpid()) + "-" + std::to_string(seq++);
+	const std::string o = base + ".out", e = base + ".err";
+	fflush(nullptr);
+	const pid_t pid = fork();
+	if (pid == 0) {
+		const int in = ::open("/dev/null", O_RDONLY);
+		const int fo = ::open(o.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		const int fe = ::open(e.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (in < 0 || fo < 0 || fe < 0 || dup2(in, 0) < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0)
+			_exit(126);
+		std::vector<char *> a;
+		for (auto &s : argv)
+			a.push_back(const_cast<char *>(s.c_str()));
+		a.push_back(nullptr);
+		execvp(a[0], a.data());
+		_exit(127);
+	}
+	Ran r;
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+	}
+	if (WIFEXITED(st))
+		r.status = WEXITSTATUS(st);
+	r.out = slurp(o);
+	r.err = slurp(e);
+	unlink(o.c_str());
+	unlink(e.c_str());
+	return r;
+}
+
+void put(const std::string &path, const std::string &text)
+{
+	std::ofstream(path) << text;
+}
+
+// A sysfs tree as shmq.ko makes it (two queues, one of them a legacy name
+// with a leading '-'), a device directory with a node for "orders", and
+// shmqctl pointed at both.
+class Shmqctl : public testing::Test {
+protected:
+	void SetUp() override
+	{
+		tool_ = build_tool("shmqctl", "SHMQCTL");
+		ASSERT_EQ(0, access(tool_.c_str(), X_OK))
+			<< tool_ << " is missing: build it with 'make tools' (or set SHMQCTL)";
+		char t[] = "/tmp/shmqctl-test-XXXXXX";
+		ASSERT_NE(nullptr, mkdtemp(t));
+		root_ = t;
+		for (const char *d : {"/sys", "/sys/class", "/sys/class/shmq", "/sys/class/shmq/orders",
+				      "/sys/class/shmq/-rf", "/sys/module", "/sys/module/shmq",
+				      "/sys/module/shmq/usage", "/sys/module/shmq/parameters", "/dev"})
+			ASSERT_EQ(0, mkdir((root_ + d).c_str(), 0755)) << d;
+		const std::string q = root_ + "/sys/class/shmq/orders/";
+		const std::pair<const char *, const char *> attrs[] = {
+			{"capacity", "65536"},	   {"max_message", "16376"},   {"bytes_used", "256"},
+			{"producers", "1"},	   {"producer_pid", "417"},    {"consumers", "0"},
+			{"consumer_pid", "0"},	   {"bytes_published", "640"}, {"bytes_passed", "384"},
+			{"waits", "3"},		   {"wakes", "2"},	       {"full_events", "1"},
+			{"empty_events", "0"},	   {"created_by_uid", "0"},    {"created_at", "1764175000"},
+			{"dev", "245:0"},
+		};
+		for (auto &[n, v] : attrs)
+			put(q + n, std::string(v) + "\n");
+		put(q + "uevent", "MAJOR=245\nMINOR=0\nDEVNAME=shmq/orders\n");
+		// an attribute of a newer module, with characters JSON must escape
+		put(q + "future_note", "say \"hi\"\\\tnow\n");
+		put(root_ + "/sys/class/shmq/-rf/capacity", "4096\n");
+		put(root_ + "/sys/module/shmq/usage/queues", "2\n");
+		put(root_ + "/sys/module/shmq/usage/memory_bytes", "81920\n");
+		put(root_ + "/sys/module/shmq/parameters/max_queues", "256\n");
+		put(root_ + "/sys/module/shmq/parameters/max_total_memory", "1073741824\n");
+		put(root_ + "/sys/module/shmq/parameters/queues", "unpriv:64K\n");
+		put(root_ + "/dev/orders", "");
+		ASSERT_EQ(0, chmod((root_ + "/dev/orders").c_str(), 0640));
+	}
+	void TearDown() override
+	{
+		if (!root_.empty())
+			run({"rm", "-rf", root_});
+	}
+	Ran ctl(std::vector<std::string> args)
+	{
+		std::vector<std::string> a = {tool_, "--sysfs", root_ + "/sys", "--dev-dir", root_ + "/dev",
+					      "--control", root_ + "/no-control"};
+		a.insert(a.end(), args.begin(), args.end());
+		return run(a);
+	}
+	// jq -e @expr over @json; true if it printed "true"-ish (exit 0).
+	bool jq(const std::string &json, const std::string &expr, std::string *out = nullptr)
+	{
+		const std::string f = root_ + "/out.json";
+		put(f, json);
+		Ran r = run({"jq", "-e", expr, f});
+		if (out)
+			*out = r.out + r.err;
+		if (r.status == 127)
+			ADD_FAILURE() << "jq is not installed (tools/install-deps.sh installs it)";
+		return r.status == 0;
+	}
+	std::string tool_, root_;
+};
+
+} // namespace
+
+// 'shmqctl send q -rf' used to send "-rf": an unknown option is a usage error.
+TEST_F(Shmqctl, SendTreatsAnUnknownOptionAsAnErrorNotAsAMessage)
+{
+	Ran r = ctl({"send", "orders", "-rf"});
+	EXPECT_EQ(2, r.status) << r.err;
+	EXPECT_EQ("", r.out);
+	EXPECT_NE(std::string::npos, r.err.find("shmqctl: send: unknown option '-rf'")) << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("'--'")) << "no hint about '--': " << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("see 'shmqctl send --help'")) << r.err;
+	r = ctl({"send", "orders", "hello", "--bogus=1"});
+	EXPECT_EQ(2, r.status) << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("unknown option '--bogus'")) << r.err;
+}
+
+TEST_F(Shmqctl, EveryCommandRefusesUnknownOptionsWithStatus2AndAUsageHint)
+{
+	for (const char *cmd : {"create", "destroy", "list", "stat", "top", "send", "recv"}) {
+		for (const char *bad : {"--bogus", "-Z"}) {
+			Ran r = ctl({cmd, "orders", bad});
+			EXPECT_EQ(2, r.status) << cmd << " " << bad << ": " << r.err;
+			EXPECT_NE(std::string::npos, r.err.find(std::string("shmqctl: ") + cmd +
+								": unknown option '" + bad + "'"))
+				<< r.err;
+			EXPECT_NE(std::string::npos, r.err.find(std::string("see 'shmqctl ") + cmd + " --help'"))
+				<< r.err;
+			EXPECT_EQ("", r.out) << cmd;
+		}
+	}
+	Ran r = run({tool_, "--bogus", "list"});
+	EXPECT_EQ(2, r.status);
+	EXPECT_EQ("shmqctl: unknown option '--bogus' (see 'shmqctl --help')\n", r.err);
+	r = run({tool_, "--dev-dir"});
+	EXPECT_EQ(2, r.status);
+	EXPECT_EQ("shmqctl: option '--dev-dir' needs a value (see 'shmqctl --help')\n", r.err);
+}
+
+TEST_F(Shmqctl, OptionWithoutItsValueIsAUsageError)
+{
+	Ran r = ctl({"create", "q", "--size"});
+	EXPECT_EQ(2, r.status);
+	EXPECT_NE(std::string::npos, r.err.find("shmqctl: create: option '--size' needs a value")) << r.err;
+	r = ctl({"top", "-d"});
+	EXPECT_EQ(2, r.status);
+	EXPECT_NE(std::string::npos, r.err.find("shmqctl: top: option '-d' needs a value")) << r.err;
+	r = ctl({"recv", "orders", "--count"});
+	EXPECT_EQ(2, r.status);
+	EXPECT_NE(std::string::npos, r.err.find("option '--count' needs a value")) << r.err;
+}
+
+// '--' ends the options: what follows is a name or a message, even "-rf".
+TEST_F(Shmqctl, DoubleDashEndsOptionsSoDashWordsAreNamesAndMessages)
+{
+	// a message: the send goes ahead (and fails on the missing node: 1)
+	Ran r = ctl({"send", "orders", "--", "-rf", "--help"});
+	EXPECT_EQ(1, r.status) << r.err;
+	EXPECT_EQ(std::string::npos, r.err.find("unknown option")) << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("shmqctl: send: orders: ")) << r.err;
+	// a (legacy) name
+	r = ctl({"send", "--", "-rf", "x"});
+	EXPECT_EQ(1, r.status) << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("shmqctl: send: -rf: ")) << r.err;
+	r = ctl({"stat", "--", "-rf"});
+	EXPECT_EQ(0, r.status) << r.err;
+	EXPECT_NE(std::string::npos, r.out.find("name:")) << r.out;
+	EXPECT_NE(std::string::npos, r.out.find("-rf")) << r.out;
+	EXPECT_NE(std::string::npos, r.out.find("4096 bytes")) << r.out;
+	r = ctl({"stat", "-rf"});
+	EXPECT_EQ(2, r.status) << r.out;
+	r = ctl({"destroy", "--", "-rf"}); // reaches the (missing) control device
+	EXPECT_EQ(1, r.status) << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("shmqctl: destroy: -rf: ")) << r.err;
+	// after '--' an option is an operand
+	r = ctl({"create", "--", "q", "--size", "4K"});
+	EXPECT_EQ(2, r.status);
+	EXPECT_NE(std::string::npos, r.err.find("unexpected argument '--size'")) << r.err;
+	// options may come before or after NAME, and as --opt=value
+	r = ctl({"recv", "--count=2", "orders", "--timeout", "10"});
+	EXPECT_EQ(1, r.status) << r.err; // no /dev node: fails at the open, not at parsing
+	EXPECT_NE(std::string::npos, r.err.find("shmqctl: recv: orders: ")) << r.err;
+	// help anywhere before '--'
+	r = ctl({"send", "orders", "--help"});
+	EXPECT_EQ(0, r.status);
+	EXPECT_EQ(0u, r.out.find("usage: shmqctl send NAME")) << r.out;
+}
+
+// New names follow the rule; a leading '-' is refused with the reason.
+TEST_F(Shmqctl, CreateRefusesANameThatStartsWithADash)
+{
+	Ran r = ctl({"create", "--size", "4K", "--", "-rf"});
+	EXPECT_EQ(2, r.status) << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("must not start with '-'")) << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("option")) << r.err;
+}
