@@ -47,8 +47,8 @@ const char kGlobalUsage[] =
 	"Commands:\n"
 	"  create NAME --size BYTES   create a queue (root: needs /dev/shmq-control)\n"
 	"  destroy NAME               destroy a queue\n"
-	"  list                       list queues like ls -l: mode, owner, group, size, use, peers\n"
-	"  stat NAME                  show everything the kernel knows about one queue\n"
+	"  list [--json]              list queues like ls -l: mode, owner, group, size, use, peers\n"
+	"  stat [--json] NAME         show everything the kernel knows about one queue\n"
 	"  top [-d SECS] [-n ITER]    live view of all queues, busiest first\n"
 	"  send NAME [--timeout MS] [--] [MESSAGE...]\n"
 	"                             send the arguments, or each line of stdin, as messages\n"
@@ -81,17 +81,20 @@ const char kDestroyUsage[] =
 	"when the ring is empty, and the memory is freed when the last one lets go.\n"
 	"A name starting with '-' (made by an older module) goes after '--'.\n";
 const char kListUsage[] =
-	"usage: shmqctl list\n"
+	"usage: shmqctl list [--json]\n"
 	"List the queues (from /sys/class/shmq) like ls -l: mode, owner and group of\n"
 	"/dev/shmq/NAME, capacity, bytes used and their share of the capacity, and the\n"
 	"pids of the attached producer and consumer ('-' when none). The last line\n"
 	"gives the module's totals (/sys/module/shmq/usage) against its limits.\n"
-;
+	"--json: one JSON object {\"queues\": [...], \"usage\": {...}, \"parameters\": {...}},\n"
+	"one object per queue as 'shmqctl stat --json' prints it.\n";
 const char kStatUsage[] =
-	"usage: shmqctl stat NAME\n"
+	"usage: shmqctl stat [--json] NAME\n"
 	"Show every attribute of /sys/class/shmq/NAME (sizes also in KiB/MiB/GiB, pids\n"
 	"with their command names), and the owner, group and mode of /dev/shmq/NAME.\n"
 	"docs/abi.md defines each attribute.\n"
+	"--json: one JSON object: \"name\", \"node\" (the device node, null if missing)\n"
+	"and every attribute file as it is (numbers as numbers).\n"
 	"A name starting with '-' (made by an older module) goes after '--'.\n";
 const char kTopUsage[] =
 	"usage: shmqctl top [-d SECS] [-n ITER]\n"
@@ -544,10 +547,24 @@ int cmd_destroy(int argc, char **argv)
 	return 0;
 }
 
+std::string queue_json(const std::string &name);
+std::string dir_json(const std::string &dir);
+
 int cmd_list(int argc, char **argv)
 {
-	Parsed p = parse_args("list", argc, argv, {}, kListUsage, nullptr);
+	Parsed p = parse_args("list", argc, argv, {{"json", 0, false}}, kListUsage, nullptr);
 	no_more("list", p.operands);
+	if (p.has("json")) {
+		std::string out = "{\"queues\": [";
+		const auto names = queue_names();
+		for (size_t i = 0; i < names.size(); ++i)
+			out += std::string(i ? ",\n  " : "\n  ") + queue_json(names[i]);
+		out += names.empty() ? "],\n" : "\n],\n";
+		out += " \"usage\": " + dir_json(g.module_dir + "/usage") + ",\n";
+		out += " \"parameters\": " + dir_json(g.module_dir + "/parameters") + "}\n";
+		std::fputs(out.c_str(), stdout);
+		return 0;
+	}
 	const auto names = queue_names();
 	struct Row {
 		std::string cols[9];
@@ -615,6 +632,111 @@ const AttrSpec kAttrs[] = {
 	{"created_at", Kind::Time},
 };
 
+// ---------------------------------------------------------------------------
+// JSON of list --json and stat --json
+
+// A JSON string. Bytes outside printable ASCII are escaped (\u00XX), so that
+// the output is valid JSON whatever a file holds.
+std::string json_str(std::string_view v)
+{
+	std::string o = "\"";
+	for (unsigned char c : v) {
+		if (c == '"' || c == '\\') {
+			o += '\\';
+			o += static_cast<char>(c);
+		} else if (c == '\n') {
+			o += "\\n";
+		} else if (c == '\t') {
+			o += "\\t";
+		} else if (c < 0x20 || c >= 0x7f) {
+			char b[8];
+			std::snprintf(b, sizeof b, "\\u%04x", c);
+			o += b;
+		} else {
+			o += static_cast<char>(c);
+		}
+	}
+	return o + "\"";
+}
+
+// The contents of one attribute file as JSON: a number when it is one
+// decimal number, else a string; null when it cannot be read.
+std::string attr_json(const std::string &path)
+{
+	std::ifstream in(path);
+	std::string v;
+	if (!in || !std::getline(in, v))
+		return in.eof() ? "\"\"" : "null";
+	while (!v.empty() && (v.back() == '\n' || v.back() == ' '))
+		v.pop_back();
+	if (auto n = parse_u64(v))
+		return std::to_string(*n);
+	return json_str(v);
+}
+
+// The regular files of @dir (but uevent), the attributes stat knows first
+// in its order when @known_first, the others sorted.
+std::vector<std::string> attr_files(const std::string &dir, bool known_first)
+{
+	std::vector<std::string> files;
+	if (DIR *d = opendir(dir.c_str())) {
+		while (struct dirent *e = readdir(d)) {
+			const std::string f = e->d_name;
+			struct stat fs;
+			if (f[0] == '.' || f == "uevent" || ::stat((dir + "/" + f).c_str(), &fs) != 0 ||
+			    !S_ISREG(fs.st_mode))
+				continue;
+			files.push_back(f);
+		}
+		closedir(d);
+	}
+	auto rank = [&](const std::string &f) {
+		if (known_first)
+			for (size_t i = 0; i < std::size(kAttrs); ++i)
+				if (f == kAttrs[i].name)
+					return i;
+		return std::size(kAttrs);
+	};
+	std::sort(files.begin(), files.end(), [&](const std::string &a, const std::string &b) {
+		const size_t ra = rank(a), rb = rank(b);
+		return ra != rb ? ra < rb : a < b;
+	});
+	return files;
+}
+
+// {"file": value, ...} of every attribute file of @dir; {} if there is none.
+std::string dir_json(const std::string &dir)
+{
+	std::string o = "{";
+	for (const auto &f : attr_files(dir, false))
+		o += (o.size() > 1 ? ", " : "") + json_str(f) + ": " + attr_json(dir + "/" + f);
+	return o + "}";
+}
+
+// One queue: "name", "node" (the device node, null if missing) and every
+// attribute file of /sys/class/shmq/NAME as it is.
+std::string queue_json(const std::string &name)
+{
+	std::string o = "{\"name\": " + json_str(name) + ", \"node\": ";
+	struct stat st;
+	const std::string node = g.dev_dir + "/" + name;
+	if (::stat(node.c_str(), &st) == 0) {
+		char m[8];
+		std::snprintf(m, sizeof m, "%04o", unsigned(st.st_mode & 07777));
+		o += "{\"path\": " + json_str(node) + ", \"type\": " + json_str(mode_string(st.st_mode)) +
+		     ", \"mode\": " + json_str(m) + ", \"uid\": " + std::to_string(st.st_uid) +
+		     ", \"owner\": " + json_str(id_name("/etc/passwd", st.st_uid)) +
+		     ", \"gid\": " + std::to_string(st.st_gid) +
+		     ", \"group\": " + json_str(id_name("/etc/group", st.st_gid)) + "}";
+	} else {
+		o += "null";
+	}
+	const std::string dir = g.sys_dir + "/" + name;
+	for (const auto &f : attr_files(dir, true))
+		o += ", " + json_str(f) + ": " + attr_json(dir + "/" + f);
+	return o + "}";
+}
+
 std::string present(const std::string &name, const AttrSpec &a, const std::string &raw,
 		    uint64_t capacity)
 {
@@ -652,11 +774,15 @@ std::string present(const std::string &name, const AttrSpec &a, const std::strin
 
 int cmd_stat(int argc, char **argv)
 {
-	Parsed p = parse_args("stat", argc, argv, {}, kStatUsage, "NAME");
+	Parsed p = parse_args("stat", argc, argv, {{"json", 0, false}}, kStatUsage, "NAME");
 	const std::string name = take_name("stat", p.operands);
 	no_more("stat", p.operands);
 	if (!queue_exists(name))
 		die_no_queue(name);
+	if (p.has("json")) {
+		std::printf("%s\n", queue_json(name).c_str());
+		return 0;
+	}
 	const uint64_t capacity = sys_num(name, "capacity").value_or(0);
 	std::vector<std::pair<std::string, std::string>> lines;
 	lines.emplace_back("name", name);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // Shmqctl*: what shmqctl does without the module: option parsing (getopt_long
-// in every subcommand, '--', unknown options: status 2 and a usage hint),
-// on a fake sysfs tree (--sysfs). The guest suites (tests/guest/sysfs_test.cpp) run it
+// in every subcommand, '--', unknown options: status 2 and a usage hint) and
+// the JSON of list and stat, read from a fake sysfs tree (--sysfs) and
+// checked with jq. The guest suites (tests/guest/sysfs_test.cpp) run it
 // against the real module.
 //
 // The binary: $SHMQCTL, else ../tools/shmqctl next to this test binary
@@ -243,4 +244,55 @@ TEST_F(Shmqctl, CreateRefusesANameThatStartsWithADash)
 	EXPECT_EQ(2, r.status) << r.err;
 	EXPECT_NE(std::string::npos, r.err.find("must not start with '-'")) << r.err;
 	EXPECT_NE(std::string::npos, r.err.find("option")) << r.err;
+}
+
+TEST_F(Shmqctl, ListJsonHasOneObjectPerQueueWithEverySysfsAttribute)
+{
+	Ran r = ctl({"list", "--json"});
+	ASSERT_EQ(0, r.status) << r.err;
+	EXPECT_EQ("", r.err);
+	std::string why;
+	EXPECT_TRUE(jq(r.out, ".queues | length == 2", &why)) << why << r.out;
+	EXPECT_TRUE(jq(r.out, "[.queues[].name] == [\"-rf\", \"orders\"]", &why)) << why << r.out;
+	const char *const want =
+		".queues[] | select(.name == \"orders\") | .capacity == 65536 and .max_message == 16376 and "
+		".bytes_used == 256 and .producers == 1 and .producer_pid == 417 and .consumers == 0 and "
+		".consumer_pid == 0 and .bytes_published == 640 and .bytes_passed == 384 and .waits == 3 and "
+		".wakes == 2 and .full_events == 1 and .empty_events == 0 and .created_by_uid == 0 and "
+		".created_at == 1764175000 and .dev == \"245:0\" and .future_note == \"say \\\"hi\\\"\\\\\\tnow\" "
+		"and (has(\"uevent\") | not) and (.node.path | endswith(\"/dev/orders\"))";
+	EXPECT_TRUE(jq(r.out, want, &why)) << want << "\n" << why << r.out;
+	EXPECT_TRUE(jq(r.out, ".queues[] | select(.name == \"-rf\") | .capacity == 4096 and .node == null", &why))
+		<< why << r.out;
+	EXPECT_TRUE(jq(r.out, ".usage == {\"queues\": 2, \"memory_bytes\": 81920}", &why)) << why << r.out;
+	EXPECT_TRUE(jq(r.out, ".parameters.max_queues == 256 and .parameters.queues == \"unpriv:64K\"", &why))
+		<< why << r.out;
+	// no queues: an empty array
+	run({"rm", "-rf", root_ + "/sys/class/shmq/orders", root_ + "/sys/class/shmq/-rf"});
+	r = ctl({"list", "--json"});
+	ASSERT_EQ(0, r.status) << r.err;
+	EXPECT_TRUE(jq(r.out, ".queues == []", &why)) << why << r.out;
+}
+
+TEST_F(Shmqctl, StatJsonIsTheQueuesObject)
+{
+	Ran r = ctl({"stat", "--json", "orders"});
+	ASSERT_EQ(0, r.status) << r.err;
+	std::string why;
+	EXPECT_TRUE(jq(r.out, ".name == \"orders\" and .capacity == 65536 and .bytes_used == 256 and "
+			      ".node.mode == \"0640\" and (.node.uid | type) == \"number\"",
+		       &why))
+		<< why << r.out;
+	// the same object as in list
+	Ran l = ctl({"list", "--json"});
+	ASSERT_EQ(0, l.status);
+	put(root_ + "/stat.json", r.out);
+	put(root_ + "/list.json", l.out);
+	Ran same = run({"jq", "-e", "--slurpfile", "s", root_ + "/stat.json",
+			".queues[] | select(.name == \"orders\") == $s[0]", root_ + "/list.json"});
+	EXPECT_EQ(0, same.status) << same.out << same.err << "\nstat: " << r.out << "\nlist: " << l.out;
+	r = ctl({"stat", "--json", "missing"});
+	EXPECT_EQ(1, r.status);
+	EXPECT_EQ("", r.out);
+	EXPECT_EQ("shmqctl: no queue named missing (see shmqctl list)\n", r.err);
 }
