@@ -4,7 +4,8 @@
 #   $(BUILD)/tests/shmq-native-tests-asan  library and tests built with
 #                                          -fsanitize=address,undefined
 #   make native-test                       builds and runs both
-# shmqctl_test.cpp runs $(BUILD)/tools/shmqctl (or $SHMQCTL) and jq.
+# shmqctl_test.cpp and tools_test.cpp run $(BUILD)/tools/shmqctl, shmq-demo
+# (and shmq-bench when built: make bench-build) and jq.
 # Needs lib/lib.mk (LIBSHMQ_*) to be included first.
 
 NATIVE_TOP      := $(patsubst %/tests/native/native.mk,%,$(abspath $(lastword $(MAKEFILE_LIST))))
@@ -19,8 +20,8 @@ NATIVE_BIN      := $(BUILD)/tests/shmq-native-tests
 NATIVE_ASAN_BIN := $(BUILD)/tests/shmq-native-tests-asan
 
 .PHONY: native-tests native-test
-# shmqctl_test.cpp runs the tool it tests: $(BUILD)/tools/shmqctl.
-native-tests: $(NATIVE_BIN) $(NATIVE_ASAN_BIN) $(BUILD)/tools/shmqctl
+# shmqctl_test.cpp and tools_test.cpp run the tools they test.
+native-tests: $(NATIVE_BIN) $(NATIVE_ASAN_BIN) $(BUILD)/tools/shmqctl $(BUILD)/tools/shmq-demo
 
 native-test: native-tests
 	$(NATIVE_BIN)
