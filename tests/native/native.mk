@@ -9,7 +9,7 @@
 # Needs lib/lib.mk (LIBSHMQ_*) to be included first.
 
 NATIVE_TOP      := $(patsubst %/tests/native/native.mk,%,$(abspath $(lastword $(MAKEFILE_LIST))))
-NATIVE_CXXFLAGS := -std=c++20 -O2 -g -Wall -Wextra -Werror -I$(NATIVE_TOP)/include
+NATIVE_CXXFLAGS := -std=c++20 -O2 -g -Wall -Wextra -Werror -I$(NATIVE_TOP)/include -DSHMQ_TOP='"$(NATIVE_TOP)"'
 NATIVE_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 NATIVE_LDLIBS   := -lgtest -lgtest_main -pthread
 NATIVE_SRCS     := $(wildcard $(NATIVE_TOP)/tests/native/*_test.cpp)

@@ -63,7 +63,8 @@ const char kUsage[] =
 	"  --json FILE          write all rows as JSON\n"
 	"  --csv FILE           write all rows as CSV\n"
 	"  --timeout SEC        kill a run after this long (default 30 + 4 x duration)\n"
-	"  --repeat N           run every cell N times, report the median run (default 1)\n"
+	"  --repeat N           run every cell N times, report the median run, and every\n"
+	"                       run's figure with their min and max (default 1)\n"
 	"  --no-pin             do not pin the two processes to different CPUs\n"
 	"  --inject KIND        test the verification: 'corrupt' flips a payload byte,\n"
 	"                       'drop' skips a message; every run must then fail\n"
@@ -631,17 +632,20 @@ void finish(Row &r)
 	r.gb_per_s = double(r.bytes) / r.seconds / 1e9;
 }
 
-// --repeat: the median run by the row's main figure; any failure wins.
+// --repeat: the median run by the row's main figure, with every run's
+// figure and their spread; any failure wins.
 Row run_repeated(Mechanism &m, Workload w, size_t size, const Options &o, unsigned &cell,
 		 const std::vector<int> &cpus)
 {
 	std::vector<Row> runs;
+	std::vector<double> figures; // in run order
 	for (unsigned i = 0; i < o.repeat && !g_interrupted; ++i) {
 		Row r = run_cell(m, w, size, o, cell++, cpus);
 		finish(r);
 		if (r.status != "ok")
 			return r;
 		runs.push_back(r);
+		figures.push_back(main_figure(r));
 	}
 	if (runs.empty()) {
 		Row r;
@@ -658,6 +662,10 @@ Row run_repeated(Mechanism &m, Workload w, size_t size, const Options &o, unsign
 	});
 	Row r = runs[runs.size() / 2];
 	r.repeats = static_cast<unsigned>(runs.size());
+	r.runs = figures;
+	r.run_min = *std::min_element(figures.begin(), figures.end());
+	r.run_max = *std::max_element(figures.begin(), figures.end());
+	r.run_median = main_figure(r);
 	return r;
 }
 
@@ -705,11 +713,11 @@ void print_group(Workload w, size_t size, const std::vector<Row> &rows,
 	std::printf("\n%s, %s%s\n", workload_name(w), size_name(size).c_str(),
 		    pp ? " (round trip)" : w == Workload::Batch ? " (one-way, batched)" : " (one-way)");
 	if (pp)
-		std::printf("  %-15s %10s %10s %10s %10s", "mechanism", "median us", "p99 us", "mean us",
-			    "trips");
+		std::printf("  %-15s %10s %10s %10s %10s %10s %10s", "mechanism", "median us", "min run",
+			    "max run", "p99 us", "mean us", "trips");
 	else
-		std::printf("  %-15s %10s %10s %10s %10s", "mechanism", "msgs/s", "GB/s", "messages",
-			    "buffer");
+		std::printf("  %-15s %10s %10s %10s %10s %10s %10s", "mechanism", "msgs/s", "min run",
+			    "max run", "GB/s", "messages", "buffer");
 	std::vector<const Row *> ref_rows;
 	for (auto &name : refs) {
 		const Row *found = nullptr;
@@ -727,10 +735,12 @@ void print_group(Workload w, size_t size, const std::vector<Row> &rows,
 			continue;
 		}
 		if (pp)
-			std::printf("%10.2f %10.2f %10.2f %10llu", r.rtt_median_us, r.rtt_p99_us,
-				    r.rtt_mean_us, static_cast<unsigned long long>(r.messages));
+			std::printf("%10.2f %10.2f %10.2f %10.2f %10.2f %10llu", r.rtt_median_us, r.run_min,
+				    r.run_max, r.rtt_p99_us, r.rtt_mean_us,
+				    static_cast<unsigned long long>(r.messages));
 		else
-			std::printf("%10s %10.3f %10llu %10s", si(r.msgs_per_s).c_str(), r.gb_per_s,
+			std::printf("%10s %10s %10s %10.3f %10llu %10s", si(r.msgs_per_s).c_str(),
+				    si(r.run_min).c_str(), si(r.run_max).c_str(), r.gb_per_s,
 				    static_cast<unsigned long long>(r.messages),
 				    r.buffer ? size_name(r.buffer).c_str() : "-");
 		for (const Row *ref : ref_rows) {
@@ -743,6 +753,18 @@ void print_group(Workload w, size_t size, const std::vector<Row> &rows,
 		if (!r.note.empty())
 			std::printf("  [%s]", r.note.c_str());
 		std::printf("\n");
+		if (r.runs.size() > 1) { // every run, in run order
+			std::string line = pp ? "    runs (median us):" : "    runs (msgs/s):";
+			for (double v : r.runs) {
+				char b[32];
+				if (pp)
+					std::snprintf(b, sizeof b, " %.2f", v);
+				else
+					std::snprintf(b, sizeof b, " %s", si(v).c_str());
+				line += b;
+			}
+			std::printf("%s\n", line.c_str());
+		}
 	}
 	std::fflush(stdout);
 }
@@ -771,6 +793,19 @@ std::string num(double v)
 	return b;
 }
 
+// {"metric": ..., "runs": [every run's figure], "min", "median", "max"}, or
+// null for a row that was not measured.
+std::string spread_json(const Row &r)
+{
+	if (r.status != "ok" || r.runs.empty())
+		return "null";
+	std::string o = std::string("{\"metric\": \"") + main_metric(r.workload) + "\", \"runs\": [";
+	for (size_t i = 0; i < r.runs.size(); ++i)
+		o += (i ? ", " : "") + num(r.runs[i]);
+	return o + "], \"min\": " + num(r.run_min) + ", \"median\": " + num(r.run_median) +
+	       ", \"max\": " + num(r.run_max) + "}";
+}
+
 bool write_json(const std::string &path, const std::vector<Row> &rows, const Options &o,
 		bool module)
 {
@@ -779,7 +814,8 @@ bool write_json(const std::string &path, const std::vector<Row> &rows, const Opt
 		return false;
 	struct utsname u = {};
 	::uname(&u);
-	std::fprintf(f, "{\n  \"tool\": \"shmq-bench\",\n  \"format\": 1,\n");
+	// format 2: rows have "spread" (format 1 had everything else as it is)
+	std::fprintf(f, "{\n  \"tool\": \"shmq-bench\",\n  \"format\": 2,\n");
 	std::fprintf(f, "  \"host\": {\"kernel\": %s, \"machine\": %s, \"cpus\": %ld, \"module\": %s},\n",
 		     json_str(u.release).c_str(), json_str(u.machine).c_str(),
 		     ::sysconf(_SC_NPROCESSORS_ONLN), module ? "true" : "false");
@@ -797,14 +833,15 @@ bool write_json(const std::string &path, const std::vector<Row> &rows, const Opt
 			     "\"repeats\": %u, "
 			     "\"messages\": %llu, \"bytes\": %llu, \"seconds\": %s, "
 			     "\"msgs_per_s\": %s, \"gb_per_s\": %s, \"rtt_median_us\": %s, "
-			     "\"rtt_p99_us\": %s, \"rtt_mean_us\": %s, \"rtt_min_us\": %s}%s\n",
+			     "\"rtt_p99_us\": %s, \"rtt_mean_us\": %s, \"rtt_min_us\": %s, "
+			     "\"spread\": %s}%s\n",
 			     json_str(r.mechanism).c_str(), workload_name(r.workload), r.size,
 			     r.status.c_str(), json_str(r.note).c_str(), r.batch, r.buffer, r.repeats,
 			     static_cast<unsigned long long>(r.messages),
 			     static_cast<unsigned long long>(r.bytes), num(r.seconds).c_str(),
 			     num(r.msgs_per_s).c_str(), num(r.gb_per_s).c_str(),
 			     num(r.rtt_median_us).c_str(), num(r.rtt_p99_us).c_str(),
-			     num(r.rtt_mean_us).c_str(), num(r.rtt_min_us).c_str(),
+			     num(r.rtt_mean_us).c_str(), num(r.rtt_min_us).c_str(), spread_json(r).c_str(),
 			     i + 1 < rows.size() ? "," : "");
 	}
 	std::fprintf(f, "  ]\n}\n");
@@ -913,7 +950,11 @@ int run(int argc, char **argv)
 		    o.batch, o.pin && cpus.size() >= 2 ? "pinned to 2 CPUs" : "not pinned");
 	std::printf("Every message is verified (sequence, length, checksum, every byte).\n"
 		    "Columns /REF: how many times faster REF is than the row (>1: REF wins;\n"
-		    "latency: row median / REF median; throughput: REF msgs/s / row msgs/s).\n");
+		    "latency: row median / REF median; throughput: REF msgs/s / row msgs/s).\n"
+		    "Rows are the median of %u run%s; min run, max run: the lowest and highest\n"
+		    "figure (median us, msgs/s) of those runs%s.\n",
+		    o.repeat, o.repeat == 1 ? "" : "s",
+		    o.repeat > 1 ? ", every run's figure on the line below" : "");
 
 	std::vector<Row> all;
 	unsigned cell = 0;
