@@ -136,3 +136,25 @@ TEST(Tools, BenchMergeOfRoundsKeepsEveryRunInTheSpread)
 	EXPECT_TRUE(jq_file(d + "/merged.json", "all(.rows[]; .repeats == 6)", &why)) << why;
 	run({"rm", "-rf", dir});
 }
+
+TEST(Tools, BenchTakesDoubleDashAndRefusesUnknownOptions)
+{
+	const std::string bench = bench_or_skip();
+	if (bench.empty())
+		GTEST_SKIP() << "shmq-bench is not built (make bench-build; make test builds it)";
+	Ran r = run({bench, "--list", "--"});
+	EXPECT_EQ(0, r.status) << r.err; // '--' used to be an unexpected argument
+	EXPECT_NE(std::string::npos, r.out.find("memcpy")) << r.out;
+	r = run({bench, "--", "--list"});
+	EXPECT_EQ(2, r.status);
+	EXPECT_EQ("shmq-bench: unexpected argument '--list' (see 'shmq-bench --help')\n", r.err);
+	r = run({bench, "--bogus=3"});
+	EXPECT_EQ(2, r.status);
+	EXPECT_EQ("shmq-bench: unknown option '--bogus' (see 'shmq-bench --help')\n", r.err);
+	r = run({bench, "--repeat"});
+	EXPECT_EQ(2, r.status);
+	EXPECT_EQ("shmq-bench: option '--repeat' needs a value (see 'shmq-bench --help')\n", r.err);
+	r = run({bench, "--rep=0"}); // a unique abbreviation
+	EXPECT_EQ(2, r.status);
+	EXPECT_EQ("shmq-bench: bad --repeat '0' (see 'shmq-bench --help')\n", r.err);
+}

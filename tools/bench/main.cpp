@@ -28,6 +28,7 @@
 #include <string_view>
 #include <vector>
 
+#include <getopt.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -70,6 +71,7 @@ const char kUsage[] =
 	"                       'drop' skips a message; every run must then fail\n"
 	"  --list               list the mechanisms and whether they can run here\n"
 	"  --version            versions of shmq-bench, libshmq and the loaded module\n"
+	"Options take --opt VALUE or --opt=VALUE; '--' ends them.\n"
 	"Exit status: 0 every run verified, 1 a run failed (error or wrong data),\n"
 	"2 usage error, 130 interrupted.\n";
 
@@ -131,34 +133,49 @@ std::optional<double> parse_double(std::string_view s)
 Options parse(int argc, char **argv)
 {
 	Options o;
-	std::vector<std::string_view> a(argv + 1, argv + argc);
-	for (size_t i = 0; i < a.size(); ++i) {
-		if (a[i] == "--help" || a[i] == "-h") {
+	// getopt_long: --opt VALUE or --opt=VALUE, unique abbreviations, '--'
+	// ends the options (shmq-bench takes no other arguments).
+	static const char *const kValued[] = {"duration", "count",    "mechanisms", "workloads", "sizes",
+					      "batch",	  "capacity", "spin",	    "repeat",	 "inject",
+					      "ref",	  "json",     "csv",	    "timeout"};
+	static const char *const kFlags[] = {"quick", "no-pin", "list", "help", "version"};
+	std::vector<struct option> lo;
+	for (const char *n : kValued)
+		lo.push_back({n, required_argument, nullptr, 0x100 + static_cast<int>(lo.size())});
+	for (const char *n : kFlags)
+		lo.push_back({n, no_argument, nullptr, 0x100 + static_cast<int>(lo.size())});
+	lo.push_back({nullptr, 0, nullptr, 0});
+	opterr = 0;
+	for (int c; (c = getopt_long(argc, argv, "+:h", lo.data(), nullptr)) != -1;) {
+		if (c == '?') {
+			std::string w = optopt ? std::string("-") + char(optopt) : std::string(argv[optind - 1]);
+			usage_error("unknown option '" + w.substr(0, w.find('=')) + "'");
+		}
+		if (c == ':')
+			usage_error("option '--" + std::string(lo[size_t(optopt - 0x100)].name) + "' needs a value");
+		const std::string_view opt = c == 'h' ? "help" : lo[size_t(c - 0x100)].name;
+		const std::optional<std::string_view> given =
+			optarg && c != 'h' && lo[size_t(c - 0x100)].has_arg ? std::optional<std::string_view>(optarg)
+									       : std::nullopt;
+		if (opt == "help") {
 			std::fputs(kUsage, stdout);
 			std::exit(0);
 		}
-		if (a[i] == "--version") {
+		if (opt == "version") {
 			shmq::cli::print_version("shmq-bench");
 			std::exit(0);
 		}
-		auto value = [&](std::string_view opt) -> std::optional<std::string_view> {
-			if (a[i] == opt) {
-				if (i + 1 >= a.size())
-					usage_error(std::string(opt) + " needs a value");
-				return a[++i];
-			}
-			if (a[i].size() > opt.size() && a[i].starts_with(opt) && a[i][opt.size()] == '=')
-				return a[i].substr(opt.size() + 1);
-			return std::nullopt;
+		auto value = [&](std::string_view name) -> std::optional<std::string_view> {
+			return opt == name.substr(2) ? given : std::nullopt;
 		};
 		auto bad = [&](std::string_view what) {
-			usage_error("bad " + std::string(what) + " '" + std::string(a[i]) + "'");
+			usage_error("bad " + std::string(what) + " '" + std::string(given.value_or("")) + "'");
 		};
-		if (a[i] == "--quick")
+		if (opt == "quick")
 			o.quick = true;
-		else if (a[i] == "--no-pin")
+		else if (opt == "no-pin")
 			o.pin = false;
-		else if (a[i] == "--list")
+		else if (opt == "list")
 			o.list = true;
 		else if (auto v = value("--duration")) {
 			auto d = parse_double(*v);
@@ -230,9 +247,10 @@ Options parse(int argc, char **argv)
 			if (!d)
 				bad("--timeout");
 			o.timeout = *d;
-		} else
-			usage_error("unexpected argument '" + std::string(a[i]) + "'");
+		}
 	}
+	if (optind < argc)
+		usage_error("unexpected argument '" + std::string(argv[optind]) + "'");
 	if (o.sizes.empty() || o.workloads.empty())
 		usage_error("nothing to measure");
 	if (o.timeout == 0)
