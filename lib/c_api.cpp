@@ -74,11 +74,32 @@ private:
 	pthread_mutex_t &m_;
 };
 
+// No call is a cancellation point: open(2), close(2) and usleep inside
+// open, close and unlink are, and a cancellation there would unwind
+// through these noexcept functions (std::terminate) and leak the
+// descriptor. A pending cancellation takes effect at the caller's next
+// cancellation point. (send and receive wait in ioctl(2), which is not
+// one.) The previous state is restored on return.
+class NoCancel {
+public:
+	NoCancel() { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old_); }
+	~NoCancel() { pthread_setcancelstate(old_, nullptr); }
+	NoCancel(const NoCancel &) = delete;
+	NoCancel &operator=(const NoCancel &) = delete;
+
+private:
+	int old_ = PTHREAD_CANCEL_ENABLE;
+};
+
 int fail(int e)
 {
 	errno = e;
 	return -1;
 }
+
+// NULL and SHMQ_MQ_FAILED ((shmq_mqd_t)-1, what a failed open returns)
+// are not descriptors: EBADF, as POSIX gives for (mqd_t)-1.
+bool bad(shmq_mqd_t mq) { return !mq || mq == SHMQ_MQ_FAILED; }
 
 // "orders" or "/orders" -> "orders", validated as the kernel does.
 int queue_name(const char *name, std::string_view &out)
@@ -170,7 +191,7 @@ uint64_t send_need(const Ring &r, size_t len)
 int do_send(shmq_mqd_t mq, const char *msg, size_t len, unsigned int prio, clockid_t clock,
 	    const struct timespec *ts)
 {
-	if (!mq || !mq->producer)
+	if (bad(mq) || !mq->producer)
 		return fail(EBADF);
 	uint64_t deadline;
 	if (int e = deadline_ns(clock, ts, deadline))
@@ -212,7 +233,7 @@ int do_send(shmq_mqd_t mq, const char *msg, size_t len, unsigned int prio, clock
 ssize_t do_receive(shmq_mqd_t mq, char *buf, size_t len, unsigned int *prio, clockid_t clock,
 		   const struct timespec *ts)
 {
-	if (!mq || mq->producer)
+	if (bad(mq) || mq->producer)
 		return fail(EBADF);
 	uint64_t deadline;
 	if (int e = deadline_ns(clock, ts, deadline))
@@ -293,16 +314,29 @@ int fill_attr(const shmq_mq *mq, struct shmq_mq_attr *a)
 	return 0;
 }
 
-// Ring bytes for O_CREAT: mq_capacity, or the smallest power of two whose
-// max_message (capacity/4 - 8) is at least mq_msgsize and which holds
-// mq_maxmsg such messages from any position (one more record's worth
-// covers the PAD at the ring end).
+// Whether O_CREAT takes attr->mq_capacity: only when asked for with
+// SHMQ_MQ_USE_CAPACITY in a mq_flags that holds nothing else open does not
+// know. Code ported from POSIX fills mq_maxmsg and mq_msgsize only (POSIX
+// open ignores mq_flags), so both mq_flags and mq_capacity may be garbage:
+// a stray bit among others must not make garbage the ring size.
+bool use_capacity(const struct shmq_mq_attr *attr)
+{
+	if (!attr)
+		return false;
+	const long f = attr->mq_flags;
+	return (f & SHMQ_MQ_USE_CAPACITY) && !(f & ~(kSettableFlags | SHMQ_MQ_USE_CAPACITY));
+}
+
+// Ring bytes for O_CREAT: mq_capacity (with SHMQ_MQ_USE_CAPACITY), or the
+// smallest power of two whose max_message (capacity/4 - 8) is at least
+// mq_msgsize and which holds mq_maxmsg such messages from any position
+// (one more record's worth covers the PAD at the ring end).
 int capacity_for(const struct shmq_mq_attr *attr, uint64_t &cap)
 {
 	const long maxmsg = attr ? attr->mq_maxmsg : kDefaultMaxMsg;
 	const long msgsize = attr ? attr->mq_msgsize : kDefaultMsgSize;
-	const uint64_t fixed = attr ? attr->mq_capacity : 0;
-	if (maxmsg < 0 || msgsize < 0 || (!fixed && (maxmsg == 0 || msgsize == 0)))
+	const bool given = use_capacity(attr);
+	if (maxmsg < 0 || msgsize < 0 || (!given && (maxmsg == 0 || msgsize == 0)))
 		return EINVAL;
 	// A record's length is 32 bits, and max_message < capacity/4.
 	if (static_cast<uint64_t>(msgsize) > UINT32_MAX / 2 ||
@@ -314,7 +348,8 @@ int capacity_for(const struct shmq_mq_attr *attr, uint64_t &cap)
 	if (n && rec > kMaxCapacity / (n + 1))
 		return EINVAL;
 	const uint64_t for_count = n ? (n + 1) * rec : 0;
-	if (fixed) {
+	if (given) {
+		const uint64_t fixed = attr->mq_capacity;
 		if (fixed < SHMQ_MIN_CAPACITY || !std::has_single_bit(fixed) || fixed > kMaxCapacity ||
 		    for_size > fixed || for_count > fixed)
 			return EINVAL;
@@ -342,17 +377,31 @@ int posix_control_errno(int e)
 	}
 }
 
+// POSIX names for the queue device's errors: EPERM is EACCES; ENXIO (the
+// node outlived its queue's device) means what ENODEV means.
+int posix_open_errno(int e)
+{
+	switch (e) {
+	case EPERM:
+		return EACCES;
+	case ENXIO:
+		return ENODEV;
+	default:
+		return e;
+	}
+}
+
 int attach(shmq_mq *mq, std::string_view name)
 {
 	if (mq->producer) {
 		auto p = shmq::Producer::open(name);
 		if (!p)
-			return p.error().code() == EPERM ? EACCES : p.error().code();
+			return posix_open_errno(p.error().code());
 		mq->prod = std::move(p.value());
 	} else {
 		auto c = shmq::Consumer::open(name);
 		if (!c)
-			return c.error().code() == EPERM ? EACCES : c.error().code();
+			return posix_open_errno(c.error().code());
 		mq->cons = std::move(c.value());
 	}
 	return 0;
@@ -377,11 +426,16 @@ int create(std::string_view name, uint64_t cap)
 	return r ? 0 : posix_control_errno(r.error().code());
 }
 
-int open_impl(shmq_mq *mq, std::string_view name, int oflag, uint64_t cap)
+// @attr counts only when a queue is created: O_CREAT of one that exists
+// ignores it, as POSIX and Linux do (with O_EXCL it is checked first).
+int open_impl(shmq_mq *mq, std::string_view name, int oflag, const struct shmq_mq_attr *attr)
 {
 	if (!(oflag & O_CREAT))
 		return attach(mq, name);
+	uint64_t cap = 0;
 	if (oflag & O_EXCL) {
+		if (int e = capacity_for(attr, cap))
+			return e;
 		if (int e = create(name, cap))
 			return e;
 		return attach_created(mq, name);
@@ -389,6 +443,8 @@ int open_impl(shmq_mq *mq, std::string_view name, int oflag, uint64_t cap)
 	// Open first: opening an existing queue needs no control device.
 	int e = attach(mq, name);
 	if (e != ENOENT)
+		return e;
+	if ((e = capacity_for(attr, cap)))
 		return e;
 	e = create(name, cap);
 	if (e == EEXIST) // created by someone else meanwhile
@@ -402,6 +458,7 @@ extern "C" {
 
 shmq_mqd_t shmq_mq_open(const char *name, int oflag, ...) SHMQ_NOTHROW
 {
+	const NoCancel nc;
 	const struct shmq_mq_attr *attr = nullptr;
 	if (oflag & O_CREAT) {
 		va_list ap;
@@ -421,13 +478,6 @@ shmq_mqd_t shmq_mq_open(const char *name, int oflag, ...) SHMQ_NOTHROW
 		errno = EINVAL;
 		return SHMQ_MQ_FAILED;
 	}
-	uint64_t cap = 0;
-	if (oflag & O_CREAT) {
-		if (int e = capacity_for(attr, cap)) {
-			errno = e;
-			return SHMQ_MQ_FAILED;
-		}
-	}
 	shmq_mq *mq = new (std::nothrow) shmq_mq;
 	if (!mq) {
 		errno = ENOMEM;
@@ -437,7 +487,7 @@ shmq_mqd_t shmq_mq_open(const char *name, int oflag, ...) SHMQ_NOTHROW
 	mq->flags.store(oflag & O_NONBLOCK, std::memory_order_relaxed);
 	int e;
 	try { // the open path allocates (paths, handles): std::bad_alloc
-		e = open_impl(mq, n, oflag, cap);
+		e = open_impl(mq, n, oflag, attr);
 	} catch (const std::bad_alloc &) {
 		e = ENOMEM;
 	} catch (...) {
@@ -453,14 +503,16 @@ shmq_mqd_t shmq_mq_open(const char *name, int oflag, ...) SHMQ_NOTHROW
 
 int shmq_mq_close(shmq_mqd_t mqd) SHMQ_NOTHROW
 {
-	if (!mqd)
+	if (bad(mqd))
 		return fail(EBADF);
+	const NoCancel nc;
 	delete mqd; // detaches: Producer/Consumer close the queue fd and unmap
 	return 0;
 }
 
 int shmq_mq_unlink(const char *name) SHMQ_NOTHROW
 {
+	const NoCancel nc;
 	std::string_view n;
 	if (int e = queue_name(name, n))
 		return fail(e);
@@ -516,7 +568,7 @@ ssize_t shmq_mq_clockreceive(shmq_mqd_t mqd, char *msg_ptr, size_t msg_len,
 
 int shmq_mq_getattr(shmq_mqd_t mqd, struct shmq_mq_attr *attr) SHMQ_NOTHROW
 {
-	if (!mqd)
+	if (bad(mqd))
 		return fail(EBADF);
 	if (!attr)
 		return fail(EINVAL);
@@ -529,7 +581,7 @@ int shmq_mq_getattr(shmq_mqd_t mqd, struct shmq_mq_attr *attr) SHMQ_NOTHROW
 int shmq_mq_setattr(shmq_mqd_t mqd, const struct shmq_mq_attr *newattr,
 		    struct shmq_mq_attr *oldattr) SHMQ_NOTHROW
 {
-	if (!mqd)
+	if (bad(mqd))
 		return fail(EBADF);
 	if (newattr && (newattr->mq_flags & ~kSettableFlags))
 		return fail(EINVAL);
@@ -549,7 +601,7 @@ int shmq_mq_setattr(shmq_mqd_t mqd, const struct shmq_mq_attr *newattr,
 
 int shmq_mq_fd(shmq_mqd_t mqd) SHMQ_NOTHROW
 {
-	if (!mqd)
+	if (bad(mqd))
 		return fail(EBADF);
 	return mqd->handle()->fd;
 }

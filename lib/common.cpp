@@ -42,14 +42,14 @@ Result<void> validate_name(std::string_view name)
 {
 	if (name.empty())
 		return Error(EINVAL, "invalid queue name: it is empty (use 1 to 63 characters "
-				     "of [A-Za-z0-9_.-], not starting with '.')");
+				     "of [A-Za-z0-9_.-], not starting with '.' or '-')");
 	if (name.size() >= SHMQ_NAME_MAX)
 		return Error(ENAMETOOLONG, "invalid queue name: longer than 63 characters");
 	if (name[0] == '.')
 		return Error(EINVAL, "invalid queue name: it must not start with '.'");
 	if (name[0] == '-')
-		return Error(EINVAL, "invalid queue name: it must not start with '-' (tools would "
-				     "read /dev/shmq/-NAME as an option)");
+		return Error(EINVAL, "invalid queue name: it must not start with '-' (shell tools, "
+				     "shmqctl included, would take /dev/shmq/-NAME for an option)");
 	for (char c : name) {
 		const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 				(c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <csignal>
 #include <fstream>
+#include <getopt.h>
 #include <new>
 #include <optional>
 #include <string>
@@ -36,6 +37,7 @@ const char kUsage[] =
 	"a sequence number and a checksum, verifies every one in the consumer, prints\n"
 	"throughput and the device node's owner, group and mode, and destroys the queue\n"
 	"if it created it. --spin N busy-polls N times before sleeping in the kernel.\n"
+	"Options take --opt VALUE or --opt=VALUE; '--' ends them.\n"
 	"Exit status: 0 all verified, 1 failure or verification error, 2 usage error.\n";
 
 struct Options {
@@ -71,46 +73,59 @@ using shmq::cli::parse_u64;
 Options parse(int argc, char **argv)
 {
 	Options o;
-	std::vector<std::string_view> a(argv + 1, argv + argc);
-	for (size_t i = 0; i < a.size(); ++i) {
-		if (a[i] == "--help" || a[i] == "-h") {
+	enum { kQueue = 0x100, kSize, kCount, kMsgSize, kSpin, kDevDir, kHelp, kVersion };
+	static const struct option lo[] = {
+		{"queue", required_argument, nullptr, kQueue},	  {"size", required_argument, nullptr, kSize},
+		{"count", required_argument, nullptr, kCount},	  {"msg-size", required_argument, nullptr, kMsgSize},
+		{"spin", required_argument, nullptr, kSpin},	  {"dev-dir", required_argument, nullptr, kDevDir},
+		{"help", no_argument, nullptr, kHelp},		  {"version", no_argument, nullptr, kVersion},
+		{nullptr, 0, nullptr, 0},
+	};
+	auto need = [&](std::optional<uint64_t> v, const char *what) {
+		if (!v)
+			usage_error("bad --" + std::string(what) + " '" + optarg + "'");
+		return *v;
+	};
+	opterr = 0;
+	// getopt_long: --opt value or --opt=value, unique abbreviations, '--'
+	// ends the options (shmq-demo takes no other arguments).
+	for (int c; (c = getopt_long(argc, argv, "+:h", lo, nullptr)) != -1;) {
+		switch (c) {
+		case 'h':
+		case kHelp:
 			std::fputs(kUsage, stdout);
 			std::exit(0);
-		}
-		if (a[i] == "--version") {
+		case kVersion:
 			shmq::cli::print_version("shmq-demo");
 			std::exit(0);
+		case kQueue:
+			o.queue = optarg;
+			break;
+		case kSize:
+			o.size = need(parse_size(optarg), "size");
+			break;
+		case kCount:
+			o.count = need(parse_u64(optarg), "count");
+			break;
+		case kMsgSize:
+			o.msg_size = need(parse_size(optarg), "msg-size");
+			break;
+		case kSpin:
+			o.spin = static_cast<uint32_t>(std::min<uint64_t>(need(parse_u64(optarg), "spin"), UINT32_MAX));
+			break;
+		case kDevDir:
+			o.dev_dir = optarg;
+			break;
+		case ':':
+			usage_error("option '" + std::string(argv[optind - 1]) + "' needs a value");
+		default: {
+			std::string w = optopt ? std::string("-") + char(optopt) : std::string(argv[optind - 1]);
+			usage_error("unknown option '" + w.substr(0, w.find('=')) + "'");
 		}
-		auto value = [&](std::string_view opt) -> std::optional<std::string_view> {
-			if (a[i] == opt) {
-				if (i + 1 >= a.size())
-					usage_error(std::string(opt) + " needs a value");
-				return a[++i];
-			}
-			if (a[i].size() > opt.size() && a[i].starts_with(opt) && a[i][opt.size()] == '=')
-				return a[i].substr(opt.size() + 1);
-			return std::nullopt;
-		};
-		auto need = [&](std::optional<uint64_t> v, std::string_view what) {
-			if (!v)
-				usage_error("bad " + std::string(what) + " '" + std::string(a[i]) + "'");
-			return *v;
-		};
-		if (auto v = value("--queue"))
-			o.queue = *v;
-		else if (auto v = value("--size"))
-			o.size = need(parse_size(*v), "--size");
-		else if (auto v = value("--count"))
-			o.count = need(parse_u64(*v), "--count");
-		else if (auto v = value("--msg-size"))
-			o.msg_size = need(parse_size(*v), "--msg-size");
-		else if (auto v = value("--spin"))
-			o.spin = static_cast<uint32_t>(std::min<uint64_t>(need(parse_u64(*v), "--spin"), UINT32_MAX));
-		else if (auto v = value("--dev-dir"))
-			o.dev_dir = *v;
-		else
-			usage_error("unexpected argument '" + std::string(a[i]) + "'");
+		}
 	}
+	if (optind < argc)
+		usage_error("unexpected argument '" + std::string(argv[optind]) + "'");
 	if (auto v = shmq::validate_name(o.queue); !v)
 		usage_error(v.error().what());
 	if (o.size < SHMQ_MIN_CAPACITY || (o.size & (o.size - 1)) != 0)

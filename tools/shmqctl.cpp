@@ -11,6 +11,8 @@
 #include <cstring>
 #include <dirent.h>
 #include <fstream>
+#include <getopt.h>
+#include <initializer_list>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -45,10 +47,11 @@ const char kGlobalUsage[] =
 	"Commands:\n"
 	"  create NAME --size BYTES   create a queue (root: needs /dev/shmq-control)\n"
 	"  destroy NAME               destroy a queue\n"
-	"  list                       list queues like ls -l: mode, owner, group, size, use, peers\n"
-	"  stat NAME                  show everything the kernel knows about one queue\n"
+	"  list [--json]              list queues like ls -l: mode, owner, group, size, use, peers\n"
+	"  stat [--json] NAME         show everything the kernel knows about one queue\n"
 	"  top [-d SECS] [-n ITER]    live view of all queues, busiest first\n"
-	"  send NAME [MESSAGE...]     send the arguments, or each line of stdin, as messages\n"
+	"  send NAME [--timeout MS] [--] [MESSAGE...]\n"
+	"                             send the arguments, or each line of stdin, as messages\n"
 	"  recv NAME [--count N] [--timeout MS]\n"
 	"                             receive messages, one per line on stdout\n"
 	"\n"
@@ -59,30 +62,40 @@ const char kGlobalUsage[] =
 	"  -h, --help        this help; 'shmqctl COMMAND --help' for a command\n"
 	"  --version         versions of shmqctl, libshmq and the loaded module\n"
 	"\n"
+	"Options of a command may come before or after its NAME; '--' ends them, so\n"
+	"that a message (or an old queue name) starting with '-' is taken as it is:\n"
+	"shmqctl send orders -- -5, shmqctl stat -- -rf.\n"
+	"\n"
 	"Exit status: 0 success, 1 failure, 2 usage error.\n";
 
 const char kCreateUsage[] =
 	"usage: shmqctl create NAME --size BYTES\n"
 	"Create queue NAME with a ring of BYTES data bytes: a power of two, at least\n"
 	"4096, with an optional suffix K, M or G (powers of 1024), e.g. 64K or 1M.\n"
-	"Names: 1 to 63 characters of [A-Za-z0-9_.-], not starting with '.'.\n"
+	"Names: 1 to 63 characters of [A-Za-z0-9_.-], not starting with '.' or '-'.\n"
 	"The device /dev/shmq/NAME appears; its mode and group (udev rules) decide who\n"
 	"may send (write permission) and receive (read permission).\n";
 const char kDestroyUsage[] =
 	"usage: shmqctl destroy NAME\n"
 	"Remove queue NAME. Its device disappears at once; attached peers see EIDRM\n"
-	"when the ring is empty, and the memory is freed when the last one lets go.\n";
+	"when the ring is empty, and the memory is freed when the last one lets go.\n"
+	"A name starting with '-' (made by an older module) goes after '--'.\n";
 const char kListUsage[] =
-	"usage: shmqctl list\n"
+	"usage: shmqctl list [--json]\n"
 	"List the queues (from /sys/class/shmq) like ls -l: mode, owner and group of\n"
 	"/dev/shmq/NAME, capacity, bytes used and their share of the capacity, and the\n"
 	"pids of the attached producer and consumer ('-' when none). The last line\n"
-	"gives the module's totals (/sys/module/shmq/usage) against its limits.\n";
+	"gives the module's totals (/sys/module/shmq/usage) against its limits.\n"
+	"--json: one JSON object {\"queues\": [...], \"usage\": {...}, \"parameters\": {...}},\n"
+	"one object per queue as 'shmqctl stat --json' prints it.\n";
 const char kStatUsage[] =
-	"usage: shmqctl stat NAME\n"
+	"usage: shmqctl stat [--json] NAME\n"
 	"Show every attribute of /sys/class/shmq/NAME (sizes also in KiB/MiB/GiB, pids\n"
 	"with their command names), and the owner, group and mode of /dev/shmq/NAME.\n"
-	"docs/abi.md defines each attribute.\n";
+	"docs/abi.md defines each attribute.\n"
+	"--json: one JSON object: \"name\", \"node\" (the device node, null if missing)\n"
+	"and every attribute file as it is (numbers as numbers).\n"
+	"A name starting with '-' (made by an older module) goes after '--'.\n";
 const char kTopUsage[] =
 	"usage: shmqctl top [-d SECS] [-n ITER]\n"
 	"Show all queues every SECS seconds (default 1, fractions allowed), busiest\n"
@@ -92,10 +105,12 @@ const char kTopUsage[] =
 	"until interrupted). On a terminal each screen replaces the last; otherwise\n"
 	"the screens are printed one after another.\n";
 const char kSendUsage[] =
-	"usage: shmqctl send NAME [--timeout MS] [MESSAGE...]\n"
+	"usage: shmqctl send NAME [--timeout MS] [--] [MESSAGE...]\n"
 	"Send each MESSAGE argument as one message; without arguments, send each line\n"
 	"of standard input (without its newline) as one message. Waits while the ring\n"
-	"is full, for at most MS milliseconds per message if --timeout is given.\n";
+	"is full, for at most MS milliseconds per message if --timeout is given.\n"
+	"Arguments after '--' are messages even if they start with '-' (shmqctl send\n"
+	"orders -- -5); an unknown option is an error, never a message.\n";
 const char kRecvUsage[] =
 	"usage: shmqctl recv NAME [--count N] [--timeout MS]\n"
 	"Receive N messages (default 1; 0 = until the timeout passes without a\n"
@@ -116,7 +131,123 @@ const char kRecvUsage[] =
 	    kExitUsage);
 }
 
-bool is_help(std::string_view a) { return a == "--help" || a == "-h"; }
+// ---------------------------------------------------------------------------
+// Arguments: getopt_long for the global options and for every command.
+
+// An option of a command: long name, short letter (0: none), whether it
+// takes a value.
+struct Opt {
+	const char *name;
+	char letter;
+	bool value;
+};
+
+struct Parsed {
+	std::vector<std::pair<std::string, std::string>> opts; // (long name, value), in order
+	std::vector<std::string> operands;			// in order, those after "--" too
+	std::optional<std::string> last(const char *name) const
+	{
+		std::optional<std::string> v;
+		for (auto &[n, val] : opts)
+			if (n == name)
+				v = val;
+		return v;
+	}
+	bool has(const char *name) const { return last(name).has_value(); }
+};
+
+// Parses @argv[1..@argc) for command @cmd (argv[0]): options anywhere
+// before "--", in any order with the operands (in order also when
+// POSIXLY_CORRECT is set); -h/--help anywhere before "--" prints @usage and
+// exits 0. An unknown option or one without its value is a usage error
+// (status 2) that says how to pass an @operands word ("NAME or MESSAGE";
+// nullptr: the command takes none) starting with '-'. @next: the options
+// before the command; parsing stops at the first operand, left at
+// argv[*next].
+Parsed parse_args(const char *cmd, int argc, char **argv, std::initializer_list<Opt> opts,
+		  const char *usage, const char *operands, int *next = nullptr)
+{
+	std::vector<Opt> all(opts);
+	all.push_back({"help", 'h', false});
+	std::vector<struct option> lo;
+	std::string shorts = next ? "+:" : "-:"; // ':': report a missing value as ':'
+	for (size_t i = 0; i < all.size(); ++i) {
+		lo.push_back({all[i].name, all[i].value ? required_argument : no_argument, nullptr,
+			      0x100 + static_cast<int>(i)});
+		if (all[i].letter) {
+			shorts += all[i].letter;
+			if (all[i].value)
+				shorts += ':';
+		}
+	}
+	lo.push_back({nullptr, 0, nullptr, 0});
+	auto by_code = [&](int c) -> const Opt * {
+		if (c >= 0x100 && c < 0x100 + static_cast<int>(all.size()))
+			return &all[size_t(c - 0x100)];
+		for (auto &o : all)
+			if (o.letter && o.letter == c)
+				return &o;
+		return nullptr;
+	};
+	const std::string see = next ? "see 'shmqctl --help'" : std::string("see 'shmqctl ") + cmd + " --help'";
+	auto fail = [&](const std::string &why) {
+		std::fflush(stdout);
+		if (next)
+			std::fprintf(stderr, "shmqctl: %s (%s)\n", why.c_str(), see.c_str());
+		else if (operands)
+			std::fprintf(stderr, "shmqctl: %s: %s (%s; a %s that starts with '-' goes "
+					     "after '--')\n", cmd, why.c_str(), see.c_str(), operands);
+		else
+			std::fprintf(stderr, "shmqctl: %s: %s (%s)\n", cmd, why.c_str(), see.c_str());
+		std::exit(kExitUsage);
+	};
+	Parsed p;
+	opterr = 0;
+	optind = 0; // glibc: start afresh (the ordering is chosen at the start)
+	for (;;) {
+		const int at = optind ? optind : 1;
+		const int c = getopt_long(argc, argv, shorts.c_str(), lo.data(), nullptr);
+		if (c == -1)
+			break;
+		if (c == 1) { // an operand, in order
+			p.operands.emplace_back(optarg);
+			continue;
+		}
+		if (c == '?') {
+			std::string word;
+			if (optopt) { // a short option: the word it was in
+				word = at < argc && argv[at][0] == '-' && std::strchr(argv[at], optopt)
+					       ? argv[at]
+					       : std::string("-") + char(optopt);
+			} else { // a long one: the word without its =value
+				word = argv[optind - 1];
+				word = word.substr(0, word.find('='));
+			}
+			fail("unknown option '" + word + "'");
+		}
+		const Opt *o = by_code(c == ':' ? optopt : c);
+		if (!o)
+			fail("cannot parse the arguments");
+		if (c == ':') {
+			const bool long_form = optopt >= 0x100;
+			fail(std::string("option '") + (long_form ? "--" + std::string(o->name)
+								: std::string("-") + o->letter) +
+			     "' needs a value");
+		}
+		if (std::string_view(o->name) == "help") {
+			std::fputs(usage, stdout);
+			std::exit(0);
+		}
+		p.opts.emplace_back(o->name, o->value && optarg ? optarg : "");
+	}
+	if (next) {
+		*next = optind;
+		return p;
+	}
+	for (int i = optind; i < argc; ++i)
+		p.operands.emplace_back(argv[i]);
+	return p;
+}
 
 using shmq::cli::parse_size;
 using shmq::cli::parse_u64;
@@ -339,39 +470,39 @@ std::string usage_line()
 	return s;
 }
 
-// Splits "NAME [options...]" for commands taking a queue name.
-std::string take_name(std::string_view cmd, std::vector<std::string_view> &args, const char *usage)
+// The queue NAME of @cmd: the first operand (a usage error if missing),
+// removed from @ops. @fresh: a name for a new queue, checked by the rule
+// (validate_name); otherwise also a name an older module accepted, with a
+// leading '-' (such a queue can be looked at, used and destroyed).
+std::string take_name(const char *cmd, std::vector<std::string> &ops, bool fresh = false)
 {
-	for (auto a : args) {
-		if (a == "--")
-			break;
-		if (is_help(a)) {
-			std::fputs(usage, stdout);
-			std::exit(0);
-		}
-	}
-	if (args.empty() || args[0].starts_with("-"))
+	if (ops.empty())
 		usage_error(cmd, "missing queue NAME");
-	std::string name(args[0]);
-	args.erase(args.begin());
-	if (auto v = shmq::validate_name(name); !v)
+	std::string name = ops.front();
+	ops.erase(ops.begin());
+	std::string probe = name;
+	if (!fresh && !probe.empty() && probe[0] == '-')
+		probe[0] = 'x'; // the rest of the rule still holds
+	if (auto v = shmq::validate_name(probe); !v)
 		usage_error(cmd, v.error().what());
 	return name;
 }
 
-// The value of option @opt at args[i] ("--opt V" or "--opt=V"), advancing i.
-std::optional<std::string_view> option_value(std::string_view cmd, std::vector<std::string_view> &args,
-					     size_t &i, std::string_view opt)
+void no_more(const char *cmd, const std::vector<std::string> &ops)
 {
-	const std::string_view a = args[i];
-	if (a == opt) {
-		if (i + 1 >= args.size())
-			usage_error(cmd, std::string(opt) + " needs a value");
-		return args[++i];
-	}
-	if (a.size() > opt.size() && a.starts_with(opt) && a[opt.size()] == '=')
-		return a.substr(opt.size() + 1);
-	return std::nullopt;
+	if (!ops.empty())
+		usage_error(cmd, "unexpected argument '" + ops.front() + "'");
+}
+
+std::optional<uint64_t> ms_option(const char *cmd, const Parsed &p, const char *opt)
+{
+	auto v = p.last(opt);
+	if (!v)
+		return std::nullopt;
+	auto ms = parse_u64(*v);
+	if (!ms)
+		usage_error(cmd, "bad --" + std::string(opt) + " '" + *v + "': milliseconds expected");
+	return ms;
 }
 
 shmq::Timeout timeout_from_ms(std::optional<uint64_t> ms)
@@ -381,19 +512,17 @@ shmq::Timeout timeout_from_ms(std::optional<uint64_t> ms)
 	return shmq::Timeout::after(std::chrono::milliseconds(*ms));
 }
 
-int cmd_create(std::vector<std::string_view> args)
+int cmd_create(int argc, char **argv)
 {
-	const std::string name = take_name("create", args, kCreateUsage);
+	Parsed p = parse_args("create", argc, argv, {{"size", 0, true}}, kCreateUsage, "NAME");
+	const std::string name = take_name("create", p.operands, true);
+	no_more("create", p.operands);
 	std::optional<uint64_t> size;
-	for (size_t i = 0; i < args.size(); ++i) {
-		if (auto v = option_value("create", args, i, "--size")) {
-			size = parse_size(*v);
-			if (!size)
-				usage_error("create", "bad size '" + std::string(*v) +
-							      "': use a number with an optional K, M or G suffix");
-		} else {
-			usage_error("create", "unexpected argument '" + std::string(args[i]) + "'");
-		}
+	if (auto v = p.last("size")) {
+		size = parse_size(*v);
+		if (!size)
+			usage_error("create", "bad size '" + *v +
+						      "': use a number with an optional K, M or G suffix");
 	}
 	if (!size)
 		usage_error("create", "missing --size BYTES");
@@ -405,11 +534,11 @@ int cmd_create(std::vector<std::string_view> args)
 	return 0;
 }
 
-int cmd_destroy(std::vector<std::string_view> args)
+int cmd_destroy(int argc, char **argv)
 {
-	const std::string name = take_name("destroy", args, kDestroyUsage);
-	if (!args.empty())
-		usage_error("destroy", "unexpected argument '" + std::string(args[0]) + "'");
+	Parsed p = parse_args("destroy", argc, argv, {}, kDestroyUsage, "NAME");
+	const std::string name = take_name("destroy", p.operands);
+	no_more("destroy", p.operands);
 	if (auto r = shmq::destroy_queue(name, g.control); !r) {
 		if (r.error().code() == ENOENT && !queue_exists(name))
 			die_no_queue(name);
@@ -418,14 +547,23 @@ int cmd_destroy(std::vector<std::string_view> args)
 	return 0;
 }
 
-int cmd_list(std::vector<std::string_view> args)
+std::string queue_json(const std::string &name);
+std::string dir_json(const std::string &dir);
+
+int cmd_list(int argc, char **argv)
 {
-	for (auto a : args) {
-		if (is_help(a)) {
-			std::fputs(kListUsage, stdout);
-			return 0;
-		}
-		usage_error("list", "unexpected argument '" + std::string(a) + "'");
+	Parsed p = parse_args("list", argc, argv, {{"json", 0, false}}, kListUsage, nullptr);
+	no_more("list", p.operands);
+	if (p.has("json")) {
+		std::string out = "{\"queues\": [";
+		const auto names = queue_names();
+		for (size_t i = 0; i < names.size(); ++i)
+			out += std::string(i ? ",\n  " : "\n  ") + queue_json(names[i]);
+		out += names.empty() ? "],\n" : "\n],\n";
+		out += " \"usage\": " + dir_json(g.module_dir + "/usage") + ",\n";
+		out += " \"parameters\": " + dir_json(g.module_dir + "/parameters") + "}\n";
+		std::fputs(out.c_str(), stdout);
+		return 0;
 	}
 	const auto names = queue_names();
 	struct Row {
@@ -494,6 +632,111 @@ const AttrSpec kAttrs[] = {
 	{"created_at", Kind::Time},
 };
 
+// ---------------------------------------------------------------------------
+// JSON of list --json and stat --json
+
+// A JSON string. Bytes outside printable ASCII are escaped (\u00XX), so that
+// the output is valid JSON whatever a file holds.
+std::string json_str(std::string_view v)
+{
+	std::string o = "\"";
+	for (unsigned char c : v) {
+		if (c == '"' || c == '\\') {
+			o += '\\';
+			o += static_cast<char>(c);
+		} else if (c == '\n') {
+			o += "\\n";
+		} else if (c == '\t') {
+			o += "\\t";
+		} else if (c < 0x20 || c >= 0x7f) {
+			char b[8];
+			std::snprintf(b, sizeof b, "\\u%04x", c);
+			o += b;
+		} else {
+			o += static_cast<char>(c);
+		}
+	}
+	return o + "\"";
+}
+
+// The contents of one attribute file as JSON: a number when it is one
+// decimal number, else a string; null when it cannot be read.
+std::string attr_json(const std::string &path)
+{
+	std::ifstream in(path);
+	std::string v;
+	if (!in || !std::getline(in, v))
+		return in.eof() ? "\"\"" : "null";
+	while (!v.empty() && (v.back() == '\n' || v.back() == ' '))
+		v.pop_back();
+	if (auto n = parse_u64(v))
+		return std::to_string(*n);
+	return json_str(v);
+}
+
+// The regular files of @dir (but uevent), the attributes stat knows first
+// in its order when @known_first, the others sorted.
+std::vector<std::string> attr_files(const std::string &dir, bool known_first)
+{
+	std::vector<std::string> files;
+	if (DIR *d = opendir(dir.c_str())) {
+		while (struct dirent *e = readdir(d)) {
+			const std::string f = e->d_name;
+			struct stat fs;
+			if (f[0] == '.' || f == "uevent" || ::stat((dir + "/" + f).c_str(), &fs) != 0 ||
+			    !S_ISREG(fs.st_mode))
+				continue;
+			files.push_back(f);
+		}
+		closedir(d);
+	}
+	auto rank = [&](const std::string &f) {
+		if (known_first)
+			for (size_t i = 0; i < std::size(kAttrs); ++i)
+				if (f == kAttrs[i].name)
+					return i;
+		return std::size(kAttrs);
+	};
+	std::sort(files.begin(), files.end(), [&](const std::string &a, const std::string &b) {
+		const size_t ra = rank(a), rb = rank(b);
+		return ra != rb ? ra < rb : a < b;
+	});
+	return files;
+}
+
+// {"file": value, ...} of every attribute file of @dir; {} if there is none.
+std::string dir_json(const std::string &dir)
+{
+	std::string o = "{";
+	for (const auto &f : attr_files(dir, false))
+		o += (o.size() > 1 ? ", " : "") + json_str(f) + ": " + attr_json(dir + "/" + f);
+	return o + "}";
+}
+
+// One queue: "name", "node" (the device node, null if missing) and every
+// attribute file of /sys/class/shmq/NAME as it is.
+std::string queue_json(const std::string &name)
+{
+	std::string o = "{\"name\": " + json_str(name) + ", \"node\": ";
+	struct stat st;
+	const std::string node = g.dev_dir + "/" + name;
+	if (::stat(node.c_str(), &st) == 0) {
+		char m[8];
+		std::snprintf(m, sizeof m, "%04o", unsigned(st.st_mode & 07777));
+		o += "{\"path\": " + json_str(node) + ", \"type\": " + json_str(mode_string(st.st_mode)) +
+		     ", \"mode\": " + json_str(m) + ", \"uid\": " + std::to_string(st.st_uid) +
+		     ", \"owner\": " + json_str(id_name("/etc/passwd", st.st_uid)) +
+		     ", \"gid\": " + std::to_string(st.st_gid) +
+		     ", \"group\": " + json_str(id_name("/etc/group", st.st_gid)) + "}";
+	} else {
+		o += "null";
+	}
+	const std::string dir = g.sys_dir + "/" + name;
+	for (const auto &f : attr_files(dir, true))
+		o += ", " + json_str(f) + ": " + attr_json(dir + "/" + f);
+	return o + "}";
+}
+
 std::string present(const std::string &name, const AttrSpec &a, const std::string &raw,
 		    uint64_t capacity)
 {
@@ -529,13 +772,17 @@ std::string present(const std::string &name, const AttrSpec &a, const std::strin
 	}
 }
 
-int cmd_stat(std::vector<std::string_view> args)
+int cmd_stat(int argc, char **argv)
 {
-	const std::string name = take_name("stat", args, kStatUsage);
-	if (!args.empty())
-		usage_error("stat", "unexpected argument '" + std::string(args[0]) + "'");
+	Parsed p = parse_args("stat", argc, argv, {{"json", 0, false}}, kStatUsage, "NAME");
+	const std::string name = take_name("stat", p.operands);
+	no_more("stat", p.operands);
 	if (!queue_exists(name))
 		die_no_queue(name);
+	if (p.has("json")) {
+		std::printf("%s\n", queue_json(name).c_str());
+		return 0;
+	}
 	const uint64_t capacity = sys_num(name, "capacity").value_or(0);
 	std::vector<std::pair<std::string, std::string>> lines;
 	lines.emplace_back("name", name);
@@ -601,32 +848,25 @@ std::string rate(uint64_t delta, double secs, bool bytes)
 	return buf;
 }
 
-int cmd_top(std::vector<std::string_view> args)
+int cmd_top(int argc, char **argv)
 {
+	Parsed p = parse_args("top", argc, argv, {{"delay", 'd', true}, {"iterations", 'n', true}},
+			      kTopUsage, nullptr);
+	no_more("top", p.operands);
 	double interval = 1.0;
 	uint64_t iterations = 0;
-	for (size_t i = 0; i < args.size(); ++i) {
-		if (is_help(args[i])) {
-			std::fputs(kTopUsage, stdout);
-			return 0;
-		}
-		std::optional<std::string_view> v;
-		if ((v = option_value("top", args, i, "-d")) || (v = option_value("top", args, i, "--delay"))) {
-			char *end = nullptr;
-			const std::string t(*v);
-			errno = 0;
-			interval = std::strtod(t.c_str(), &end);
-			if (t.empty() || errno || *end || !(interval >= 0.01) || interval > 86400)
-				usage_error("top", "bad -d '" + t + "': seconds between 0.01 and 86400 expected");
-		} else if ((v = option_value("top", args, i, "-n")) ||
-			   (v = option_value("top", args, i, "--iterations"))) {
-			auto n = parse_u64(*v);
-			if (!n || !*n)
-				usage_error("top", "bad -n '" + std::string(*v) + "': a number of screens >= 1 expected");
-			iterations = *n;
-		} else {
-			usage_error("top", "unexpected argument '" + std::string(args[i]) + "'");
-		}
+	if (auto v = p.last("delay")) {
+		char *end = nullptr;
+		errno = 0;
+		interval = std::strtod(v->c_str(), &end);
+		if (v->empty() || errno || *end || !(interval >= 0.01) || interval > 86400)
+			usage_error("top", "bad -d '" + *v + "': seconds between 0.01 and 86400 expected");
+	}
+	if (auto v = p.last("iterations")) {
+		auto n = parse_u64(*v);
+		if (!n || !*n)
+			usage_error("top", "bad -n '" + *v + "': a number of screens >= 1 expected");
+		iterations = *n;
 	}
 	const bool tty = isatty(STDOUT_FILENO);
 	using clock = std::chrono::steady_clock;
@@ -706,41 +946,26 @@ int cmd_top(std::vector<std::string_view> args)
 	return 0;
 }
 
-int cmd_send(std::vector<std::string_view> args)
+int cmd_send(int argc, char **argv)
 {
-	const std::string name = take_name("send", args, kSendUsage);
-	std::optional<uint64_t> timeout_ms;
-	std::vector<std::string_view> msgs;
-	bool options_done = false;
-	for (size_t i = 0; i < args.size(); ++i) {
-		if (!options_done && args[i] == "--") {
-			options_done = true;
-			continue;
-		}
-		if (!options_done) {
-			if (auto v = option_value("send", args, i, "--timeout")) {
-				timeout_ms = parse_u64(*v);
-				if (!timeout_ms)
-					usage_error("send", "bad --timeout '" + std::string(*v) +
-								    "': milliseconds expected");
-				continue;
-			}
-		}
-		msgs.push_back(args[i]);
-	}
+	Parsed a = parse_args("send", argc, argv, {{"timeout", 0, true}}, kSendUsage,
+				"NAME or MESSAGE");
+	const std::string name = take_name("send", a.operands);
+	const std::optional<uint64_t> timeout_ms = ms_option("send", a, "timeout");
+	const std::vector<std::string> &msgs = a.operands;
 	auto p = shmq::Producer::open(name, {.dev_dir = g.dev_dir});
 	if (!p) {
 		if (p.error().code() == ENOENT && !queue_exists(name))
 			die_no_queue(name);
 		die("send", name + ": " + describe(p.error()));
 	}
-	auto send_one = [&](std::string_view m) {
+	auto send_one = [&](const std::string &m) {
 		auto r = p->send(std::as_bytes(std::span(m.data(), m.size())), timeout_from_ms(timeout_ms));
 		if (!r)
 			die("send", name + ": " + describe(r.error()));
 	};
 	if (!msgs.empty()) {
-		for (auto m : msgs)
+		for (const auto &m : msgs)
 			send_one(m);
 	} else {
 		std::string line;
@@ -750,26 +975,20 @@ int cmd_send(std::vector<std::string_view> args)
 	return 0;
 }
 
-int cmd_recv(std::vector<std::string_view> args)
+int cmd_recv(int argc, char **argv)
 {
-	const std::string name = take_name("recv", args, kRecvUsage);
+	Parsed a = parse_args("recv", argc, argv, {{"count", 0, true}, {"timeout", 0, true}},
+				kRecvUsage, "NAME");
+	const std::string name = take_name("recv", a.operands);
+	no_more("recv", a.operands);
 	uint64_t count = 1;
-	std::optional<uint64_t> timeout_ms;
-	for (size_t i = 0; i < args.size(); ++i) {
-		if (auto v = option_value("recv", args, i, "--count")) {
-			auto n = parse_u64(*v);
-			if (!n)
-				usage_error("recv", "bad --count '" + std::string(*v) + "'");
-			count = *n;
-		} else if (auto t = option_value("recv", args, i, "--timeout")) {
-			timeout_ms = parse_u64(*t);
-			if (!timeout_ms)
-				usage_error("recv", "bad --timeout '" + std::string(*t) +
-							    "': milliseconds expected");
-		} else {
-			usage_error("recv", "unexpected argument '" + std::string(args[i]) + "'");
-		}
+	if (auto v = a.last("count")) {
+		auto n = parse_u64(*v);
+		if (!n)
+			usage_error("recv", "bad --count '" + *v + "': a number of messages expected");
+		count = *n;
 	}
+	const std::optional<uint64_t> timeout_ms = ms_option("recv", a, "timeout");
 	auto c = shmq::Consumer::open(name, {.dev_dir = g.dev_dir});
 	if (!c) {
 		if (c.error().code() == ENOENT && !queue_exists(name))
@@ -804,51 +1023,46 @@ int cmd_recv(std::vector<std::string_view> args)
 
 int main(int argc, char **argv)
 {
-	std::vector<std::string_view> args(argv + 1, argv + argc);
-	size_t i = 0;
-	for (; i < args.size() && args[i].starts_with("-"); ++i) {
-		if (is_help(args[i])) {
-			std::fputs(kGlobalUsage, stdout);
-			return 0;
-		}
-		if (args[i] == "--version") {
+	int next = 0;
+	const Parsed p = parse_args("shmqctl", argc, argv,
+				    {{"dev-dir", 0, true}, {"control", 0, true}, {"sysfs", 0, true},
+				     {"version", 0, false}},
+				    kGlobalUsage, nullptr, &next);
+	for (const auto &[opt, v] : p.opts) {
+		if (opt == "version") {
 			shmq::cli::print_version("shmqctl");
 			return 0;
 		}
-		if (auto v = option_value("shmqctl", args, i, "--dev-dir"))
-			g.dev_dir = *v;
-		else if (auto c = option_value("shmqctl", args, i, "--control"))
-			g.control = *c;
-		else if (auto y = option_value("shmqctl", args, i, "--sysfs")) {
-			g.sys_dir = std::string(*y) + "/class/shmq";
-			g.module_dir = std::string(*y) + "/module/shmq";
-		}
-		else {
-			std::fprintf(stderr, "shmqctl: unknown option '%.*s' (see 'shmqctl --help')\n",
-				     static_cast<int>(args[i].size()), args[i].data());
-			return kExitUsage;
+		if (opt == "dev-dir") {
+			g.dev_dir = v;
+		} else if (opt == "control") {
+			g.control = v;
+		} else if (opt == "sysfs") {
+			g.sys_dir = v + "/class/shmq";
+			g.module_dir = v + "/module/shmq";
 		}
 	}
-	if (i == args.size()) {
+	if (next >= argc) {
 		std::fputs("shmqctl: missing command (see 'shmqctl --help')\n", stderr);
 		return kExitUsage;
 	}
-	const std::string_view cmd = args[i];
-	std::vector<std::string_view> rest(args.begin() + static_cast<long>(i) + 1, args.end());
+	const std::string_view cmd = argv[next];
+	const int cargc = argc - next;
+	char **cargv = argv + next;
 	if (cmd == "create")
-		return cmd_create(rest);
+		return cmd_create(cargc, cargv);
 	if (cmd == "destroy")
-		return cmd_destroy(rest);
+		return cmd_destroy(cargc, cargv);
 	if (cmd == "list")
-		return cmd_list(rest);
+		return cmd_list(cargc, cargv);
 	if (cmd == "stat")
-		return cmd_stat(rest);
+		return cmd_stat(cargc, cargv);
 	if (cmd == "top")
-		return cmd_top(rest);
+		return cmd_top(cargc, cargv);
 	if (cmd == "send")
-		return cmd_send(rest);
+		return cmd_send(cargc, cargv);
 	if (cmd == "recv")
-		return cmd_recv(rest);
+		return cmd_recv(cargc, cargv);
 	if (cmd == "help") {
 		std::fputs(kGlobalUsage, stdout);
 		return 0;

@@ -8,8 +8,9 @@
  * mapping table and states every difference from POSIX; the man page is
  * shmq_mq_open(3). In short:
  *
- *  - a descriptor is an opaque pointer (shmq_mqd_t, like FILE *), and a
- *    failed shmq_mq_open returns SHMQ_MQ_FAILED (NULL), not (mqd_t)-1;
+ *  - a descriptor is an opaque pointer (shmq_mqd_t, like FILE *); a
+ *    failed shmq_mq_open returns SHMQ_MQ_FAILED, which is
+ *    (shmq_mqd_t)-1 as POSIX's (mqd_t)-1;
  *  - one role per descriptor: O_WRONLY opens the producer (send),
  *    O_RDONLY the consumer (receive); O_RDWR gives EINVAL; at most one
  *    producer and one consumer are attached to a queue at a time (EBUSY);
@@ -24,7 +25,7 @@
  *
  * Valid C99/C11 and C++; all functions have C linkage, never throw, and
  * are thread-safe (calls on one descriptor are serialised by a mutex that
- * is never held while sleeping).
+ * is never held while sleeping). None is a cancellation point.
  */
 #ifndef SHMQ_SHMQ_H
 #define SHMQ_SHMQ_H
@@ -51,32 +52,49 @@ extern "C" {
 #define SHMQ_NOTHROW
 #endif
 
-/* Version of this C API: incremented when functions or fields are added. */
-#define SHMQ_C_API_VERSION 1
+/* Version of this C API: incremented when functions, fields or flags are
+ * added or their meaning changes. 2: SHMQ_MQ_USE_CAPACITY, SHMQ_MQ_FAILED
+ * is (shmq_mqd_t)-1 (was NULL). */
+#define SHMQ_C_API_VERSION 2
 
 /* A message queue descriptor: an opaque handle owned by the caller until
  * shmq_mq_close(). */
 typedef struct shmq_mq *shmq_mqd_t;
 
-/* What shmq_mq_open returns on failure (POSIX: (mqd_t)-1). */
-#define SHMQ_MQ_FAILED ((shmq_mqd_t)0)
+/* What shmq_mq_open returns on failure: (shmq_mqd_t)-1, as POSIX's
+ * (mqd_t)-1, so that a ported `q == (mqd_t)-1` check still works once
+ * renamed. Never NULL. Every call given SHMQ_MQ_FAILED or NULL for a
+ * descriptor fails with EBADF. */
+#define SHMQ_MQ_FAILED ((shmq_mqd_t)-1)
 
 /* mq_flags bit for shmq_mq_setattr/getattr (besides O_NONBLOCK): when the
  * peer has gone, keep waiting for a new one instead of failing with EPIPE
  * (what a POSIX queue does). Chosen not to collide with any O_* flag. */
 #define SHMQ_MQ_IGNORE_HUP 0x40000000L
 
+/* mq_flags bit for shmq_mq_open with O_CREAT: use mq_capacity. Open honours
+ * it only when mq_flags has no bits but this one, O_NONBLOCK and
+ * SHMQ_MQ_IGNORE_HUP; otherwise open ignores mq_flags and mq_capacity (as
+ * POSIX ignores mq_flags) and derives the ring from mq_maxmsg and
+ * mq_msgsize, so that code ported from POSIX, which leaves mq_capacity
+ * uninitialised, gets what it asked for. getattr never reports it and
+ * setattr refuses it (EINVAL). */
+#define SHMQ_MQ_USE_CAPACITY 0x20000000L
+
 /* Queue attributes. The first four fields are those of struct mq_attr. */
 struct shmq_mq_attr {
-	long mq_flags;	 /* get/setattr: 0, O_NONBLOCK, SHMQ_MQ_IGNORE_HUP */
+	long mq_flags;	 /* get/setattr: 0, O_NONBLOCK, SHMQ_MQ_IGNORE_HUP;
+			  * open: SHMQ_MQ_USE_CAPACITY or not (the rest is
+			  * ignored) */
 	long mq_maxmsg;	 /* open: messages of mq_msgsize bytes the queue must
 			  * hold; getattr: how many of the largest messages
 			  * fit (capacity / record size of mq_msgsize) */
 	long mq_msgsize; /* open: largest message wanted; getattr: largest
 			  * message the queue accepts */
 	long mq_curmsgs; /* getattr: messages queued now */
-	uint64_t mq_capacity; /* open: ring bytes (power of two >= 4096), or 0
-			       * to derive from mq_maxmsg and mq_msgsize;
+	uint64_t mq_capacity; /* open with SHMQ_MQ_USE_CAPACITY: ring bytes
+			       * (power of two >= 4096); ignored without it
+			       * (derived from mq_maxmsg and mq_msgsize);
 			       * getattr: ring bytes */
 	uint64_t mq_curbytes; /* getattr: ring bytes in use now (headers and
 			       * padding included) */
@@ -88,26 +106,30 @@ struct shmq_mq_attr {
  * O_NONBLOCK, O_CLOEXEC (always in effect). With O_CREAT two more
  * arguments follow as in POSIX: mode_t mode (ignored: the udev rules decide
  * permissions) and const struct shmq_mq_attr *attr (NULL: like Linux's
- * defaults, 10 messages of 8192 bytes). Returns SHMQ_MQ_FAILED with errno
- * EACCES, EBUSY, EEXIST, EINVAL, EMFILE, ENAMETOOLONG, ENFILE, ENOENT,
- * ENOMEM, ENOSPC, ENODEV, EPROTO (module and library disagree). */
+ * defaults, 10 messages of 8192 bytes; used only when the queue is created,
+ * ignored when it exists unless O_EXCL). Returns SHMQ_MQ_FAILED with errno
+ * EACCES, EBADMSG (a previous producer left a corrupt tail), EBUSY, EEXIST,
+ * EINVAL, EMFILE, ENAMETOOLONG, ENFILE, ENODEV, ENOENT, ENOMEM, ENOSPC,
+ * ENOTTY (/dev/shmq/NAME is not a queue), EPROTO (module and library
+ * disagree). */
 shmq_mqd_t shmq_mq_open(const char *name, int oflag, ...) SHMQ_NOTHROW;
 
 /* Detaches and frees @mqd (which must not be used again). 0, or -1 with
- * errno EBADF for a NULL descriptor. */
+ * errno EBADF for NULL or SHMQ_MQ_FAILED. */
 int shmq_mq_close(shmq_mqd_t mqd) SHMQ_NOTHROW;
 
 /* Removes queue @name: its node goes at once; descriptors still open can
  * drain what is queued, but blocked and later waits fail with EIDRM.
- * 0, or -1 with errno EACCES, EINVAL, ENAMETOOLONG, ENOENT. */
+ * 0, or -1 with errno EACCES, EINVAL, EMFILE, ENAMETOOLONG, ENFILE, ENOENT,
+ * ENOMEM. */
 int shmq_mq_unlink(const char *name) SHMQ_NOTHROW;
 
 /* Queues @msg_len bytes (0 allowed). Blocks while the queue is full unless
  * O_NONBLOCK (EAGAIN). @msg_prio must be 0 (EINVAL otherwise). Errors:
- * EAGAIN, EBADF (NULL or a consumer descriptor), EINTR (signal handler
- * without SA_RESTART), EINVAL, EMSGSIZE (msg_len > mq_msgsize), EPIPE
- * (full and the consumer has gone), EIDRM (full and unlinked), EBADMSG
- * (the consumer corrupted the shared counters). */
+ * EAGAIN, EBADF (NULL, SHMQ_MQ_FAILED or a consumer descriptor), EINTR
+ * (signal handler without SA_RESTART), EINVAL, EMSGSIZE (msg_len >
+ * mq_msgsize), EPIPE (full and the consumer has gone), EIDRM (full and
+ * unlinked), EBADMSG (the consumer corrupted the shared counters). */
 int shmq_mq_send(shmq_mqd_t mqd, const char *msg_ptr, size_t msg_len,
 		 unsigned int msg_prio) SHMQ_NOTHROW;
 
@@ -125,10 +147,10 @@ int shmq_mq_clocksend(shmq_mqd_t mqd, const char *msg_ptr, size_t msg_len,
 
 /* Takes the oldest message into @msg_ptr and returns its length. Blocks
  * while the queue is empty unless O_NONBLOCK (EAGAIN). If @msg_prio is not
- * NULL, 0 is stored there. Errors: EAGAIN, EBADF (NULL or a producer
- * descriptor), EINTR, EINVAL, EMSGSIZE (@msg_len smaller than this message,
- * which stays queued), EPIPE (empty and the producer has gone), EIDRM
- * (empty and unlinked), EBADMSG (the producer wrote garbage). */
+ * NULL, 0 is stored there. Errors: EAGAIN, EBADF (NULL, SHMQ_MQ_FAILED or
+ * a producer descriptor), EINTR, EINVAL, EMSGSIZE (@msg_len smaller than
+ * this message, which stays queued), EPIPE (empty and the producer has
+ * gone), EIDRM (empty and unlinked), EBADMSG (the producer wrote garbage). */
 ssize_t shmq_mq_receive(shmq_mqd_t mqd, char *msg_ptr, size_t msg_len,
 			unsigned int *msg_prio) SHMQ_NOTHROW;
 
@@ -151,7 +173,7 @@ int shmq_mq_getattr(shmq_mqd_t mqd, struct shmq_mq_attr *attr) SHMQ_NOTHROW;
 /* Sets mq_flags (O_NONBLOCK and SHMQ_MQ_IGNORE_HUP; the other fields are
  * ignored) from @newattr unless it is NULL, after storing the previous
  * attributes in @oldattr unless that is NULL. EINVAL for other mq_flags
- * bits, EBADF. */
+ * bits (nothing changed), EBADF, EBADMSG (@oldattr and a corrupt ring). */
 int shmq_mq_setattr(shmq_mqd_t mqd, const struct shmq_mq_attr *newattr,
 		    struct shmq_mq_attr *oldattr) SHMQ_NOTHROW;
 

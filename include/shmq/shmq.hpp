@@ -297,7 +297,10 @@ private:
 // /sys/module/shmq/version.
 [[nodiscard]] const char *version() noexcept;
 
-// Checks a queue name the way the kernel does (EINVAL / ENAMETOOLONG).
+// Checks a name for a new queue the way the kernel does: 1 to 63
+// characters of [A-Za-z0-9_.-], not starting with '.' or '-' (EINVAL /
+// ENAMETOOLONG). open and destroy_queue also take a leading '-', for queues
+// that a module without that rule made.
 [[nodiscard]] Result<void> validate_name(std::string_view name);
 
 } // namespace shmq

@@ -92,24 +92,11 @@ extract() {
 		{ print >(dir "/output.txt") }' "$1"
 }
 
-# merge OUT.json ROUND.json...: one row per cell, the median round by the
-# row's main figure (round-trip median, or messages/s); a cell that failed in
-# some rounds keeps the median of the others and says so in its note.
+# merge OUT.json ROUND.json...: one row per cell, the median round, with the
+# spread of every round's runs (tools/bench/merge.jq says how)
 merge() {
 	local o=$1; shift
-	jq -s '
-		length as $n
-		| (map(.rows) | add) as $all
-		| .[0] + {rounds: $n, rows: [.[0].rows[] as $k
-			| [$all[] | select(.mechanism == $k.mechanism and .workload == $k.workload and .size == $k.size)] as $rs
-			| [$rs[] | select(.status == "ok")] as $ok
-			| [$rs[] | select(.status == "failed")] as $bad
-			| if ($ok | length) == 0 then ($bad + $rs)[0]
-			  else ($ok | sort_by(if .workload == "pingpong" then .rtt_median_us else -.msgs_per_s end)) as $s
-				| $s[($s | length) / 2 | floor]
-				| .repeats = ($ok | length)
-				| if ($bad | length) > 0 then .note = ("failed in \($bad | length) of \($n) rounds (\($bad[0].note))" + (if .note == "" then "" else "; " + .note end)) else . end
-			  end]}' "$@" >"$o"
+	jq -s -f "$root/tools/bench/merge.jq" "$@" >"$o"
 }
 
 # csv JSON: the rows as shmq-bench --csv writes them

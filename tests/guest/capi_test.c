@@ -16,7 +16,10 @@
 #define _GNU_SOURCE
 #include <shmq/shmq.h>
 
+#include <shmq/uapi.h> /* the corrupt section plays a hostile peer */
+
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <stdarg.h>
 #include <poll.h>
@@ -26,6 +29,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -90,8 +96,9 @@ static const char *en(int e)
 		int e_ = errno;                                                 \
 		CHECK(m_ == SHMQ_MQ_FAILED && e_ == (err),                      \
 		      "%s: want SHMQ_MQ_FAILED/%s, got %s/%s", #call, en(err), \
-		      m_ ? "a descriptor" : "FAILED", en(e_));                  \
-		if (m_)                                                         \
+		      m_ == SHMQ_MQ_FAILED ? "FAILED" : m_ ? "a descriptor" : "NULL", \
+		      en(e_));                                                  \
+		if (m_ != SHMQ_MQ_FAILED && m_)                                 \
 			shmq_mq_close(m_);                                      \
 	} while (0)
 
@@ -166,10 +173,11 @@ static int create_q(const char *name, uint64_t cap)
 {
 	struct shmq_mq_attr a;
 	memset(&a, 0, sizeof a);
+	a.mq_flags = SHMQ_MQ_USE_CAPACITY;
 	a.mq_capacity = cap;
 	shmq_mqd_t m = shmq_mq_open(name, O_RDONLY | O_CREAT | O_EXCL, 0600, &a);
 	checks++;
-	if (!m) {
+	if (m == SHMQ_MQ_FAILED) {
 		failed(__FILE__, __LINE__, "create %s (%llu bytes): %s", name,
 		       (unsigned long long)cap, en(errno));
 		return 0;
@@ -187,9 +195,9 @@ static void unlink_q(const char *name)
 /* The end of most tests: close whichever ends were opened, remove the queue. */
 static void close_pair_and_unlink(shmq_mqd_t p, shmq_mqd_t c, const char *name)
 {
-	if (p)
+	if (p != SHMQ_MQ_FAILED)
 		shmq_mq_close(p);
-	if (c)
+	if (c != SHMQ_MQ_FAILED)
 		shmq_mq_close(c);
 	unlink_q(name);
 }
@@ -280,6 +288,11 @@ static void t_open(void)
 	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open("//x", O_RDONLY));
 	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open("a/b", O_RDONLY));
 	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open(".hidden", O_RDONLY));
+	/* a leading '-' reads as an option to shell tools (issue 14) */
+	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open("-rf", O_RDONLY));
+	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open("/-rf", O_WRONLY));
+	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open("--help", O_WRONLY | O_CREAT, 0600, NULL));
+	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open("-", O_RDONLY | O_CREAT | O_EXCL, 0600, NULL));
 	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open("sp ace", O_WRONLY));
 	memset(longname, 'n', sizeof longname);
 	longname[64] = '\0';
@@ -326,6 +339,7 @@ static void t_open(void)
 	a.mq_msgsize = 1L << 40;
 	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open(n, O_RDONLY | O_CREAT, 0600, &a));
 	memset(&a, 0, sizeof a);
+	a.mq_flags = SHMQ_MQ_USE_CAPACITY;
 	a.mq_capacity = 12288; /* not a power of two */
 	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open(n, O_RDONLY | O_CREAT, 0600, &a));
 	a.mq_capacity = 2048; /* below 4096 */
@@ -337,6 +351,7 @@ static void t_open(void)
 	a.mq_maxmsg = 40; /* 41 records of 112 bytes > 4096 */
 	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open(n, O_RDONLY | O_CREAT, 0600, &a));
 	memset(&a, 0, sizeof a);
+	a.mq_flags = SHMQ_MQ_USE_CAPACITY;
 	a.mq_capacity = 1ULL << 40; /* above the module's max_queue_size (EFBIG) */
 	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open(n, O_RDONLY | O_CREAT | O_EXCL, 0600, &a));
 	EXPECT_OPEN_ERR(ENOENT, shmq_mq_open(n, O_RDONLY));
@@ -345,10 +360,10 @@ static void t_open(void)
 	memset(&a, 0, sizeof a);
 	a.mq_maxmsg = 10;
 	a.mq_msgsize = 100;
-	a.mq_flags = 12345; /* ignored by open, as in POSIX */
+	a.mq_flags = 12345; /* ignored by open, as in POSIX (no SHMQ_MQ_USE_CAPACITY) */
 	a.mq_curmsgs = -7;
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY | O_CREAT | O_EXCL, 0600, &a));
-	if (c) {
+	if (c != SHMQ_MQ_FAILED) {
 		memset(&got, 0xa5, sizeof got);
 		EXPECT_OK(shmq_mq_getattr(c, &got));
 		CHECK(got.mq_capacity == 4096, "capacity %llu, want 4096",
@@ -365,11 +380,25 @@ static void t_open(void)
 	/* a second consumer, also through O_CREAT without O_EXCL (opens) */
 	EXPECT_OPEN_ERR(EBUSY, shmq_mq_open(n, O_RDONLY));
 	EXPECT_OPEN_ERR(EBUSY, shmq_mq_open(n, O_RDONLY | O_CREAT, 0600, NULL));
+	/* O_CREAT of a queue that exists ignores attr, even an invalid one (as
+	 * POSIX); with O_EXCL it is checked first */
+	memset(&a, 0xa5, sizeof a);
+	a.mq_maxmsg = -1;
+	{
+		shmq_mqd_t w = OPEN_OK(shmq_mq_open(n, O_WRONLY | O_CREAT, 0600, &a));
+		if (w != SHMQ_MQ_FAILED) {
+			EXPECT_OK(shmq_mq_getattr(w, &got));
+			CHECK(got.mq_capacity == 4096, "capacity %llu after an ignored attr",
+			      (unsigned long long)got.mq_capacity);
+			EXPECT_OK(shmq_mq_close(w));
+		}
+	}
+	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open(n, O_WRONLY | O_CREAT | O_EXCL, 0600, &a));
 	/* "/name" is the same queue */
 	snprintf(slashed, sizeof slashed, "/%s", n);
 	shmq_mqd_t p = OPEN_OK(shmq_mq_open(slashed, O_WRONLY | O_CREAT, 0600, NULL));
 	EXPECT_OPEN_ERR(EBUSY, shmq_mq_open(n, O_WRONLY));
-	if (p && c) {
+	if (p != SHMQ_MQ_FAILED && c != SHMQ_MQ_FAILED) {
 		char buf[2048];
 		unsigned prio = 99;
 		EXPECT_OK(shmq_mq_send(p, "via slash", 9, 0));
@@ -377,19 +406,19 @@ static void t_open(void)
 		      "message through \"/name\" not received");
 		CHECK(prio == 0, "priority %u, want 0", prio);
 	}
-	if (p)
+	if (p != SHMQ_MQ_FAILED)
 		EXPECT_OK(shmq_mq_close(p));
-	if (c)
+	if (c != SHMQ_MQ_FAILED)
 		EXPECT_OK(shmq_mq_close(c));
 	/* roles are free again after close */
 	c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
-	if (c)
+	if (c != SHMQ_MQ_FAILED)
 		EXPECT_OK(shmq_mq_close(c));
 
 	/* O_CREAT with attr NULL: Linux's defaults (10 x 8192) -> 128 KiB */
 	qname(n2, sizeof n2, "open", 1);
 	p = OPEN_OK(shmq_mq_open(n2, O_WRONLY | O_CREAT | O_NONBLOCK, 0644, NULL));
-	if (p) {
+	if (p != SHMQ_MQ_FAILED) {
 		EXPECT_OK(shmq_mq_getattr(p, &got));
 		CHECK(got.mq_capacity == 131072 && got.mq_msgsize == 32760 && got.mq_flags == O_NONBLOCK,
 		      "defaults: capacity %llu msgsize %ld flags %ld", (unsigned long long)got.mq_capacity,
@@ -401,10 +430,11 @@ static void t_open(void)
 	/* an explicit capacity */
 	qname(n3, sizeof n3, "open", 0);
 	memset(&a, 0, sizeof a);
+	a.mq_flags = SHMQ_MQ_USE_CAPACITY;
 	a.mq_capacity = 65536;
 	a.mq_msgsize = 16376;
 	p = OPEN_OK(shmq_mq_open(n3, O_WRONLY | O_CREAT | O_EXCL, 0600, &a));
-	if (p) {
+	if (p != SHMQ_MQ_FAILED) {
 		EXPECT_OK(shmq_mq_getattr(p, &got));
 		CHECK(got.mq_capacity == 65536 && got.mq_msgsize == 16376,
 		      "capacity %llu msgsize %ld", (unsigned long long)got.mq_capacity, got.mq_msgsize);
@@ -415,6 +445,8 @@ static void t_open(void)
 	EXPECT_ERR(EINVAL, shmq_mq_unlink(NULL));
 	EXPECT_ERR(EINVAL, shmq_mq_unlink("/"));
 	EXPECT_ERR(EINVAL, shmq_mq_unlink("a/b"));
+	EXPECT_ERR(EINVAL, shmq_mq_unlink("-rf"));
+	EXPECT_ERR(EINVAL, shmq_mq_unlink("/-rf"));
 	EXPECT_ERR(ENAMETOOLONG, shmq_mq_unlink(longname));
 	EXPECT_OK(shmq_mq_unlink(n3));
 	EXPECT_ERR(ENOENT, shmq_mq_unlink(n3));
@@ -423,6 +455,199 @@ static void t_open(void)
 	EXPECT_ERR(ENOENT, shmq_mq_unlink(n));
 	EXPECT_OK(shmq_mq_unlink(n2 + 1)); /* created as "/name" */
 	EXPECT_ERR(ENOENT, shmq_mq_unlink(n2));
+}
+
+/* Opens @name with O_CREAT|O_EXCL and @a, checks that the ring has @want
+ * bytes, closes and unlinks it. */
+static void created_with(const char *name, const struct shmq_mq_attr *a, uint64_t want,
+			 const char *what)
+{
+	struct shmq_mq_attr got;
+	shmq_mqd_t m = shmq_mq_open(name, O_RDONLY | O_CREAT | O_EXCL, 0600, a);
+	checks++;
+	if (m == SHMQ_MQ_FAILED) {
+		failed(__FILE__, __LINE__, "%s: open failed with %s, want a %llu-byte queue", what,
+		       en(errno), (unsigned long long)want);
+		return;
+	}
+	memset(&got, 0, sizeof got);
+	EXPECT_OK(shmq_mq_getattr(m, &got));
+	CHECK(got.mq_capacity == want, "%s: capacity %llu, want %llu", what,
+	      (unsigned long long)got.mq_capacity, (unsigned long long)want);
+	shmq_mq_close(m);
+	unlink_q(name);
+}
+
+/* Ported POSIX code sets mq_maxmsg and mq_msgsize and nothing else: the rest
+ * of struct shmq_mq_attr is whatever was in memory (here 0xA5 bytes, so
+ * mq_capacity is huge and not a power of two, and mq_flags has stray bits).
+ * mq_capacity counts only with SHMQ_MQ_USE_CAPACITY in an otherwise clean
+ * mq_flags; without it the ring is derived from mq_maxmsg/mq_msgsize. */
+static void t_attrgarbage(void)
+{
+	char n[80];
+	struct shmq_mq_attr a;
+
+	/* garbage everywhere but the two POSIX fields: 10 x 100 -> 4096 */
+	memset(&a, 0xa5, sizeof a);
+	a.mq_maxmsg = 10;
+	a.mq_msgsize = 100;
+	created_with(qname(n, sizeof n, "garb", 0), &a, 4096, "0xA5 garbage, 10 x 100 bytes");
+	/* garbage that happens to be a valid capacity does not count either */
+	memset(&a, 0, sizeof a);
+	a.mq_maxmsg = 10;
+	a.mq_msgsize = 100;
+	a.mq_capacity = 1 << 20;
+	created_with(qname(n, sizeof n, "garb", 0), &a, 4096, "stray mq_capacity of 1 MiB");
+	/* nor does a garbage mq_flags that has the bit among others */
+	memset(&a, 0xa5, sizeof a);
+	a.mq_flags |= SHMQ_MQ_USE_CAPACITY;
+	a.mq_capacity = 1 << 20;
+	a.mq_maxmsg = 10;
+	a.mq_msgsize = 100;
+	created_with(qname(n, sizeof n, "garb", 0), &a, 4096, "the flag among stray mq_flags bits");
+	/* without the flag mq_maxmsg and mq_msgsize are required */
+	memset(&a, 0, sizeof a);
+	a.mq_capacity = 65536;
+	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open(qname(n, sizeof n, "garb", 0),
+					     O_RDONLY | O_CREAT | O_EXCL, 0600, &a));
+	EXPECT_OPEN_ERR(ENOENT, shmq_mq_open(n, O_RDONLY));
+
+	/* with the flag (alone, or with the flags setattr knows) it counts */
+	memset(&a, 0, sizeof a);
+	a.mq_flags = SHMQ_MQ_USE_CAPACITY;
+	a.mq_capacity = 65536;
+	created_with(qname(n, sizeof n, "garb", 0), &a, 65536, "SHMQ_MQ_USE_CAPACITY, 64 KiB");
+	a.mq_flags = SHMQ_MQ_USE_CAPACITY | O_NONBLOCK | SHMQ_MQ_IGNORE_HUP;
+	a.mq_maxmsg = 10;
+	a.mq_msgsize = 100;
+	created_with(qname(n, sizeof n, "garb", 0), &a, 65536, "SHMQ_MQ_USE_CAPACITY | O_NONBLOCK");
+	a.mq_flags = SHMQ_MQ_USE_CAPACITY;
+	a.mq_capacity = 12288;
+	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open(qname(n, sizeof n, "garb", 0),
+					     O_RDONLY | O_CREAT | O_EXCL, 0600, &a));
+	EXPECT_OPEN_ERR(ENOENT, shmq_mq_open(n, O_RDONLY));
+	/* getattr does not report the flag, and setattr refuses it: it only
+	 * means something to O_CREAT */
+	memset(&a, 0, sizeof a);
+	a.mq_maxmsg = 1;
+	a.mq_msgsize = 64;
+	shmq_mqd_t c = OPEN_OK(shmq_mq_open(qname(n, sizeof n, "garb", 0),
+					    O_RDONLY | O_CREAT | O_EXCL, 0600, &a));
+	if (c != SHMQ_MQ_FAILED) {
+		struct shmq_mq_attr got;
+		EXPECT_OK(shmq_mq_getattr(c, &got));
+		CHECK(!(got.mq_flags & SHMQ_MQ_USE_CAPACITY), "getattr: mq_flags %#lx", got.mq_flags);
+		a.mq_flags = SHMQ_MQ_USE_CAPACITY;
+		EXPECT_ERR(EINVAL, shmq_mq_setattr(c, &a, NULL));
+		shmq_mq_close(c);
+	}
+	unlink_q(n);
+}
+
+/* Every call given @bad (NULL or SHMQ_MQ_FAILED) fails with EBADF; in a
+ * child, since a call that takes @bad for a descriptor would crash. Returns
+ * the number of wrong results (printed). */
+static int child_bad_descriptor(shmq_mqd_t bad, const char *what)
+{
+	char buf[64];
+	unsigned prio = 0;
+	struct shmq_mq_attr a;
+	const struct timespec later = in_ms(CLOCK_REALTIME, 60000);
+	const struct timespec later_m = in_ms(CLOCK_MONOTONIC, 60000);
+	int fails = 0;
+	memset(&a, 0, sizeof a);
+#define CHILD_EBADF(call)                                                       \
+	do {                                                                    \
+		errno = 0;                                                      \
+		long long r_ = (long long)(call);                               \
+		if (r_ != -1 || errno != EBADF) {                               \
+			printf("FAIL child: %s with %s: %lld/%s, want -1/EBADF\n", \
+			       #call, what, r_, en(errno));                     \
+			fails++;                                                \
+		}                                                               \
+	} while (0)
+	CHILD_EBADF(shmq_mq_send(bad, "x", 1, 0));
+	CHILD_EBADF(shmq_mq_timedsend(bad, "x", 1, 0, &later));
+	CHILD_EBADF(shmq_mq_clocksend(bad, "x", 1, 0, CLOCK_MONOTONIC, &later_m));
+	CHILD_EBADF(shmq_mq_receive(bad, buf, sizeof buf, &prio));
+	CHILD_EBADF(shmq_mq_timedreceive(bad, buf, sizeof buf, &prio, &later));
+	CHILD_EBADF(shmq_mq_clockreceive(bad, buf, sizeof buf, &prio, CLOCK_MONOTONIC, &later_m));
+	CHILD_EBADF(shmq_mq_getattr(bad, &a));
+	CHILD_EBADF(shmq_mq_setattr(bad, &a, &a));
+	CHILD_EBADF(shmq_mq_setattr(bad, NULL, NULL));
+	CHILD_EBADF(shmq_mq_fd(bad));
+	CHILD_EBADF(shmq_mq_close(bad));
+	CHILD_EBADF(shmq_mq_close(bad)); /* still nothing to free */
+#undef CHILD_EBADF
+	fflush(stdout);
+	return fails;
+}
+
+/* SHMQ_MQ_FAILED is (shmq_mqd_t)-1, what a ported `q == (mqd_t)-1` check
+ * becomes when renamed; every failed open returns it, and every call takes
+ * it, as NULL, for a bad descriptor (EBADF). */
+static void t_failed(void)
+{
+	char n[80];
+	struct shmq_mq_attr a;
+	CHECK(SHMQ_MQ_FAILED == (shmq_mqd_t)-1, "SHMQ_MQ_FAILED is %p, want (shmq_mqd_t)-1",
+	      (void *)SHMQ_MQ_FAILED);
+	/* failed opens, one per kind of check, return exactly (shmq_mqd_t)-1 */
+	qname(n, sizeof n, "failed", 0);
+	memset(&a, 0, sizeof a);
+	const struct {
+		const char *what;
+		shmq_mqd_t m;
+		int err;
+	} opens[] = {
+		{"NULL name", shmq_mq_open(NULL, O_RDONLY), EINVAL},
+		{"bad name", shmq_mq_open("a/b", O_RDONLY), EINVAL},
+		{"O_RDWR", shmq_mq_open(n, O_RDWR), EINVAL},
+		{"bad attr", shmq_mq_open(n, O_RDONLY | O_CREAT, 0600, &a), EINVAL},
+		{"no queue", shmq_mq_open(n, O_WRONLY), ENOENT},
+	};
+	for (unsigned i = 0; i < sizeof opens / sizeof opens[0]; i++) {
+		checks++;
+		if (opens[i].m != (shmq_mqd_t)-1)
+			failed(__FILE__, __LINE__, "open with %s returned %p, want (shmq_mqd_t)-1",
+			       opens[i].what, (void *)opens[i].m);
+	}
+	{
+		errno = 0;
+		shmq_mqd_t m = shmq_mq_open(n, O_RDONLY);
+		const int e = errno;
+		CHECK(m == (shmq_mqd_t)-1 && e == ENOENT, "ported check (q == (mqd_t)-1): %p/%s",
+		      (void *)m, en(e));
+	}
+	if (!create_q(n, 4096))
+		return;
+	/* EEXIST and EBUSY come from later steps of the open */
+	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
+	{
+		shmq_mqd_t m = shmq_mq_open(n, O_RDONLY);
+		CHECK(m == (shmq_mqd_t)-1 && errno == EBUSY, "EBUSY open returned %p/%s", (void *)m,
+		      en(errno));
+		m = shmq_mq_open(n, O_WRONLY | O_CREAT | O_EXCL, 0600, NULL);
+		CHECK(m == (shmq_mqd_t)-1 && errno == EEXIST, "EEXIST open returned %p/%s", (void *)m,
+		      en(errno));
+	}
+	if (c != SHMQ_MQ_FAILED)
+		shmq_mq_close(c);
+	unlink_q(n);
+
+	/* every call, given SHMQ_MQ_FAILED or NULL: EBADF */
+	const shmq_mqd_t bad[2] = {SHMQ_MQ_FAILED, NULL};
+	const char *const names[2] = {"SHMQ_MQ_FAILED", "NULL"};
+	for (int i = 0; i < 2; i++) {
+		fflush(stdout);
+		pid_t pid = fork();
+		if (pid == 0)
+			_exit(child_bad_descriptor(bad[i], names[i]) ? 1 : 0);
+		int st = reap(pid);
+		CHECK(st == 0, "calls given %s: child status %d (1: wrong results, %d: crashed)",
+		      names[i], st, 128 + SIGSEGV);
+	}
 }
 
 /* EACCES: a child that drops root to the guest's outsider user (uid/gid
@@ -437,11 +662,12 @@ static int child_outsider(const char *existing, const char *fresh)
 	do {                                                                    \
 		errno = 0;                                                      \
 		m = (call);                                                     \
-		if (m || errno != EACCES) {                                     \
-			printf("FAIL child: %s: %s\n", #call, m ? "opened" : en(errno)); \
+		if (m != SHMQ_MQ_FAILED || errno != EACCES) {                   \
+			printf("FAIL child: %s: %s\n", #call,                  \
+			       m != SHMQ_MQ_FAILED ? "opened" : en(errno));     \
 			fails++;                                                \
 		}                                                               \
-		if (m)                                                          \
+		if (m != SHMQ_MQ_FAILED)                                        \
 			shmq_mq_close(m);                                       \
 	} while (0)
 	CHILD_OPEN_EACCES(shmq_mq_open(existing, O_RDONLY));
@@ -486,14 +712,14 @@ static void t_close(void)
 		return;
 	shmq_mqd_t p = OPEN_OK(shmq_mq_open(n, O_WRONLY));
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
-	if (p && c) {
+	if (p != SHMQ_MQ_FAILED && c != SHMQ_MQ_FAILED) {
 		/* what was sent before close stays queued for the next consumer */
 		EXPECT_OK(shmq_mq_send(p, "kept", 4, 0));
 		EXPECT_OK(shmq_mq_close(p));
 		EXPECT_OK(shmq_mq_close(c));
 		c = OPEN_OK(shmq_mq_open(n, O_RDONLY | O_NONBLOCK));
 		char buf[1024];
-		if (c) {
+		if (c != SHMQ_MQ_FAILED) {
 			CHECK(shmq_mq_receive(c, buf, sizeof buf, NULL) == 4 && memcmp(buf, "kept", 4) == 0,
 			      "message sent before close was lost");
 			EXPECT_OK(shmq_mq_close(c));
@@ -511,7 +737,7 @@ static void t_sendrecv(void)
 		return;
 	shmq_mqd_t p = OPEN_OK(shmq_mq_open(n, O_WRONLY));
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
-	if (!p || !c)
+	if (p == SHMQ_MQ_FAILED || c == SHMQ_MQ_FAILED)
 		goto out;
 	const struct timespec later = in_ms(CLOCK_REALTIME, 60000);
 	const struct timespec later_m = in_ms(CLOCK_MONOTONIC, 60000);
@@ -599,7 +825,7 @@ static void t_nonblock(void)
 		return;
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY | O_NONBLOCK));
 	shmq_mqd_t p = OPEN_OK(shmq_mq_open(n, O_WRONLY | O_NONBLOCK));
-	if (!p || !c)
+	if (p == SHMQ_MQ_FAILED || c == SHMQ_MQ_FAILED)
 		goto out;
 	const struct timespec later = in_ms(CLOCK_REALTIME, 60000);
 	/* empty: EAGAIN, also for the timed calls (O_NONBLOCK wins) */
@@ -664,7 +890,7 @@ static void t_attr(void)
 		return;
 	shmq_mqd_t p = OPEN_OK(shmq_mq_open(n, O_WRONLY));
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
-	if (!p || !c)
+	if (p == SHMQ_MQ_FAILED || c == SHMQ_MQ_FAILED)
 		goto out;
 	EXPECT_ERR(EINVAL, shmq_mq_getattr(c, NULL));
 	memset(&a, 0, sizeof a);
@@ -746,7 +972,7 @@ static void t_timed(void)
 		return;
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
 	shmq_mqd_t p = OPEN_OK(shmq_mq_open(n, O_WRONLY));
-	if (!p || !c)
+	if (p == SHMQ_MQ_FAILED || c == SHMQ_MQ_FAILED)
 		goto out;
 	struct timespec bad;
 	/* invalid deadlines: EINVAL even when the call would not block (Linux) */
@@ -848,14 +1074,14 @@ static void t_wake(void)
 	if (!create_q(n, 4096))
 		return;
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
-	if (!c)
+	if (c == SHMQ_MQ_FAILED)
 		goto out;
 	uint64_t t0 = mono_ms();
 	fflush(stdout);
 	pid_t pid = fork();
 	if (pid == 0) {
 		shmq_mqd_t p = shmq_mq_open(n, O_WRONLY);
-		if (!p)
+		if (p == SHMQ_MQ_FAILED)
 			_exit(2);
 		sleep_ms(300);
 		if (shmq_mq_send(p, "wake", 4, 0) != 0)
@@ -874,7 +1100,7 @@ static void t_wake(void)
 	      (unsigned long long)el);
 	CHECK(reap(pid) == 0, "sender child failed");
 out:
-	if (c)
+	if (c != SHMQ_MQ_FAILED)
 		shmq_mq_close(c);
 	unlink_q(n);
 }
@@ -918,7 +1144,7 @@ static void t_eintr(void)
 		return;
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
 	shmq_mqd_t p = OPEN_OK(shmq_mq_open(n, O_WRONLY));
-	if (!p || !c)
+	if (p == SHMQ_MQ_FAILED || c == SHMQ_MQ_FAILED)
 		goto out;
 	/* a handler without SA_RESTART: EINTR, from every blocking call */
 	alarms = 0;
@@ -977,13 +1203,13 @@ static void t_peer(void)
 	if (!create_q(n, 4096))
 		return;
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
-	if (!c)
+	if (c == SHMQ_MQ_FAILED)
 		goto out;
 	fflush(stdout);
 	pid_t pid = fork();
 	if (pid == 0) {
 		shmq_mqd_t p = shmq_mq_open(n, O_WRONLY);
-		if (!p || shmq_mq_send(p, "one", 3, 0) || shmq_mq_send(p, "two", 3, 0))
+		if (p == SHMQ_MQ_FAILED || shmq_mq_send(p, "one", 3, 0) || shmq_mq_send(p, "two", 3, 0))
 			_exit(2);
 		_exit(0); /* exit detaches, as close does */
 	}
@@ -1018,7 +1244,7 @@ static void t_peer(void)
 	/* a new producer is received from */
 	{
 		shmq_mqd_t p = OPEN_OK(shmq_mq_open(n, O_WRONLY));
-		if (p) {
+		if (p != SHMQ_MQ_FAILED) {
 			EXPECT_OK(shmq_mq_send(p, "three", 5, 0));
 			CHECK(shmq_mq_receive(c, buf, sizeof buf, NULL) == 5, "message of the new producer");
 			/* producer side: the ring is full and the consumer leaves: EPIPE */
@@ -1054,7 +1280,7 @@ static void t_peer(void)
 	c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
 	{
 		shmq_mqd_t p = OPEN_OK(shmq_mq_open(n, O_WRONLY));
-		if (c && p) {
+		if (c != SHMQ_MQ_FAILED && p != SHMQ_MQ_FAILED) {
 			EXPECT_OK(shmq_mq_send(p, "last", 4, 0));
 			EXPECT_OK(shmq_mq_unlink(n));
 			CHECK(shmq_mq_receive(c, buf, sizeof buf, NULL) == 4, "drain after unlink");
@@ -1068,11 +1294,11 @@ static void t_peer(void)
 			CHECK(r == (POLLERR | POLLHUP), "unlinked: revents %#x", r);
 			EXPECT_OPEN_ERR(ENOENT, shmq_mq_open(n, O_RDONLY));
 		}
-		if (p)
+		if (p != SHMQ_MQ_FAILED)
 			shmq_mq_close(p);
 	}
 out:
-	if (c)
+	if (c != SHMQ_MQ_FAILED)
 		shmq_mq_close(c);
 	unlink_q(n);
 }
@@ -1086,7 +1312,7 @@ static void t_poll(void)
 		return;
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
 	shmq_mqd_t p = OPEN_OK(shmq_mq_open(n, O_WRONLY));
-	if (!p || !c)
+	if (p == SHMQ_MQ_FAILED || c == SHMQ_MQ_FAILED)
 		goto out;
 	int cfd = shmq_mq_fd(c), pfd = shmq_mq_fd(p);
 	CHECK(cfd >= 0 && pfd >= 0 && cfd != pfd, "fds %d %d", cfd, pfd);
@@ -1164,7 +1390,7 @@ static void t_fork(void)
 	if (!create_q(n, 16384))
 		return;
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
-	if (!c)
+	if (c == SHMQ_MQ_FAILED)
 		goto out;
 	struct shmq_mq_attr a;
 	EXPECT_OK(shmq_mq_getattr(c, &a));
@@ -1174,7 +1400,7 @@ static void t_fork(void)
 	if (pid == 0) {
 		shmq_mq_close(c); /* the child is only the producer */
 		shmq_mqd_t p = shmq_mq_open(n, O_WRONLY);
-		if (!p)
+		if (p == SHMQ_MQ_FAILED)
 			_exit(2);
 		for (uint32_t i = 0; i < count; i++) {
 			size_t len = size_of(i, max);
@@ -1228,7 +1454,7 @@ static void t_fork(void)
 	CHECK(reap(pid) == 0, "producer child failed");
 	printf("fork exchange: %u messages, %llu bytes, checked\n", got, (unsigned long long)bytes);
 out:
-	if (c)
+	if (c != SHMQ_MQ_FAILED)
 		shmq_mq_close(c);
 	unlink_q(n);
 }
@@ -1309,7 +1535,7 @@ static void t_threads(void)
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
 	shmq_mqd_t p = OPEN_OK(shmq_mq_open(n, O_WRONLY));
 	uint32_t *seen = calloc((size_t)kThreads * per, sizeof *seen);
-	if (!p || !c || !seen)
+	if (p == SHMQ_MQ_FAILED || c == SHMQ_MQ_FAILED || !seen)
 		goto out;
 	struct thr s[kThreads], r[kThreads];
 	pthread_t st[kThreads], rt[kThreads];
@@ -1354,9 +1580,9 @@ static void t_threads(void)
 	      total, lost, dup, bad);
 out:
 	free(seen);
-	if (p)
+	if (p != SHMQ_MQ_FAILED)
 		shmq_mq_close(p);
-	if (c)
+	if (c != SHMQ_MQ_FAILED)
 		shmq_mq_close(c);
 	unlink_q(n);
 }
@@ -1380,22 +1606,358 @@ static void t_unpriv(void)
 		/* O_CREAT of an existing queue needs no control device */
 		shmq_mqd_t c = OPEN_OK(shmq_mq_open("/unpriv", O_RDONLY | O_CREAT | O_NONBLOCK, 0660, NULL));
 		shmq_mqd_t p = OPEN_OK(shmq_mq_open("unpriv", O_WRONLY));
-		if (c && p) {
+		if (c != SHMQ_MQ_FAILED && p != SHMQ_MQ_FAILED) {
 			while (shmq_mq_receive(c, buf, sizeof buf, NULL) >= 0) {
 			}
 			EXPECT_OK(shmq_mq_send(p, "member", 6, 0));
 			CHECK(shmq_mq_receive(c, buf, sizeof buf, NULL) == 6 && !memcmp(buf, "member", 6),
 			      "member's exchange on unpriv");
 		}
-		if (p)
+		if (p != SHMQ_MQ_FAILED)
 			shmq_mq_close(p);
-		if (c)
+		if (c != SHMQ_MQ_FAILED)
 			shmq_mq_close(c);
 	} else {
 		EXPECT_OPEN_ERR(EACCES, shmq_mq_open("unpriv", O_RDONLY));
 		EXPECT_OPEN_ERR(EACCES, shmq_mq_open("/unpriv", O_WRONLY));
 		EXPECT_OPEN_ERR(EACCES, shmq_mq_open("unpriv", O_WRONLY | O_CREAT, 0660, NULL));
 	}
+}
+
+/* The shared counter of descriptor @m's own side (producer: tail, consumer:
+ * head), mapped writable from its queue fd as a hostile peer would (each
+ * side may write its own counter). NULL on failure (reported). *@len gets
+ * the mapping's length for munmap. */
+static volatile uint64_t *own_counter(shmq_mqd_t m, int producer, size_t *len)
+{
+	struct shmq_layout l;
+	memset(&l, 0, sizeof l);
+	checks++;
+	if (ioctl(shmq_mq_fd(m), SHMQ_IOC_LAYOUT, &l) != 0) {
+		failed(__FILE__, __LINE__, "SHMQ_IOC_LAYOUT: %s", en(errno));
+		return NULL;
+	}
+	const int rfd = ioctl(shmq_mq_fd(m), SHMQ_IOC_RING_FD, O_CLOEXEC);
+	if (rfd < 0) {
+		failed(__FILE__, __LINE__, "SHMQ_IOC_RING_FD: %s", en(errno));
+		return NULL;
+	}
+	const struct shmq_region *reg = producer ? &l.producer : &l.consumer;
+	void *a = mmap(NULL, reg->size, PROT_READ | PROT_WRITE, MAP_SHARED, rfd, (off_t)reg->offset);
+	close(rfd);
+	if (a == MAP_FAILED) {
+		failed(__FILE__, __LINE__, "mmap of the %s region: %s", producer ? "producer" : "consumer",
+		       en(errno));
+		return NULL;
+	}
+	*len = reg->size;
+	return (volatile uint64_t *)((char *)a + (producer ? l.tail_off : l.head_off));
+}
+
+static void unmap_counter(volatile uint64_t *c, size_t len)
+{
+	if (c)
+		munmap((void *)((uintptr_t)c & ~(uintptr_t)(sysconf(_SC_PAGESIZE) - 1)), len);
+}
+
+/* EBADMSG: a peer that writes garbage into its counter is reported by open,
+ * send, receive, getattr and setattr, never read past. */
+static void t_corrupt(void)
+{
+	char n[80], buf[256];
+	struct shmq_mq_attr a;
+	size_t len = 0;
+	const struct timespec later = in_ms(CLOCK_REALTIME, 60000);
+
+	/* the producer leaves a misaligned tail (3): consumer calls and the
+	 * next producer's open see it */
+	qname(n, sizeof n, "corrupt", 0);
+	if (!create_q(n, 4096))
+		return;
+	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
+	shmq_mqd_t p = OPEN_OK(shmq_mq_open(n, O_WRONLY));
+	volatile uint64_t *tail = p != SHMQ_MQ_FAILED ? own_counter(p, 1, &len) : NULL;
+	if (c != SHMQ_MQ_FAILED && tail) {
+		*tail = 3;
+		EXPECT_ERR(EBADMSG, shmq_mq_receive(c, buf, sizeof buf, NULL));
+		EXPECT_ERR(EBADMSG, shmq_mq_timedreceive(c, buf, sizeof buf, NULL, &later));
+		EXPECT_ERR(EBADMSG, shmq_mq_getattr(c, &a));
+		EXPECT_ERR(EBADMSG, shmq_mq_getattr(p, &a));
+		EXPECT_ERR(EBADMSG, shmq_mq_setattr(c, NULL, &a));
+		memset(&a, 0, sizeof a);
+		EXPECT_OK(shmq_mq_setattr(c, &a, NULL)); /* reads nothing of the ring */
+		unmap_counter(tail, len);
+		EXPECT_OK(shmq_mq_close(p));
+		p = SHMQ_MQ_FAILED;
+		EXPECT_OPEN_ERR(EBADMSG, shmq_mq_open(n, O_WRONLY));
+		EXPECT_OPEN_ERR(EBADMSG, shmq_mq_open(n, O_WRONLY | O_CREAT, 0600, NULL));
+	}
+	close_pair_and_unlink(p, c, n);
+
+	/* the consumer moves its head ahead of tail: the producer notices as
+	 * soon as it looks at head (when its cached head says full) */
+	qname(n, sizeof n, "corrupt", 0);
+	if (!create_q(n, 4096))
+		return;
+	c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
+	p = OPEN_OK(shmq_mq_open(n, O_WRONLY | O_NONBLOCK));
+	volatile uint64_t *head = c != SHMQ_MQ_FAILED ? own_counter(c, 0, &len) : NULL;
+	if (p != SHMQ_MQ_FAILED && head) {
+		*head = UINT64_C(1) << 40; /* far ahead of tail (0) */
+		memset(buf, 'c', sizeof buf);
+		int r = 0;
+		long sent = 0;
+		while ((r = shmq_mq_send(p, buf, 100, 0)) == 0 && sent < 100)
+			sent++;
+		const int e = errno;
+		CHECK(r == -1 && e == EBADMSG, "send with head ahead of tail: %d/%s after %ld messages",
+		      r, en(e), sent);
+		if (r != -1 || e != EBADMSG)
+			goto out; /* a blocking send would wait forever */
+		memset(&a, 0, sizeof a);
+		EXPECT_OK(shmq_mq_setattr(p, &a, NULL)); /* blocking now */
+		EXPECT_ERR(EBADMSG, shmq_mq_send(p, buf, 100, 0));
+		EXPECT_ERR(EBADMSG, shmq_mq_timedsend(p, buf, 100, 0, &later));
+		EXPECT_ERR(EBADMSG, shmq_mq_getattr(p, &a));
+		EXPECT_ERR(EBADMSG, shmq_mq_setattr(p, &a, &a));
+	}
+out:
+	unmap_counter(head, len);
+	close_pair_and_unlink(p, c, n);
+}
+
+/* Reads a decimal number from @path; -1 on failure. */
+static long long read_num(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long long v = -1;
+	if (!f)
+		return -1;
+	if (fscanf(f, "%lld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+static int write_num(const char *path, long long v)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -1;
+	const int r = fprintf(f, "%lld\n", v) > 0 ? 0 : -1;
+	return fclose(f) == 0 ? r : -1;
+}
+
+/* Out of file descriptors: a child with RLIMIT_NOFILE used up. With one fd
+ * free the queue's open(2) succeeds and SHMQ_IOC_RING_FD fails; with none,
+ * open(2) itself, and unlink's open of the control device. */
+static int child_emfile(const char *existing, const char *fresh)
+{
+	struct rlimit rl = {32, 32};
+	int fds[40], nfds = 0, fails = 0;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 90;
+	while (nfds < 40 && (fds[nfds] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+		nfds++;
+	if (nfds == 0 || nfds == 40 || errno != EMFILE)
+		return 91;
+#define CHILD_ERR(want, what, r, e)                                             \
+	do {                                                                    \
+		if ((r) != -1 || (e) != (want)) {                               \
+			printf("FAIL child: %s: %lld/%s, want -1/%s\n", what,   \
+			       (long long)(r), en(e), en(want));                \
+			fails++;                                                \
+		}                                                               \
+	} while (0)
+#define CHILD_OPEN_ERR(want, call)                                              \
+	do {                                                                    \
+		errno = 0;                                                      \
+		shmq_mqd_t m_ = (call);                                         \
+		const int e_ = errno;                                           \
+		CHILD_ERR(want, #call, m_ == SHMQ_MQ_FAILED ? -1 : 0, e_);      \
+	} while (0)
+#define CHILD_CALL_ERR(want, call)                                              \
+	do {                                                                    \
+		errno = 0;                                                      \
+		const long long r_ = (call);                                    \
+		const int e_ = errno;                                           \
+		CHILD_ERR(want, #call, r_, e_);                                 \
+	} while (0)
+	/* no fd free */
+	CHILD_OPEN_ERR(EMFILE, shmq_mq_open(existing, O_RDONLY));
+	CHILD_OPEN_ERR(EMFILE, shmq_mq_open(existing, O_WRONLY | O_CREAT, 0600, NULL));
+	CHILD_OPEN_ERR(EMFILE, shmq_mq_open(fresh, O_WRONLY | O_CREAT | O_EXCL, 0600, NULL));
+	CHILD_CALL_ERR(EMFILE, shmq_mq_unlink(existing));
+	/* one fd free: the queue fd opens, the ring fd does not */
+	close(fds[--nfds]);
+	CHILD_OPEN_ERR(EMFILE, shmq_mq_open(existing, O_RDONLY));
+	CHILD_OPEN_ERR(EMFILE, shmq_mq_open(existing, O_WRONLY));
+	/* and nothing stayed attached */
+	while (nfds > 0)
+		close(fds[--nfds]);
+	shmq_mqd_t c = shmq_mq_open(existing, O_RDONLY);
+	shmq_mqd_t p = shmq_mq_open(existing, O_WRONLY);
+	if (c == SHMQ_MQ_FAILED || p == SHMQ_MQ_FAILED) {
+		printf("FAIL child: after EMFILE the roles do not open again: %s\n", en(errno));
+		fails++;
+	}
+#undef CHILD_CALL_ERR
+#undef CHILD_OPEN_ERR
+#undef CHILD_ERR
+	fflush(stdout);
+	return fails ? 1 : 0;
+}
+
+/* EMFILE (RLIMIT_NOFILE) and ENOSPC (the module's max_queues and
+ * max_total_memory), each leaving nothing behind. */
+static void t_limits(void)
+{
+	char n[80], fresh[80];
+	qname(n, sizeof n, "lim", 0);
+	qname(fresh, sizeof fresh, "lim", 0);
+	if (!create_q(n, 4096))
+		return;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(child_emfile(n, fresh));
+	int st = reap(pid);
+	CHECK(st == 0, "EMFILE child: status %d (90, 91: could not use up the fds)", st);
+	EXPECT_ERR(ENOENT, shmq_mq_unlink(fresh));
+
+	const char *mq = "/sys/module/shmq/parameters/max_queues";
+	const char *mm = "/sys/module/shmq/parameters/max_total_memory";
+	const long long queues = read_num("/sys/module/shmq/usage/queues");
+	const long long memory = read_num("/sys/module/shmq/usage/memory_bytes");
+	const long long old_q = read_num(mq), old_m = read_num(mm);
+	CHECK(queues > 0 && memory > 0 && old_q > 0 && old_m > 0,
+	      "module usage/parameters unreadable: %lld %lld %lld %lld", queues, memory, old_q, old_m);
+	if (queues > 0 && old_q > 0 && write_num(mq, queues) == 0) {
+		EXPECT_OPEN_ERR(ENOSPC, shmq_mq_open(fresh, O_RDONLY | O_CREAT, 0600, NULL));
+		EXPECT_OPEN_ERR(ENOSPC, shmq_mq_open(fresh, O_WRONLY | O_CREAT | O_EXCL, 0600, NULL));
+		/* an existing queue opens as ever */
+		shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY | O_CREAT, 0600, NULL));
+		if (c != SHMQ_MQ_FAILED)
+			shmq_mq_close(c);
+		CHECK(write_num(mq, old_q) == 0, "restoring max_queues %lld: %s", old_q, en(errno));
+	} else {
+		CHECK(0, "cannot set max_queues: %s", en(errno));
+	}
+	if (memory > 0 && old_m > 0 && write_num(mm, memory) == 0) {
+		EXPECT_OPEN_ERR(ENOSPC, shmq_mq_open(fresh, O_RDONLY | O_CREAT, 0600, NULL));
+		CHECK(write_num(mm, old_m) == 0, "restoring max_total_memory %lld: %s", old_m, en(errno));
+	} else {
+		CHECK(0, "cannot set max_total_memory: %s", en(errno));
+	}
+	EXPECT_OPEN_ERR(ENOENT, shmq_mq_open(fresh, O_RDONLY));
+	EXPECT_OK(shmq_mq_unlink(n));
+}
+
+/* ENOTTY: /dev/shmq/NAME that is not a queue (a root made a file there). */
+static void t_notaqueue(void)
+{
+	char n[80], path[128];
+	qname(n, sizeof n, "notq", 0);
+	snprintf(path, sizeof path, "/dev/shmq/%s", n);
+	const int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	CHECK(fd >= 0, "cannot create %s: %s", path, en(errno));
+	if (fd < 0)
+		return;
+	close(fd);
+	EXPECT_OPEN_ERR(ENOTTY, shmq_mq_open(n, O_RDONLY));
+	EXPECT_OPEN_ERR(ENOTTY, shmq_mq_open(n, O_WRONLY));
+	EXPECT_OPEN_ERR(ENOTTY, shmq_mq_open(n, O_WRONLY | O_CREAT, 0600, NULL));
+	EXPECT_ERR(ENOENT, shmq_mq_unlink(n)); /* the module has no such queue */
+	CHECK(unlink(path) == 0, "removing %s: %s", path, en(errno));
+}
+
+/* None of the calls is a cancellation point: with a cancellation pending,
+ * each call completes (none is cut short inside the library, where an
+ * unwind would abort the process: the functions are noexcept) and the
+ * thread is cancelled at its next cancellation point. */
+struct cancel_run {
+	const char *name, *fresh;
+	int step;   /* calls completed as expected */
+	int failed; /* the step that went wrong, 0: none */
+};
+
+static void *cancel_thread(void *arg)
+{
+	struct cancel_run *r = arg;
+	char buf[64];
+	pthread_cancel(pthread_self()); /* deferred: pending from here on */
+	shmq_mqd_t c = shmq_mq_open(r->name, O_RDONLY | O_CREAT, 0600, NULL);
+	r->step++;
+	if (c == SHMQ_MQ_FAILED)
+		r->failed = r->step;
+	shmq_mqd_t p = shmq_mq_open(r->name, O_WRONLY);
+	r->step++;
+	if (p == SHMQ_MQ_FAILED && !r->failed)
+		r->failed = r->step;
+	if (shmq_mq_send(p, "x", 1, 0) != 0 && !r->failed)
+		r->failed = 3;
+	r->step++;
+	if (shmq_mq_receive(c, buf, sizeof buf, NULL) != 1 && !r->failed)
+		r->failed = 4;
+	r->step++;
+	struct timespec d = in_ms(CLOCK_REALTIME, 100);
+	if (!(shmq_mq_timedreceive(c, buf, sizeof buf, NULL, &d) == -1 && errno == ETIMEDOUT) &&
+	    !r->failed)
+		r->failed = 5;
+	r->step++;
+	if (shmq_mq_close(p) != 0 && !r->failed)
+		r->failed = 6;
+	r->step++;
+	if (shmq_mq_close(c) != 0 && !r->failed)
+		r->failed = 7;
+	r->step++;
+	shmq_mqd_t f = shmq_mq_open(r->fresh, O_RDONLY | O_CREAT | O_EXCL, 0600, NULL);
+	if (f == SHMQ_MQ_FAILED && !r->failed)
+		r->failed = 8;
+	r->step++;
+	if (f != SHMQ_MQ_FAILED)
+		shmq_mq_close(f);
+	if (shmq_mq_unlink(r->fresh) != 0 && !r->failed)
+		r->failed = 9;
+	r->step++;
+	pthread_testcancel();
+	r->failed = 100; /* not cancelled */
+	return NULL;
+}
+
+static int child_cancel(const char *name, const char *fresh)
+{
+	struct cancel_run r = {name, fresh, 0, 0};
+	pthread_t t;
+	void *ret = NULL;
+	if (pthread_create(&t, NULL, cancel_thread, &r) != 0 || pthread_join(t, &ret) != 0)
+		return 90;
+	if (ret != PTHREAD_CANCELED || r.step != 9 || r.failed) {
+		printf("FAIL child: %s after %d of 9 calls, call %d failed (100: not cancelled at "
+		       "pthread_testcancel)\n", ret == PTHREAD_CANCELED ? "cancelled" : "not cancelled",
+		       r.step, r.failed);
+		fflush(stdout);
+		return 1;
+	}
+	return 0;
+}
+
+static void t_cancel(void)
+{
+	char n[80], fresh[80];
+	qname(n, sizeof n, "cancel", 0);
+	qname(fresh, sizeof fresh, "cancel", 0);
+	if (!create_q(n, 4096))
+		return;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(child_cancel(n, fresh));
+	const int st = reap(pid);
+	CHECK(st == 0, "cancellation child: status %d (%d: aborted, cancelled inside a call)", st,
+	      128 + SIGABRT);
+	unlink_q(fresh);
+	EXPECT_OK(shmq_mq_unlink(n));
 }
 
 /* ------------------------------------------------------------------ main */
@@ -1411,7 +1973,10 @@ static const struct section sections[] = {
 	{"sendrecv", t_sendrecv, 1}, {"nonblock", t_nonblock, 1}, {"attr", t_attr, 1},
 	{"timed", t_timed, 1},	 {"wake", t_wake, 1},	  {"eintr", t_eintr, 1},
 	{"peer", t_peer, 1},	 {"poll", t_poll, 1},	  {"fork", t_fork, 1},
-	{"threads", t_threads, 1}, {"unpriv", t_unpriv, 0},
+	{"threads", t_threads, 1}, {"attrgarbage", t_attrgarbage, 1},
+	{"failed", t_failed, 1},	 {"corrupt", t_corrupt, 1},	  {"limits", t_limits, 1},
+	{"notaqueue", t_notaqueue, 1}, {"cancel", t_cancel, 1},
+	{"unpriv", t_unpriv, 0},
 };
 enum { kSections = sizeof sections / sizeof sections[0] };
 

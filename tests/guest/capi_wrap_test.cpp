@@ -141,6 +141,22 @@ TEST_F(CApi, ForkExchange) { run_section("fork"); }
 // One descriptor per role shared by threads. "Stress" in the name: the
 // 2-vCPU boots run it too (SMP2_FILTER), where the threads truly race.
 TEST_F(CApi, ThreadStressSharedDescriptors) { run_section("threads"); }
+// Ported code sets only mq_maxmsg/mq_msgsize; the rest of the attr is
+// garbage, which must neither change the size nor fail the open.
+TEST_F(CApi, GarbageMqCapacityCountsOnlyWithUseCapacityFlag) { run_section("attrgarbage"); }
+// A ported `q == (mqd_t)-1` check, renamed, must still see failures; every
+// call given SHMQ_MQ_FAILED or NULL is EBADF.
+TEST_F(CApi, FailedIsMinusOneAndEveryCallGivenItOrNullIsEBADF) { run_section("failed"); }
+// EBADMSG from open, send, receive, getattr and setattr when a peer wrote
+// garbage into its counter.
+TEST_F(CApi, CorruptCounterIsEBADMSGFromEveryCallThatReadsTheRing) { run_section("corrupt"); }
+// EMFILE (RLIMIT_NOFILE, at each fd the open needs, and unlink), ENOSPC
+// (max_queues, max_total_memory).
+TEST_F(CApi, OutOfFdsIsEMFILEAndOutOfQueueLimitsIsENOSPC) { run_section("limits"); }
+TEST_F(CApi, NodeThatIsNotAQueueIsENOTTY) { run_section("notaqueue"); }
+// A pending pthread_cancel does not cut a call short (that would abort:
+// the calls are noexcept); it takes effect at the next cancellation point.
+TEST_F(CApi, NoCallIsACancellationPoint) { run_section("cancel"); }
 
 TEST(UnprivCApi, MemberOrOutsider)
 {

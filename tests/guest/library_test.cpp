@@ -25,9 +25,9 @@ TEST_F(Library, ValidateNameAgreesWithTheKernel)
 {
 	const std::string u = unique_name("vn");
 	const std::vector<std::string> names = {
-		"", ".", "..", ".a", "a.", "a..b", "-", "_", "a-b_c.d", "A", "0", u + "/x", u + " x", u + "\t",
-		u + "@", u + ":", u + "\xc3\xa4", u + "*", std::string(63, 'n'), std::string(64, 'n'),
-		std::string(100, 'n'), u + "\x7f",
+		"", ".", "..", ".a", "a.", "a..b", "-", "-" + u, "--help", u + "-", "_", "a-b_c.d", "A", "0",
+		u + "/x", u + " x", u + "\t", u + "@", u + ":", u + "\xc3\xa4", u + "*", std::string(63, 'n'),
+		std::string(64, 'n'), std::string(100, 'n'), u + "\x7f",
 	};
 	Fd ctl(control_open());
 	ASSERT_TRUE(ctl.ok());

@@ -152,6 +152,18 @@ CmdResult run(const std::vector<std::string> &argv, unsigned timeout_ms = 60000)
 
 bool have_shmqctl() { return access(kShmqctl, X_OK) == 0; }
 
+// jq -e @expr over @json (jq is in the guest: tests/tests.mk SHMQ_GUEST_EXTRA);
+// true when the expression holds. *why gets jq's output.
+bool jq_holds(const std::string &json, const std::string &expr, std::string *why)
+{
+	const std::string f = strprintf("/tmp/sysfs-test-%d.json", int(getpid()));
+	std::ofstream(f) << json;
+	CmdResult r = run({"/bin/jq", "-e", expr, f});
+	unlink(f.c_str());
+	*why = "jq " + expr + ": status " + std::to_string(r.status) + ": " + r.out + r.err;
+	return r.status == 0;
+}
+
 #define REQUIRE_SHMQCTL()                                                                  \
 	do {                                                                               \
 		if (!have_shmqctl())                                                       \
@@ -668,4 +680,115 @@ TEST_F(Sysfs, ShmqctlTopShowsRatesBusiestFirst)
 		EXPECT_EQ((std::vector<std::string>{idle.name(), "0/s", "0/s", "0.0%", "0", "0", "0", "0", "-", "-"}),
 			  wi) << li;
 	}
+}
+
+// '--' ends shmqctl's options: words starting with '-' after it are sent as
+// they are; before it an unknown option is a usage error and sends nothing
+// (it used to be sent as a message).
+TEST_F(Sysfs, ShmqctlSendsDashWordsAfterDoubleDashAndRefusesUnknownOptions)
+{
+	REQUIRE_SHMQCTL();
+	make();
+	CmdResult r = run({kShmqctl, "send", q_.name(), "-rf"});
+	EXPECT_EQ(2, r.status) << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("unknown option '-rf'")) << r.err;
+	r = run({kShmqctl, "send", "--timeout", "1000", q_.name(), "ok", "--bogus"});
+	EXPECT_EQ(2, r.status) << r.err;
+	EXPECT_EQ(0u, a("bytes_published")) << "a refused command sent something";
+	r = run({kShmqctl, "send", q_.name(), "--timeout=5000", "--", "-rf", "--help", "-", "--"});
+	ASSERT_EQ(0, r.status) << r.err;
+	EXPECT_EQ("", r.err);
+	r = run({kShmqctl, "recv", "--count", "4", q_.name(), "--timeout", "5000"});
+	ASSERT_EQ(0, r.status) << r.err;
+	EXPECT_EQ("-rf\n--help\n-\n--\n", r.out);
+	// options in any order around NAME, and --opt=value
+	r = run({kShmqctl, "recv", "--timeout=100", q_.name()}); // empty, producer gone: EPIPE
+	EXPECT_EQ(1, r.status);
+	EXPECT_NE(std::string::npos, r.err.find("shmqctl: recv: " + q_.name() + ": ")) << r.err;
+	r = run({kShmqctl, "recv", q_.name(), "--count", "-1"});
+	EXPECT_EQ(2, r.status) << r.err;
+}
+
+// stat --json and list --json: valid JSON (parsed by jq), one object per
+// queue, every attribute of /sys/class/shmq/NAME with the value sysfs shows.
+TEST_F(Sysfs, ShmqctlJsonHasEverySysfsAttributeOfEveryQueue)
+{
+	REQUIRE_SHMQCTL();
+	make();
+	RawEnd c, p;
+	ASSERT_NO_FATAL_FAILURE(c.open(q_.name(), O_RDONLY));
+	ASSERT_NO_FATAL_FAILURE(p.open(q_.name(), O_WRONLY));
+	for (int i = 0; i < 10; ++i)
+		p.publish(56);
+	c.set_head(6 * 64);
+	// every attribute, with its value now (nothing moves while shmqctl reads)
+	std::string want = ".name == \"" + q_.name() + "\"";
+	for (const char *n : kQueueAttrs)
+		want += strprintf(" and .%s == %llu", n, (unsigned long long)a(n));
+	want += " and .node.path == \"/dev/shmq/" + q_.name() +
+		"\" and .node.mode == \"0660\" and .node.group == \"shmq\" and .node.owner == \"root\"";
+	CmdResult r = run({kShmqctl, "stat", "--json", q_.name()});
+	ASSERT_EQ(0, r.status) << r.out << r.err;
+	EXPECT_EQ("", r.err);
+	std::string why;
+	EXPECT_TRUE(jq_holds(r.out, want, &why)) << why << "\n" << r.out;
+	// no attribute of the directory is left out (uevent is not one)
+	std::string files = "[";
+	if (DIR *d = opendir(sysfs_dir(q_.name()).c_str())) {
+		while (struct dirent *e = readdir(d)) {
+			struct stat st;
+			const std::string f = e->d_name;
+			if (f[0] != '.' && f != "uevent" &&
+			    ::stat((sysfs_dir(q_.name()) + "/" + f).c_str(), &st) == 0 && S_ISREG(st.st_mode))
+				files += (files.size() > 1 ? ",\"" : "\"") + f + "\"";
+		}
+		closedir(d);
+	}
+	files += "]";
+	EXPECT_TRUE(jq_holds(r.out, "(keys - [\"name\", \"node\"] | sort) == (" + files + " | sort)", &why))
+		<< why << "\n" << r.out;
+
+	// list --json: every queue once, ours as stat shows it, the module's totals
+	r = run({kShmqctl, "list", "--json"});
+	ASSERT_EQ(0, r.status) << r.out << r.err;
+	EXPECT_EQ("", r.err);
+	size_t dirs = 0;
+	if (DIR *d = opendir("/sys/class/shmq")) {
+		while (struct dirent *e = readdir(d))
+			dirs += e->d_name[0] != '.';
+		closedir(d);
+	}
+	EXPECT_TRUE(jq_holds(r.out, strprintf(".queues | length == %zu", dirs), &why)) << why << r.out;
+	EXPECT_TRUE(jq_holds(r.out, ".queues | map(.name) | . == unique", &why)) << why << r.out;
+	EXPECT_TRUE(jq_holds(r.out,
+			     "(.queues[] | select(.name == \"" + q_.name() + "\")) as $q | $q | " + want, &why))
+		<< why << r.out;
+	EXPECT_TRUE(jq_holds(r.out,
+			     strprintf(".usage.queues == %llu and .usage.memory_bytes == %llu and "
+				       "(.parameters.max_queues | type) == \"number\"",
+				       (unsigned long long)usage("queues"),
+				       (unsigned long long)usage("memory_bytes")),
+			     &why))
+		<< why << r.out;
+	// a missing queue: the usual message, nothing on stdout
+	r = run({kShmqctl, "stat", "--json", unique_name("sysfs-none")});
+	EXPECT_EQ(1, r.status);
+	EXPECT_EQ("", r.out);
+}
+
+// Issue 14: a name that looks like an option. The module refuses it, and
+// shmqctl says why even when the name comes after '--' (where it is taken
+// as a name, not an option).
+TEST_F(Sysfs, ShmqctlRefusesDashNamesAfterDoubleDashWithTheReason)
+{
+	REQUIRE_SHMQCTL();
+	const std::string name = "-" + unique_name("dash");
+	Fd ctl(control_open());
+	ASSERT_TRUE(ctl.ok()) << errname(-ctl.get());
+	EXPECT_EQ(EINVAL, raw_create(ctl.get(), name, 4096));
+	CmdResult r = run({kShmqctl, "create", "--size", "4K", "--", name});
+	EXPECT_EQ(2, r.status) << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("must not start with '-'")) << r.err;
+	EXPECT_FALSE(path_exists(dev_path(name)));
+	EXPECT_FALSE(path_exists(sysfs_dir(name)));
 }

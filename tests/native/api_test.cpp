@@ -545,6 +545,36 @@ TEST(Names, LeadingDotIsEINVAL)
 	EXPECT_EQ(validate_name("..").error().code(), EINVAL);
 }
 
+// "-rf", "--help", "-": shell tools (rm, ls, shmqctl itself) would read
+// /dev/shmq/-rf's name as an option. Refused, with a message that says why.
+TEST(Names, LeadingDashIsEINVALBecauseToolsReadItAsAnOption)
+{
+	for (const char *n : {"-rf", "--help", "-", "-x.y", "--"}) {
+		auto v = validate_name(n);
+		ASSERT_FALSE(static_cast<bool>(v)) << n;
+		EXPECT_EQ(v.error().code(), EINVAL) << n;
+		EXPECT_NE(std::string(v.error().what()).find("must not start with '-'"), std::string::npos)
+			<< n << ": " << v.error().what();
+		EXPECT_NE(std::string(v.error().what()).find("option"), std::string::npos)
+			<< n << ": " << v.error().what();
+	}
+	// '-' elsewhere is fine
+	EXPECT_TRUE(static_cast<bool>(validate_name("a-")));
+	EXPECT_TRUE(static_cast<bool>(validate_name("a--b")));
+	EXPECT_TRUE(static_cast<bool>(validate_name("0-")));
+}
+
+// No module of this ABI (0.4.0 on) has a queue whose name starts with '-':
+// open and destroy refuse such a name as create does, before any system call.
+TEST(Names, DashNameIsRefusedByOpenAndDestroyAsByCreate)
+{
+	const OpenOptions opt{.dev_dir = "/nonexistent-shmq-dir"};
+	EXPECT_EQ(Producer::open("-rf", opt).error().code(), EINVAL);
+	EXPECT_EQ(Consumer::open("-rf", opt).error().code(), EINVAL);
+	EXPECT_EQ(destroy_queue("-rf", "/nonexistent-shmq-control").error().code(), EINVAL);
+	EXPECT_EQ(create_queue("-rf", 4096, "/nonexistent-shmq-control").error().code(), EINVAL);
+}
+
 TEST(Names, SlashSpaceAndNulAreEINVAL)
 {
 	EXPECT_EQ(validate_name("a/b").error().code(), EINVAL);

@@ -4,10 +4,12 @@
 #   $(BUILD)/tests/shmq-native-tests-asan  library and tests built with
 #                                          -fsanitize=address,undefined
 #   make native-test                       builds and runs both
+# shmqctl_test.cpp and tools_test.cpp run $(BUILD)/tools/shmqctl, shmq-demo
+# (and shmq-bench when built: make bench-build) and jq.
 # Needs lib/lib.mk (LIBSHMQ_*) to be included first.
 
 NATIVE_TOP      := $(patsubst %/tests/native/native.mk,%,$(abspath $(lastword $(MAKEFILE_LIST))))
-NATIVE_CXXFLAGS := -std=c++20 -O2 -g -Wall -Wextra -Werror -I$(NATIVE_TOP)/include
+NATIVE_CXXFLAGS := -std=c++20 -O2 -g -Wall -Wextra -Werror -I$(NATIVE_TOP)/include -DSHMQ_TOP='"$(NATIVE_TOP)"'
 NATIVE_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 NATIVE_LDLIBS   := -lgtest -lgtest_main -pthread
 NATIVE_SRCS     := $(wildcard $(NATIVE_TOP)/tests/native/*_test.cpp)
@@ -18,7 +20,8 @@ NATIVE_BIN      := $(BUILD)/tests/shmq-native-tests
 NATIVE_ASAN_BIN := $(BUILD)/tests/shmq-native-tests-asan
 
 .PHONY: native-tests native-test
-native-tests: $(NATIVE_BIN) $(NATIVE_ASAN_BIN)
+# shmqctl_test.cpp and tools_test.cpp run the tools they test.
+native-tests: $(NATIVE_BIN) $(NATIVE_ASAN_BIN) $(BUILD)/tools/shmqctl $(BUILD)/tools/shmq-demo
 
 native-test: native-tests
 	$(NATIVE_BIN)

@@ -116,6 +116,11 @@ struct Row {
 	unsigned batch = 1;
 	size_t buffer = 0;
 	unsigned repeats = 1;  // runs made; the row is the median one
+	// The row's main figure (main_metric()) of every run, in run order, and
+	// their spread; median is the reported run's (of an even count, the
+	// worse of the two middle runs). Empty unless status is "ok".
+	std::vector<double> runs;
+	double run_min = 0, run_median = 0, run_max = 0;
 	uint64_t messages = 0; // timed messages (ping-pong: round trips)
 	uint64_t bytes = 0;
 	double seconds = 0;
@@ -123,6 +128,17 @@ struct Row {
 	double rtt_median_us = 0, rtt_p99_us = 0, rtt_mean_us = 0; // ping-pong
 	double rtt_min_us = 0;
 };
+
+// The figure runs are compared by: the round trip's median for ping-pong,
+// messages per second otherwise.
+inline const char *main_metric(Workload w)
+{
+	return w == Workload::PingPong ? "rtt_median_us" : "msgs_per_s";
+}
+inline double main_figure(const Row &r)
+{
+	return r.workload == Workload::PingPong ? r.rtt_median_us : r.msgs_per_s;
+}
 
 struct Limits {
 	double duration_s = 0.3; // timed part of each run (when count == 0)

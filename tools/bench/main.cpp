@@ -28,6 +28,7 @@
 #include <string_view>
 #include <vector>
 
+#include <getopt.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -63,12 +64,14 @@ const char kUsage[] =
 	"  --json FILE          write all rows as JSON\n"
 	"  --csv FILE           write all rows as CSV\n"
 	"  --timeout SEC        kill a run after this long (default 30 + 4 x duration)\n"
-	"  --repeat N           run every cell N times, report the median run (default 1)\n"
+	"  --repeat N           run every cell N times, report the median run, and every\n"
+	"                       run's figure with their min and max (default 1)\n"
 	"  --no-pin             do not pin the two processes to different CPUs\n"
 	"  --inject KIND        test the verification: 'corrupt' flips a payload byte,\n"
 	"                       'drop' skips a message; every run must then fail\n"
 	"  --list               list the mechanisms and whether they can run here\n"
 	"  --version            versions of shmq-bench, libshmq and the loaded module\n"
+	"Options take --opt VALUE or --opt=VALUE; '--' ends them.\n"
 	"Exit status: 0 every run verified, 1 a run failed (error or wrong data),\n"
 	"2 usage error, 130 interrupted.\n";
 
@@ -130,34 +133,49 @@ std::optional<double> parse_double(std::string_view s)
 Options parse(int argc, char **argv)
 {
 	Options o;
-	std::vector<std::string_view> a(argv + 1, argv + argc);
-	for (size_t i = 0; i < a.size(); ++i) {
-		if (a[i] == "--help" || a[i] == "-h") {
+	// getopt_long: --opt VALUE or --opt=VALUE, unique abbreviations, '--'
+	// ends the options (shmq-bench takes no other arguments).
+	static const char *const kValued[] = {"duration", "count",    "mechanisms", "workloads", "sizes",
+					      "batch",	  "capacity", "spin",	    "repeat",	 "inject",
+					      "ref",	  "json",     "csv",	    "timeout"};
+	static const char *const kFlags[] = {"quick", "no-pin", "list", "help", "version"};
+	std::vector<struct option> lo;
+	for (const char *n : kValued)
+		lo.push_back({n, required_argument, nullptr, 0x100 + static_cast<int>(lo.size())});
+	for (const char *n : kFlags)
+		lo.push_back({n, no_argument, nullptr, 0x100 + static_cast<int>(lo.size())});
+	lo.push_back({nullptr, 0, nullptr, 0});
+	opterr = 0;
+	for (int c; (c = getopt_long(argc, argv, "+:h", lo.data(), nullptr)) != -1;) {
+		if (c == '?') {
+			std::string w = optopt ? std::string("-") + char(optopt) : std::string(argv[optind - 1]);
+			usage_error("unknown option '" + w.substr(0, w.find('=')) + "'");
+		}
+		if (c == ':')
+			usage_error("option '--" + std::string(lo[size_t(optopt - 0x100)].name) + "' needs a value");
+		const std::string_view opt = c == 'h' ? "help" : lo[size_t(c - 0x100)].name;
+		const std::optional<std::string_view> given =
+			optarg && c != 'h' && lo[size_t(c - 0x100)].has_arg ? std::optional<std::string_view>(optarg)
+									       : std::nullopt;
+		if (opt == "help") {
 			std::fputs(kUsage, stdout);
 			std::exit(0);
 		}
-		if (a[i] == "--version") {
+		if (opt == "version") {
 			shmq::cli::print_version("shmq-bench");
 			std::exit(0);
 		}
-		auto value = [&](std::string_view opt) -> std::optional<std::string_view> {
-			if (a[i] == opt) {
-				if (i + 1 >= a.size())
-					usage_error(std::string(opt) + " needs a value");
-				return a[++i];
-			}
-			if (a[i].size() > opt.size() && a[i].starts_with(opt) && a[i][opt.size()] == '=')
-				return a[i].substr(opt.size() + 1);
-			return std::nullopt;
+		auto value = [&](std::string_view name) -> std::optional<std::string_view> {
+			return opt == name.substr(2) ? given : std::nullopt;
 		};
 		auto bad = [&](std::string_view what) {
-			usage_error("bad " + std::string(what) + " '" + std::string(a[i]) + "'");
+			usage_error("bad " + std::string(what) + " '" + std::string(given.value_or("")) + "'");
 		};
-		if (a[i] == "--quick")
+		if (opt == "quick")
 			o.quick = true;
-		else if (a[i] == "--no-pin")
+		else if (opt == "no-pin")
 			o.pin = false;
-		else if (a[i] == "--list")
+		else if (opt == "list")
 			o.list = true;
 		else if (auto v = value("--duration")) {
 			auto d = parse_double(*v);
@@ -229,9 +247,10 @@ Options parse(int argc, char **argv)
 			if (!d)
 				bad("--timeout");
 			o.timeout = *d;
-		} else
-			usage_error("unexpected argument '" + std::string(a[i]) + "'");
+		}
 	}
+	if (optind < argc)
+		usage_error("unexpected argument '" + std::string(argv[optind]) + "'");
 	if (o.sizes.empty() || o.workloads.empty())
 		usage_error("nothing to measure");
 	if (o.timeout == 0)
@@ -631,17 +650,20 @@ void finish(Row &r)
 	r.gb_per_s = double(r.bytes) / r.seconds / 1e9;
 }
 
-// --repeat: the median run by the row's main figure; any failure wins.
+// --repeat: the median run by the row's main figure, with every run's
+// figure and their spread; any failure wins.
 Row run_repeated(Mechanism &m, Workload w, size_t size, const Options &o, unsigned &cell,
 		 const std::vector<int> &cpus)
 {
 	std::vector<Row> runs;
+	std::vector<double> figures; // in run order
 	for (unsigned i = 0; i < o.repeat && !g_interrupted; ++i) {
 		Row r = run_cell(m, w, size, o, cell++, cpus);
 		finish(r);
 		if (r.status != "ok")
 			return r;
 		runs.push_back(r);
+		figures.push_back(main_figure(r));
 	}
 	if (runs.empty()) {
 		Row r;
@@ -658,6 +680,10 @@ Row run_repeated(Mechanism &m, Workload w, size_t size, const Options &o, unsign
 	});
 	Row r = runs[runs.size() / 2];
 	r.repeats = static_cast<unsigned>(runs.size());
+	r.runs = figures;
+	r.run_min = *std::min_element(figures.begin(), figures.end());
+	r.run_max = *std::max_element(figures.begin(), figures.end());
+	r.run_median = main_figure(r);
 	return r;
 }
 
@@ -705,11 +731,11 @@ void print_group(Workload w, size_t size, const std::vector<Row> &rows,
 	std::printf("\n%s, %s%s\n", workload_name(w), size_name(size).c_str(),
 		    pp ? " (round trip)" : w == Workload::Batch ? " (one-way, batched)" : " (one-way)");
 	if (pp)
-		std::printf("  %-15s %10s %10s %10s %10s", "mechanism", "median us", "p99 us", "mean us",
-			    "trips");
+		std::printf("  %-15s %10s %10s %10s %10s %10s %10s", "mechanism", "median us", "min run",
+			    "max run", "p99 us", "mean us", "trips");
 	else
-		std::printf("  %-15s %10s %10s %10s %10s", "mechanism", "msgs/s", "GB/s", "messages",
-			    "buffer");
+		std::printf("  %-15s %10s %10s %10s %10s %10s %10s", "mechanism", "msgs/s", "min run",
+			    "max run", "GB/s", "messages", "buffer");
 	std::vector<const Row *> ref_rows;
 	for (auto &name : refs) {
 		const Row *found = nullptr;
@@ -727,10 +753,12 @@ void print_group(Workload w, size_t size, const std::vector<Row> &rows,
 			continue;
 		}
 		if (pp)
-			std::printf("%10.2f %10.2f %10.2f %10llu", r.rtt_median_us, r.rtt_p99_us,
-				    r.rtt_mean_us, static_cast<unsigned long long>(r.messages));
+			std::printf("%10.2f %10.2f %10.2f %10.2f %10.2f %10llu", r.rtt_median_us, r.run_min,
+				    r.run_max, r.rtt_p99_us, r.rtt_mean_us,
+				    static_cast<unsigned long long>(r.messages));
 		else
-			std::printf("%10s %10.3f %10llu %10s", si(r.msgs_per_s).c_str(), r.gb_per_s,
+			std::printf("%10s %10s %10s %10.3f %10llu %10s", si(r.msgs_per_s).c_str(),
+				    si(r.run_min).c_str(), si(r.run_max).c_str(), r.gb_per_s,
 				    static_cast<unsigned long long>(r.messages),
 				    r.buffer ? size_name(r.buffer).c_str() : "-");
 		for (const Row *ref : ref_rows) {
@@ -743,6 +771,18 @@ void print_group(Workload w, size_t size, const std::vector<Row> &rows,
 		if (!r.note.empty())
 			std::printf("  [%s]", r.note.c_str());
 		std::printf("\n");
+		if (r.runs.size() > 1) { // every run, in run order
+			std::string line = pp ? "    runs (median us):" : "    runs (msgs/s):";
+			for (double v : r.runs) {
+				char b[32];
+				if (pp)
+					std::snprintf(b, sizeof b, " %.2f", v);
+				else
+					std::snprintf(b, sizeof b, " %s", si(v).c_str());
+				line += b;
+			}
+			std::printf("%s\n", line.c_str());
+		}
 	}
 	std::fflush(stdout);
 }
@@ -771,6 +811,19 @@ std::string num(double v)
 	return b;
 }
 
+// {"metric": ..., "runs": [every run's figure], "min", "median", "max"}, or
+// null for a row that was not measured.
+std::string spread_json(const Row &r)
+{
+	if (r.status != "ok" || r.runs.empty())
+		return "null";
+	std::string o = std::string("{\"metric\": \"") + main_metric(r.workload) + "\", \"runs\": [";
+	for (size_t i = 0; i < r.runs.size(); ++i)
+		o += (i ? ", " : "") + num(r.runs[i]);
+	return o + "], \"min\": " + num(r.run_min) + ", \"median\": " + num(r.run_median) +
+	       ", \"max\": " + num(r.run_max) + "}";
+}
+
 bool write_json(const std::string &path, const std::vector<Row> &rows, const Options &o,
 		bool module)
 {
@@ -779,7 +832,8 @@ bool write_json(const std::string &path, const std::vector<Row> &rows, const Opt
 		return false;
 	struct utsname u = {};
 	::uname(&u);
-	std::fprintf(f, "{\n  \"tool\": \"shmq-bench\",\n  \"format\": 1,\n");
+	// format 2: rows have "spread" (format 1 had everything else as it is)
+	std::fprintf(f, "{\n  \"tool\": \"shmq-bench\",\n  \"format\": 2,\n");
 	std::fprintf(f, "  \"host\": {\"kernel\": %s, \"machine\": %s, \"cpus\": %ld, \"module\": %s},\n",
 		     json_str(u.release).c_str(), json_str(u.machine).c_str(),
 		     ::sysconf(_SC_NPROCESSORS_ONLN), module ? "true" : "false");
@@ -797,14 +851,15 @@ bool write_json(const std::string &path, const std::vector<Row> &rows, const Opt
 			     "\"repeats\": %u, "
 			     "\"messages\": %llu, \"bytes\": %llu, \"seconds\": %s, "
 			     "\"msgs_per_s\": %s, \"gb_per_s\": %s, \"rtt_median_us\": %s, "
-			     "\"rtt_p99_us\": %s, \"rtt_mean_us\": %s, \"rtt_min_us\": %s}%s\n",
+			     "\"rtt_p99_us\": %s, \"rtt_mean_us\": %s, \"rtt_min_us\": %s, "
+			     "\"spread\": %s}%s\n",
 			     json_str(r.mechanism).c_str(), workload_name(r.workload), r.size,
 			     r.status.c_str(), json_str(r.note).c_str(), r.batch, r.buffer, r.repeats,
 			     static_cast<unsigned long long>(r.messages),
 			     static_cast<unsigned long long>(r.bytes), num(r.seconds).c_str(),
 			     num(r.msgs_per_s).c_str(), num(r.gb_per_s).c_str(),
 			     num(r.rtt_median_us).c_str(), num(r.rtt_p99_us).c_str(),
-			     num(r.rtt_mean_us).c_str(), num(r.rtt_min_us).c_str(),
+			     num(r.rtt_mean_us).c_str(), num(r.rtt_min_us).c_str(), spread_json(r).c_str(),
 			     i + 1 < rows.size() ? "," : "");
 	}
 	std::fprintf(f, "  ]\n}\n");
@@ -913,7 +968,11 @@ int run(int argc, char **argv)
 		    o.batch, o.pin && cpus.size() >= 2 ? "pinned to 2 CPUs" : "not pinned");
 	std::printf("Every message is verified (sequence, length, checksum, every byte).\n"
 		    "Columns /REF: how many times faster REF is than the row (>1: REF wins;\n"
-		    "latency: row median / REF median; throughput: REF msgs/s / row msgs/s).\n");
+		    "latency: row median / REF median; throughput: REF msgs/s / row msgs/s).\n"
+		    "Rows are the median of %u run%s; min run, max run: the lowest and highest\n"
+		    "figure (median us, msgs/s) of those runs%s.\n",
+		    o.repeat, o.repeat == 1 ? "" : "s",
+		    o.repeat > 1 ? ", every run's figure on the line below" : "");
 
 	std::vector<Row> all;
 	unsigned cell = 0;

@@ -1,0 +1,238 @@
+// SPDX-License-Identifier: MIT
+// Shmqctl*: what shmqctl does without the module: option parsing (getopt_long
+// in every subcommand, '--', unknown options: status 2 and a usage hint) and
+// the JSON of list and stat, read from a fake sysfs tree (--sysfs) and
+// checked with jq. The guest suites (tests/guest/sysfs_test.cpp) run it
+// against the real module.
+//
+// The binary: $SHMQCTL, else $(BUILD)/tools/shmqctl (tool_run.hpp).
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <string>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+#include "tool_run.hpp"
+
+namespace {
+
+void put(const std::string &path, const std::string &text)
+{
+	std::ofstream(path) << text;
+}
+
+// A sysfs tree as shmq.ko makes it (two queues, one of them a legacy name
+// with a leading '-'), a device directory with a node for "orders", and
+// shmqctl pointed at both.
+class Shmqctl : public testing::Test {
+protected:
+	void SetUp() override
+	{
+		tool_ = build_tool("shmqctl", "SHMQCTL");
+		ASSERT_EQ(0, access(tool_.c_str(), X_OK))
+			<< tool_ << " is missing: build it with 'make tools' (or set SHMQCTL)";
+		char t[] = "/tmp/shmqctl-test-XXXXXX";
+		ASSERT_NE(nullptr, mkdtemp(t));
+		root_ = t;
+		for (const char *d : {"/sys", "/sys/class", "/sys/class/shmq", "/sys/class/shmq/orders",
+				      "/sys/class/shmq/-rf", "/sys/module", "/sys/module/shmq",
+				      "/sys/module/shmq/usage", "/sys/module/shmq/parameters", "/dev"})
+			ASSERT_EQ(0, mkdir((root_ + d).c_str(), 0755)) << d;
+		const std::string q = root_ + "/sys/class/shmq/orders/";
+		const std::pair<const char *, const char *> attrs[] = {
+			{"capacity", "65536"},	   {"max_message", "16376"},   {"bytes_used", "256"},
+			{"producers", "1"},	   {"producer_pid", "417"},    {"consumers", "0"},
+			{"consumer_pid", "0"},	   {"bytes_published", "640"}, {"bytes_passed", "384"},
+			{"waits", "3"},		   {"wakes", "2"},	       {"full_events", "1"},
+			{"empty_events", "0"},	   {"created_by_uid", "0"},    {"created_at", "1764175000"},
+			{"dev", "245:0"},
+		};
+		for (auto &[n, v] : attrs)
+			put(q + n, std::string(v) + "\n");
+		put(q + "uevent", "MAJOR=245\nMINOR=0\nDEVNAME=shmq/orders\n");
+		// an attribute of a newer module, with characters JSON must escape
+		put(q + "future_note", "say \"hi\"\\\tnow\n");
+		put(root_ + "/sys/class/shmq/-rf/capacity", "4096\n");
+		put(root_ + "/sys/module/shmq/usage/queues", "2\n");
+		put(root_ + "/sys/module/shmq/usage/memory_bytes", "81920\n");
+		put(root_ + "/sys/module/shmq/parameters/max_queues", "256\n");
+		put(root_ + "/sys/module/shmq/parameters/max_total_memory", "1073741824\n");
+		put(root_ + "/sys/module/shmq/parameters/queues", "unpriv:64K\n");
+		put(root_ + "/dev/orders", "");
+		ASSERT_EQ(0, chmod((root_ + "/dev/orders").c_str(), 0640));
+	}
+	void TearDown() override
+	{
+		if (!root_.empty())
+			run({"rm", "-rf", root_});
+	}
+	Ran ctl(std::vector<std::string> args)
+	{
+		std::vector<std::string> a = {tool_, "--sysfs", root_ + "/sys", "--dev-dir", root_ + "/dev",
+					      "--control", root_ + "/no-control"};
+		a.insert(a.end(), args.begin(), args.end());
+		return run(a);
+	}
+	// jq -e @expr over @json; true if it printed "true"-ish (exit 0).
+	bool jq(const std::string &json, const std::string &expr, std::string *out = nullptr)
+	{
+		const std::string f = root_ + "/out.json";
+		put(f, json);
+		Ran r = run({"jq", "-e", expr, f});
+		if (out)
+			*out = r.out + r.err;
+		if (r.status == 127)
+			ADD_FAILURE() << "jq is not installed (tools/install-deps.sh installs it)";
+		return r.status == 0;
+	}
+	std::string tool_, root_;
+};
+
+} // namespace
+
+// 'shmqctl send q -rf' used to send "-rf": an unknown option is a usage error.
+TEST_F(Shmqctl, SendTreatsAnUnknownOptionAsAnErrorNotAsAMessage)
+{
+	Ran r = ctl({"send", "orders", "-rf"});
+	EXPECT_EQ(2, r.status) << r.err;
+	EXPECT_EQ("", r.out);
+	EXPECT_NE(std::string::npos, r.err.find("shmqctl: send: unknown option '-rf'")) << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("'--'")) << "no hint about '--': " << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("see 'shmqctl send --help'")) << r.err;
+	r = ctl({"send", "orders", "hello", "--bogus=1"});
+	EXPECT_EQ(2, r.status) << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("unknown option '--bogus'")) << r.err;
+}
+
+TEST_F(Shmqctl, EveryCommandRefusesUnknownOptionsWithStatus2AndAUsageHint)
+{
+	for (const char *cmd : {"create", "destroy", "list", "stat", "top", "send", "recv"}) {
+		for (const char *bad : {"--bogus", "-Z"}) {
+			Ran r = ctl({cmd, "orders", bad});
+			EXPECT_EQ(2, r.status) << cmd << " " << bad << ": " << r.err;
+			EXPECT_NE(std::string::npos, r.err.find(std::string("shmqctl: ") + cmd +
+								": unknown option '" + bad + "'"))
+				<< r.err;
+			EXPECT_NE(std::string::npos, r.err.find(std::string("see 'shmqctl ") + cmd + " --help'"))
+				<< r.err;
+			EXPECT_EQ("", r.out) << cmd;
+		}
+	}
+	Ran r = run({tool_, "--bogus", "list"});
+	EXPECT_EQ(2, r.status);
+	EXPECT_EQ("shmqctl: unknown option '--bogus' (see 'shmqctl --help')\n", r.err);
+	r = run({tool_, "--dev-dir"});
+	EXPECT_EQ(2, r.status);
+	EXPECT_EQ("shmqctl: option '--dev-dir' needs a value (see 'shmqctl --help')\n", r.err);
+}
+
+TEST_F(Shmqctl, OptionWithoutItsValueIsAUsageError)
+{
+	Ran r = ctl({"create", "q", "--size"});
+	EXPECT_EQ(2, r.status);
+	EXPECT_NE(std::string::npos, r.err.find("shmqctl: create: option '--size' needs a value")) << r.err;
+	r = ctl({"top", "-d"});
+	EXPECT_EQ(2, r.status);
+	EXPECT_NE(std::string::npos, r.err.find("shmqctl: top: option '-d' needs a value")) << r.err;
+	r = ctl({"recv", "orders", "--count"});
+	EXPECT_EQ(2, r.status);
+	EXPECT_NE(std::string::npos, r.err.find("option '--count' needs a value")) << r.err;
+}
+
+// '--' ends the options: what follows is a name or a message, even "-rf".
+TEST_F(Shmqctl, DoubleDashEndsOptionsSoDashWordsAreNamesAndMessages)
+{
+	// a message: the send goes ahead (and fails on the missing node: 1)
+	Ran r = ctl({"send", "orders", "--", "-rf", "--help"});
+	EXPECT_EQ(1, r.status) << r.err;
+	EXPECT_EQ(std::string::npos, r.err.find("unknown option")) << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("shmqctl: send: orders: ")) << r.err;
+	// a (legacy) name
+	r = ctl({"send", "--", "-rf", "x"});
+	EXPECT_EQ(1, r.status) << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("shmqctl: send: -rf: ")) << r.err;
+	r = ctl({"stat", "--", "-rf"});
+	EXPECT_EQ(0, r.status) << r.err;
+	EXPECT_NE(std::string::npos, r.out.find("name:")) << r.out;
+	EXPECT_NE(std::string::npos, r.out.find("-rf")) << r.out;
+	EXPECT_NE(std::string::npos, r.out.find("4096 bytes")) << r.out;
+	r = ctl({"stat", "-rf"});
+	EXPECT_EQ(2, r.status) << r.out;
+	r = ctl({"destroy", "--", "-rf"}); // reaches the (missing) control device
+	EXPECT_EQ(1, r.status) << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("shmqctl: destroy: -rf: ")) << r.err;
+	// after '--' an option is an operand
+	r = ctl({"create", "--", "q", "--size", "4K"});
+	EXPECT_EQ(2, r.status);
+	EXPECT_NE(std::string::npos, r.err.find("unexpected argument '--size'")) << r.err;
+	// options may come before or after NAME, and as --opt=value
+	r = ctl({"recv", "--count=2", "orders", "--timeout", "10"});
+	EXPECT_EQ(1, r.status) << r.err; // no /dev node: fails at the open, not at parsing
+	EXPECT_NE(std::string::npos, r.err.find("shmqctl: recv: orders: ")) << r.err;
+	// help anywhere before '--'
+	r = ctl({"send", "orders", "--help"});
+	EXPECT_EQ(0, r.status);
+	EXPECT_EQ(0u, r.out.find("usage: shmqctl send NAME")) << r.out;
+}
+
+// New names follow the rule; a leading '-' is refused with the reason.
+TEST_F(Shmqctl, CreateRefusesANameThatStartsWithADash)
+{
+	Ran r = ctl({"create", "--size", "4K", "--", "-rf"});
+	EXPECT_EQ(2, r.status) << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("must not start with '-'")) << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("option")) << r.err;
+}
+
+TEST_F(Shmqctl, ListJsonHasOneObjectPerQueueWithEverySysfsAttribute)
+{
+	Ran r = ctl({"list", "--json"});
+	ASSERT_EQ(0, r.status) << r.err;
+	EXPECT_EQ("", r.err);
+	std::string why;
+	EXPECT_TRUE(jq(r.out, ".queues | length == 2", &why)) << why << r.out;
+	EXPECT_TRUE(jq(r.out, "[.queues[].name] == [\"-rf\", \"orders\"]", &why)) << why << r.out;
+	const char *const want =
+		".queues[] | select(.name == \"orders\") | .capacity == 65536 and .max_message == 16376 and "
+		".bytes_used == 256 and .producers == 1 and .producer_pid == 417 and .consumers == 0 and "
+		".consumer_pid == 0 and .bytes_published == 640 and .bytes_passed == 384 and .waits == 3 and "
+		".wakes == 2 and .full_events == 1 and .empty_events == 0 and .created_by_uid == 0 and "
+		".created_at == 1764175000 and .dev == \"245:0\" and .future_note == \"say \\\"hi\\\"\\\\\\tnow\" "
+		"and (has(\"uevent\") | not) and (.node.path | endswith(\"/dev/orders\"))";
+	EXPECT_TRUE(jq(r.out, want, &why)) << want << "\n" << why << r.out;
+	EXPECT_TRUE(jq(r.out, ".queues[] | select(.name == \"-rf\") | .capacity == 4096 and .node == null", &why))
+		<< why << r.out;
+	EXPECT_TRUE(jq(r.out, ".usage == {\"queues\": 2, \"memory_bytes\": 81920}", &why)) << why << r.out;
+	EXPECT_TRUE(jq(r.out, ".parameters.max_queues == 256 and .parameters.queues == \"unpriv:64K\"", &why))
+		<< why << r.out;
+	// no queues: an empty array
+	run({"rm", "-rf", root_ + "/sys/class/shmq/orders", root_ + "/sys/class/shmq/-rf"});
+	r = ctl({"list", "--json"});
+	ASSERT_EQ(0, r.status) << r.err;
+	EXPECT_TRUE(jq(r.out, ".queues == []", &why)) << why << r.out;
+}
+
+TEST_F(Shmqctl, StatJsonIsTheQueuesObject)
+{
+	Ran r = ctl({"stat", "--json", "orders"});
+	ASSERT_EQ(0, r.status) << r.err;
+	std::string why;
+	EXPECT_TRUE(jq(r.out, ".name == \"orders\" and .capacity == 65536 and .bytes_used == 256 and "
+			      ".node.mode == \"0640\" and (.node.uid | type) == \"number\"",
+		       &why))
+		<< why << r.out;
+	// the same object as in list
+	Ran l = ctl({"list", "--json"});
+	ASSERT_EQ(0, l.status);
+	put(root_ + "/stat.json", r.out);
+	put(root_ + "/list.json", l.out);
+	Ran same = run({"jq", "-e", "--slurpfile", "s", root_ + "/stat.json",
+			".queues[] | select(.name == \"orders\") == $s[0]", root_ + "/list.json"});
+	EXPECT_EQ(0, same.status) << same.out << same.err << "\nstat: " << r.out << "\nlist: " << l.out;
+	r = ctl({"stat", "--json", "missing"});
+	EXPECT_EQ(1, r.status);
+	EXPECT_EQ("", r.out);
+	EXPECT_EQ("shmqctl: no queue named missing (see shmqctl list)\n", r.err);
+}
