@@ -228,7 +228,7 @@ ssize_t do_receive(shmq_mqd_t mq, char *buf, size_t len, unsigned int *prio, clo
 			Lock l(mq->mu);
 			auto r = mq->cons.try_receive(bytes);
 			if (r)
-				n = r.value();
+				n = *r;
 			e = r ? 0 : r.error().code();
 		}
 		if (e == 0) {
@@ -348,12 +348,12 @@ int attach(shmq_mq *mq, std::string_view name)
 		auto p = shmq::Producer::open(name);
 		if (!p)
 			return p.error().code() == EPERM ? EACCES : p.error().code();
-		mq->prod = std::move(p.value());
+		mq->prod = std::move(*p);
 	} else {
 		auto c = shmq::Consumer::open(name);
 		if (!c)
 			return c.error().code() == EPERM ? EACCES : c.error().code();
-		mq->cons = std::move(c.value());
+		mq->cons = std::move(*c);
 	}
 	return 0;
 }

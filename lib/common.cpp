@@ -41,54 +41,54 @@ uint64_t monotonic_now_ns()
 Result<void> validate_name(std::string_view name)
 {
 	if (name.empty())
-		return Error(EINVAL, "invalid queue name: it is empty (use 1 to 63 characters "
-				     "of [A-Za-z0-9_.-], not starting with '.')");
+		return unexpected(Error(EINVAL, "invalid queue name: it is empty (use 1 to 63 characters "
+				     "of [A-Za-z0-9_.-], not starting with '.')"));
 	if (name.size() >= SHMQ_NAME_MAX)
-		return Error(ENAMETOOLONG, "invalid queue name: longer than 63 characters");
+		return unexpected(Error(ENAMETOOLONG, "invalid queue name: longer than 63 characters"));
 	if (name[0] == '.')
-		return Error(EINVAL, "invalid queue name: it must not start with '.'");
+		return unexpected(Error(EINVAL, "invalid queue name: it must not start with '.'"));
 	for (char c : name) {
 		const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 				(c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
 		if (!ok)
-			return Error(EINVAL, "invalid queue name: only characters of "
-					     "[A-Za-z0-9_.-] are allowed");
+			return unexpected(Error(EINVAL, "invalid queue name: only characters of "
+					     "[A-Za-z0-9_.-] are allowed"));
 	}
 	return {};
 }
 
 namespace {
 
-Error control_error(int e, bool create, bool opening)
+unexpected<Error> control_error(int e, bool create, bool opening)
 {
 	switch (e) {
 	case ENOENT:
-		return Error(e, opening ? "no control device: is the shmq module loaded? (modprobe shmq)"
-					: "no such queue");
+		return unexpected(Error(e, opening ? "no control device: is the shmq module loaded? (modprobe shmq)"
+					: "no such queue"));
 	case EACCES:
 	case EPERM:
-		return Error(e, "permission denied on the control device (root only by default)");
+		return unexpected(Error(e, "permission denied on the control device (root only by default)"));
 	case EBADF:
-		return Error(e, "the control device was not opened for writing");
+		return unexpected(Error(e, "the control device was not opened for writing"));
 	case EEXIST:
-		return Error(e, "a queue with this name already exists");
+		return unexpected(Error(e, "a queue with this name already exists"));
 	case EFBIG:
-		return Error(e, "capacity above the module's max_queue_size parameter");
+		return unexpected(Error(e, "capacity above the module's max_queue_size parameter"));
 	case ENOSPC:
-		return Error(e, "too many queues or too much queue memory (module parameters "
-				"max_queues, max_total_memory)");
+		return unexpected(Error(e, "too many queues or too much queue memory (module parameters "
+				"max_queues, max_total_memory)"));
 	case ENOMEM:
-		return Error(e, "the kernel could not allocate the queue's memory");
+		return unexpected(Error(e, "the kernel could not allocate the queue's memory"));
 	case EINVAL:
-		return Error(e, create ? "rejected: the capacity must be a power of two of at least "
+		return unexpected(Error(e, create ? "rejected: the capacity must be a power of two of at least "
 					 "4096 bytes, and the name valid"
-				       : "rejected by the kernel: invalid name");
+				       : "rejected by the kernel: invalid name"));
 	case ENAMETOOLONG:
-		return Error(e, "queue name too long: at most 63 characters");
+		return unexpected(Error(e, "queue name too long: at most 63 characters"));
 	case ENOTTY:
-		return Error(e, "not a shmq control device (ioctl not supported)");
+		return unexpected(Error(e, "not a shmq control device (ioctl not supported)"));
 	default:
-		return Error(e, create ? "creating the queue failed" : "destroying the queue failed");
+		return unexpected(Error(e, create ? "creating the queue failed" : "destroying the queue failed"));
 	}
 }
 
@@ -112,9 +112,9 @@ Result<void> control_ioctl(const std::string &control, unsigned long cmd, Args &
 Result<void> create_queue(std::string_view name, uint64_t capacity, const std::string &control)
 {
 	if (auto v = validate_name(name); !v)
-		return v.error();
+		return unexpected(v.error());
 	if (capacity < SHMQ_MIN_CAPACITY || (capacity & (capacity - 1)) != 0)
-		return Error(EINVAL, "the capacity must be a power of two of at least 4096 bytes");
+		return unexpected(Error(EINVAL, "the capacity must be a power of two of at least 4096 bytes"));
 	struct shmq_create_args a;
 	std::memset(&a, 0, sizeof a);
 	a.capacity = capacity;
@@ -125,7 +125,7 @@ Result<void> create_queue(std::string_view name, uint64_t capacity, const std::s
 Result<void> destroy_queue(std::string_view name, const std::string &control)
 {
 	if (auto v = validate_name(name); !v)
-		return v.error();
+		return unexpected(v.error());
 	struct shmq_destroy_args a;
 	std::memset(&a, 0, sizeof a);
 	std::memcpy(a.name, name.data(), name.size());
@@ -254,37 +254,37 @@ std::unique_ptr<QueueHandle> plain_handle(const Ring &ring, uint32_t spin)
 
 namespace {
 
-Error open_error(int e, int role, const std::string &dev_dir)
+unexpected<Error> open_error(int e, int role, const std::string &dev_dir)
 {
 	const bool prod = role == SHMQ_ROLE_PRODUCER;
 	switch (e) {
 	case ENOENT: {
 		struct stat st;
 		if (::stat(dev_dir.c_str(), &st) != 0)
-			return Error(e, "no queue device directory (/dev/shmq): is the shmq module "
-					"loaded? (modprobe shmq)");
-		return Error(e, "no such queue: create it with shmqctl create NAME --size BYTES");
+			return unexpected(Error(e, "no queue device directory (/dev/shmq): is the shmq module "
+					"loaded? (modprobe shmq)"));
+		return unexpected(Error(e, "no such queue: create it with shmqctl create NAME --size BYTES"));
 	}
 	case EACCES:
 	case EPERM:
-		return Error(e, "permission denied: the queue's device mode/group does not allow "
-				"this role (producer needs write, consumer needs read)");
+		return unexpected(Error(e, "permission denied: the queue's device mode/group does not allow "
+				"this role (producer needs write, consumer needs read)"));
 	case EBUSY:
-		return Error(e, prod ? "a producer is already attached to this queue (one at a time)"
-				     : "a consumer is already attached to this queue (one at a time)");
+		return unexpected(Error(e, prod ? "a producer is already attached to this queue (one at a time)"
+				     : "a consumer is already attached to this queue (one at a time)"));
 	case ENODEV:
 	case ENXIO:
-		return Error(e, "the queue was destroyed (or the shmq module unloaded) while "
-				"opening it");
+		return unexpected(Error(e, "the queue was destroyed (or the shmq module unloaded) while "
+				"opening it"));
 	case ENOTDIR:
-		return Error(e, "the queue device directory is not a directory");
+		return unexpected(Error(e, "the queue device directory is not a directory"));
 	case EMFILE:
 	case ENFILE:
-		return Error(e, "too many open files");
+		return unexpected(Error(e, "too many open files"));
 	case EINVAL:
-		return Error(e, "the kernel refused this open mode for the queue device");
+		return unexpected(Error(e, "the kernel refused this open mode for the queue device"));
 	default:
-		return Error(e, "cannot open the queue device");
+		return unexpected(Error(e, "cannot open the queue device"));
 	}
 }
 
@@ -357,11 +357,11 @@ Result<void> check_module(const struct shmq_layout &l, int role)
 	// Bits this library does not know are newer capabilities: ignored.
 	for (const auto &n : kNeeded)
 		if (!(l.features & n.bit))
-			return Error(EPROTO, n.missing);
+			return unexpected(Error(EPROTO, n.missing));
 	if (!layout_ok(l, role))
-		return Error(EPROTO, "shmq module reports a memory layout that libshmq " SHMQ_VERSION_STRING
+		return unexpected(Error(EPROTO, "shmq module reports a memory layout that libshmq " SHMQ_VERSION_STRING
 				     " does not understand: load a shmq.ko of the same release (modinfo "
-				     "shmq; cat /sys/module/shmq/version)");
+				     "shmq; cat /sys/module/shmq/version)"));
 	return {};
 }
 
@@ -369,7 +369,7 @@ Result<std::unique_ptr<QueueHandle>> open_queue(std::string_view name, const Ope
 						int role, QueueInfo &info)
 {
 	if (auto v = validate_name(name); !v)
-		return v.error();
+		return unexpected(v.error());
 	const bool prod = role == SHMQ_ROLE_PRODUCER;
 	std::string path = opt.dev_dir;
 	path += '/';
@@ -387,15 +387,15 @@ Result<std::unique_ptr<QueueHandle>> open_queue(std::string_view name, const Ope
 	if (ioctl(fd, SHMQ_IOC_LAYOUT, &l) < 0) {
 		const int e = errno;
 		if (e == ENOTTY || e == EINVAL)
-			return Error(e, "not a shmq queue device (SHMQ_IOC_LAYOUT not supported)");
-		return Error(e, "reading the queue's layout (SHMQ_IOC_LAYOUT) failed");
+			return unexpected(Error(e, "not a shmq queue device (SHMQ_IOC_LAYOUT not supported)"));
+		return unexpected(Error(e, "reading the queue's layout (SHMQ_IOC_LAYOUT) failed"));
 	}
 	if (auto c = check_module(l, role); !c)
-		return c.error();
+		return unexpected(c.error());
 
 	FdGuard ring{static_cast<int>(ioctl(fd, SHMQ_IOC_RING_FD, O_CLOEXEC))};
 	if (ring.fd < 0)
-		return Error(errno, "getting the ring fd (SHMQ_IOC_RING_FD) failed");
+		return unexpected(Error(errno, "getting the ring fd (SHMQ_IOC_RING_FD) failed"));
 
 	auto map = [&](Mapping &m, const struct shmq_region &reg, bool writable) -> int {
 		void *p = mmap(nullptr, reg.size, writable ? PROT_READ | PROT_WRITE : PROT_READ,
@@ -413,9 +413,9 @@ Result<std::unique_ptr<QueueHandle>> open_queue(std::string_view name, const Ope
 	if (!e)
 		e = map(h->data, l.data, prod);
 	if (e)
-		return Error(e, e == ENOMEM ? "mapping the queue's memory failed: out of memory or "
+		return unexpected(Error(e, e == ENOMEM ? "mapping the queue's memory failed: out of memory or "
 					      "address space"
-					    : "mapping the queue's memory failed (mmap of the ring fd)");
+					    : "mapping the queue's memory failed (mmap of the ring fd)"));
 
 	auto at = [](Mapping &m, uint32_t off) { return static_cast<std::byte *>(m.addr) + off; };
 	Ring &r = h->ring;
@@ -430,8 +430,8 @@ Result<std::unique_ptr<QueueHandle>> open_queue(std::string_view name, const Ope
 	// A record's len is 32 bits: cap max_message for capacities above 8 GiB.
 	r.max_message = std::min<uint64_t>(l.max_message, UINT32_MAX & ~(kRecordAlign - 1));
 	if (!ring_geometry_ok(r))
-		return Error(EPROTO, "kernel module reports a memory layout this libshmq does not "
-				     "understand (module and library versions differ?)");
+		return unexpected(Error(EPROTO, "kernel module reports a memory layout this libshmq does not "
+				     "understand (module and library versions differ?)"));
 	info.capacity = r.capacity;
 	info.max_message = r.max_message;
 	info.features = l.features;

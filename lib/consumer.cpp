@@ -8,30 +8,30 @@ namespace shmq {
 
 namespace {
 
-const Error kClosed(EBADF, "the consumer is not open");
-const Error kEmpty(EAGAIN, "the queue is empty");
-const Error kCorrupt(EBADMSG, "corrupt queue: invalid record header or counters in the ring "
+constexpr unexpected<Error> kClosed(std::in_place, EBADF, "the consumer is not open");
+constexpr unexpected<Error> kEmpty(std::in_place, EAGAIN, "the queue is empty");
+constexpr unexpected<Error> kCorrupt(std::in_place, EBADMSG, "corrupt queue: invalid record header or counters in the ring "
 			      "(the producer wrote garbage)");
-const Error kBufTooSmall(EMSGSIZE, "buffer too small for the next message (it stays queued; "
+constexpr unexpected<Error> kBufTooSmall(std::in_place, EMSGSIZE, "buffer too small for the next message (it stays queued; "
 				   "messages can be up to info().max_message bytes)");
-const Error kNothingPeeked(EINVAL, "release: no message was peeked");
+constexpr unexpected<Error> kNothingPeeked(std::in_place, EINVAL, "release: no message was peeked");
 
-Error wait_error(int e)
+unexpected<Error> wait_error(int e)
 {
 	switch (e) {
 	case ETIMEDOUT:
-		return Error(e, "timed out waiting for a message");
+		return unexpected(Error(e, "timed out waiting for a message"));
 	case EPIPE:
-		return Error(e, "the queue is empty and the producer has gone (set "
-				"OpenOptions::ignore_hangup to wait for a new producer)");
+		return unexpected(Error(e, "the queue is empty and the producer has gone (set "
+				"OpenOptions::ignore_hangup to wait for a new producer)"));
 	case EIDRM:
-		return Error(e, "the queue is empty and was destroyed");
+		return unexpected(Error(e, "the queue is empty and was destroyed"));
 	case EAGAIN:
 		return kEmpty;
 	case EINVAL:
-		return Error(e, "the kernel rejected the wait (libshmq/module mismatch?)");
+		return unexpected(Error(e, "the kernel rejected the wait (libshmq/module mismatch?)"));
 	default:
-		return Error(e, "waiting for a message failed");
+		return unexpected(Error(e, "waiting for a message failed"));
 	}
 }
 
@@ -55,8 +55,8 @@ Result<Consumer> Consumer::open(std::string_view name, const OpenOptions &opt)
 	QueueInfo info;
 	auto h = detail::open_queue(name, opt, SHMQ_ROLE_CONSUMER, info);
 	if (!h)
-		return h.error();
-	return detail::Access::make_consumer(std::move(h.value()), info);
+		return unexpected(h.error());
+	return detail::Access::make_consumer(std::move(*h), info);
 }
 
 Consumer::Consumer(Consumer &&o) noexcept
@@ -213,7 +213,7 @@ Result<size_t> Consumer::try_receive(std::span<std::byte> buf)
 {
 	auto m = try_peek();
 	if (!m)
-		return m.error();
+		return unexpected(m.error());
 	if (m->size() > buf.size())
 		return kBufTooSmall;
 	if (m->size())
@@ -227,7 +227,7 @@ Result<size_t> Consumer::receive(std::span<std::byte> buf, Timeout timeout)
 {
 	auto m = peek(timeout);
 	if (!m)
-		return m.error();
+		return unexpected(m.error());
 	if (m->size() > buf.size())
 		return kBufTooSmall;
 	if (m->size())

@@ -8,35 +8,35 @@ namespace shmq {
 
 namespace {
 
-const Error kClosed(EBADF, "the producer is not open");
-const Error kBusy(EBUSY, "a reservation is already outstanding: commit or abort it first");
-const Error kTooBig(EMSGSIZE, "message larger than the queue's max_message (capacity/4 - 8 "
+constexpr unexpected<Error> kClosed(std::in_place, EBADF, "the producer is not open");
+constexpr unexpected<Error> kBusy(std::in_place, EBUSY, "a reservation is already outstanding: commit or abort it first");
+constexpr unexpected<Error> kTooBig(std::in_place, EMSGSIZE, "message larger than the queue's max_message (capacity/4 - 8 "
 			      "bytes; see info().max_message)");
-const Error kFull(EAGAIN, "the ring is full: retry later, or use send()/reserve() to wait");
-const Error kCorrupt(EBADMSG, "corrupt queue: the consumer's head counter is ahead of tail or "
+constexpr unexpected<Error> kFull(std::in_place, EAGAIN, "the ring is full: retry later, or use send()/reserve() to wait");
+constexpr unexpected<Error> kCorrupt(std::in_place, EBADMSG, "corrupt queue: the consumer's head counter is ahead of tail or "
 			      "more than capacity behind it");
-const Error kNotReserved(EINVAL, "not the outstanding reservation (already committed or "
+constexpr unexpected<Error> kNotReserved(std::in_place, EINVAL, "not the outstanding reservation (already committed or "
 				 "aborted?)");
-const Error kUsedTooBig(EINVAL, "commit: used is larger than the reserved size");
-const Error kBadTail(EBADMSG, "corrupt queue: the tail counter left by a previous producer is "
+constexpr unexpected<Error> kUsedTooBig(std::in_place, EINVAL, "commit: used is larger than the reserved size");
+constexpr unexpected<Error> kBadTail(std::in_place, EBADMSG, "corrupt queue: the tail counter left by a previous producer is "
 			     "misaligned; destroy and recreate the queue");
 
-Error wait_error(int e)
+unexpected<Error> wait_error(int e)
 {
 	switch (e) {
 	case ETIMEDOUT:
-		return Error(e, "timed out waiting for room in the ring");
+		return unexpected(Error(e, "timed out waiting for room in the ring"));
 	case EPIPE:
-		return Error(e, "the consumer has gone and the ring is full (set "
-				"OpenOptions::ignore_hangup to wait for a new consumer)");
+		return unexpected(Error(e, "the consumer has gone and the ring is full (set "
+				"OpenOptions::ignore_hangup to wait for a new consumer)"));
 	case EIDRM:
-		return Error(e, "the queue was destroyed");
+		return unexpected(Error(e, "the queue was destroyed"));
 	case EAGAIN:
 		return kFull;
 	case EINVAL:
-		return Error(e, "the kernel rejected the wait (libshmq/module mismatch?)");
+		return unexpected(Error(e, "the kernel rejected the wait (libshmq/module mismatch?)"));
 	default:
-		return Error(e, "waiting for room in the ring failed");
+		return unexpected(Error(e, "waiting for room in the ring failed"));
 	}
 }
 
@@ -66,8 +66,8 @@ Result<Producer> Producer::open(std::string_view name, const OpenOptions &opt)
 	QueueInfo info;
 	auto h = detail::open_queue(name, opt, SHMQ_ROLE_PRODUCER, info);
 	if (!h)
-		return h.error();
-	return detail::Access::make_producer(std::move(h.value()), info);
+		return unexpected(h.error());
+	return detail::Access::make_producer(std::move(*h), info);
 }
 
 Producer::Producer(Producer &&o) noexcept
@@ -263,10 +263,10 @@ Result<void> Producer::try_send(std::span<const std::byte> msg)
 	}
 	auto r = reserve_impl(msg.size(), Timeout::none(), false);
 	if (!r)
-		return r.error();
+		return unexpected(r.error());
 	if (!msg.empty())
 		std::memcpy(r->data().data(), msg.data(), msg.size());
-	return commit_impl(r.value(), SIZE_MAX, true);
+	return commit_impl(*r, SIZE_MAX, true);
 }
 
 Result<void> Producer::send(std::span<const std::byte> msg, Timeout timeout)
@@ -278,10 +278,10 @@ Result<void> Producer::send(std::span<const std::byte> msg, Timeout timeout)
 	}
 	auto r = reserve_impl(msg.size(), timeout, true);
 	if (!r)
-		return r.error();
+		return unexpected(r.error());
 	if (!msg.empty())
 		std::memcpy(r->data().data(), msg.data(), msg.size());
-	return commit_impl(r.value(), SIZE_MAX, true);
+	return commit_impl(*r, SIZE_MAX, true);
 }
 
 } // namespace shmq

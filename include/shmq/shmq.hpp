@@ -6,8 +6,9 @@
 // or to wake a peer that the kernel has marked as waiting.
 //
 // Errors are values, never exceptions: every fallible call returns
-// Result<T>, which holds either a T or an Error (an errno plus a sentence
-// saying what went wrong and what to do).
+// Result<T> = expected<T, Error> (std::expected's interface), which holds
+// either a T or an Error (an errno plus a sentence saying what went wrong
+// and what to do).
 #pragma once
 
 #include <chrono>
@@ -18,57 +19,36 @@
 #include <string_view>
 #include <utility>
 
+#include <shmq/expected.hpp>
+
 namespace shmq {
 
 // An errno value with a human-readable explanation.
 class Error {
 public:
-	constexpr Error() = default;
-	constexpr Error(int code, const char *what) : code_(code), what_(what) {}
-	[[nodiscard]] constexpr int code() const { return code_; }
+	constexpr Error() noexcept = default;
+	constexpr Error(int code, const char *what) noexcept : code_(code), what_(what) {}
+	[[nodiscard]] constexpr int code() const noexcept { return code_; }
 	// Static string: explains the failure and, where possible, the fix.
-	[[nodiscard]] constexpr const char *what() const { return what_; }
+	[[nodiscard]] constexpr const char *what() const noexcept { return what_; }
 	// "what (strerror(code))".
 	[[nodiscard]] std::string message() const;
+	// Same errno and same sentence.
+	[[nodiscard]] friend constexpr bool operator==(const Error &a, const Error &b)
+	{
+		return a.code_ == b.code_ && std::string_view(a.what_) == std::string_view(b.what_);
+	}
 
 private:
 	int code_ = 0;
 	const char *what_ = "";
 };
 
-// Either a value or an Error. No exceptions; check ok() (or operator bool).
-template <class T> class [[nodiscard]] Result {
-public:
-	Result(T value) : ok_(true), value_(std::move(value)) {}
-	Result(Error err) : ok_(false), err_(err) {}
-	[[nodiscard]] bool ok() const { return ok_; }
-	explicit operator bool() const { return ok_; }
-	[[nodiscard]] T &value() & { return value_; }
-	[[nodiscard]] const T &value() const & { return value_; }
-	[[nodiscard]] T &&value() && { return std::move(value_); }
-	T *operator->() { return &value_; }
-	const T *operator->() const { return &value_; }
-	T &operator*() & { return value_; }
-	[[nodiscard]] const Error &error() const { return err_; }
-
-private:
-	bool ok_;
-	T value_{};
-	Error err_{};
-};
-
-template <> class [[nodiscard]] Result<void> {
-public:
-	Result() : ok_(true) {}
-	Result(Error err) : ok_(false), err_(err) {}
-	[[nodiscard]] bool ok() const { return ok_; }
-	explicit operator bool() const { return ok_; }
-	[[nodiscard]] const Error &error() const { return err_; }
-
-private:
-	bool ok_;
-	Error err_{};
-};
+// Either a T or an Error: shmq::expected (<shmq/expected.hpp>), which has
+// the names and semantics of C++23's std::expected. Test with has_value()
+// or operator bool; error() and operator* do not check, value() throws
+// bad_expected_access<Error> on an error.
+template <class T> using Result = expected<T, Error>;
 
 // How long a blocking call may wait. Converted once to an absolute
 // CLOCK_MONOTONIC deadline, so restarts after signals do not extend it.

@@ -63,7 +63,7 @@ int produce_stream(const std::string &name, ProducerLog *log, int stream, uint64
 			size_t used = rng.chance(50) ? n : size_t(rng.range(kMinMsg, n));
 			make_msg(reinterpret_cast<uint8_t *>(r->data().data()), used, seq, stream);
 			log->publishing[stream] = seq + 1;
-			if (!p->commit(*r, used).ok())
+			if (!p->commit(*r, used).has_value())
 				return 22;
 			log->committed[stream] = ++seq;
 		} else { // a batch behind one flush
@@ -79,7 +79,7 @@ int produce_stream(const std::string &name, ProducerLog *log, int stream, uint64
 					break; // ring full: publish what we have
 				}
 				make_msg(reinterpret_cast<uint8_t *>(r->data().data()), n, s, stream);
-				if (!p->commit_deferred(*r).ok())
+				if (!p->commit_deferred(*r).has_value())
 					return 24;
 			}
 			p->flush();
@@ -273,7 +273,7 @@ int consume_stream(const std::string &name, ConsumerLog *log, int incarnation)
 		}
 		if (zero_copy) {
 			log->releasing = int64_t(want);
-			if (!c->release().ok())
+			if (!c->release().has_value())
 				return fail("release failed");
 		}
 		log->next = want + 1;
@@ -611,7 +611,7 @@ int crash_producer(const std::string &name, CrashLog *log, int inc, int point, u
 					if (!r)
 						break;
 					make_msg(reinterpret_cast<uint8_t *>(r->data().data()), n, s, inc);
-					if (!p->commit_deferred(*r).ok())
+					if (!p->commit_deferred(*r).has_value())
 						break;
 				}
 				if (point == P_DEFERRED_RESERVED) {
@@ -652,7 +652,7 @@ int crash_producer(const std::string &name, CrashLog *log, int inc, int point, u
 			size_t used = rng.chance(50) ? n : size_t(rng.range(kMinMsg, n));
 			make_msg(reinterpret_cast<uint8_t *>(r->data().data()), used, seq, inc);
 			me.publishing = seq + 1;
-			if (!p->commit(*r, used).ok()) {
+			if (!p->commit(*r, used).has_value()) {
 				crash_fail(log, strprintf("producer %d: commit failed", inc));
 				return 22;
 			}
@@ -672,7 +672,7 @@ int crash_producer(const std::string &name, CrashLog *log, int inc, int point, u
 					break; // full: publish what we have
 				}
 				make_msg(reinterpret_cast<uint8_t *>(r->data().data()), n, seq + k, inc);
-				if (!p->commit_deferred(*r).ok()) {
+				if (!p->commit_deferred(*r).has_value()) {
 					crash_fail(log, strprintf("producer %d: commit_deferred failed", inc));
 					return 24;
 				}
@@ -777,7 +777,7 @@ int crash_consume_one(shmq::Consumer &c, const uint64_t *head, CrashLog *log, in
 	}
 	if (at_stop && point == C_BEFORE_RELEASE)
 		die_now();
-	if (!c.release().ok()) {
+	if (!c.release().has_value()) {
 		crash_fail(log, strprintf("%s: release failed", who));
 		return EINVAL;
 	}

@@ -47,7 +47,7 @@ TEST(Compat, AcceptsTheModulesLayoutForBothRoles)
 {
 	for (int role : {SHMQ_ROLE_PRODUCER, SHMQ_ROLE_CONSUMER}) {
 		auto r = check_module(good_layout(role), role);
-		EXPECT_TRUE(r.ok()) << r.error().message();
+		EXPECT_TRUE(r.has_value()) << r.error().message();
 	}
 }
 
@@ -55,7 +55,7 @@ TEST(Compat, IgnoresFeatureBitsItDoesNotKnow)
 {
 	auto l = good_layout(SHMQ_ROLE_CONSUMER);
 	l.features |= 1ULL << 40 | 1ULL << 63;
-	EXPECT_TRUE(check_module(l, SHMQ_ROLE_CONSUMER).ok());
+	EXPECT_TRUE(check_module(l, SHMQ_ROLE_CONSUMER).has_value());
 }
 
 TEST(Compat, EachMissingV1FeatureIsEPROTONamingItAndTheModuleVersion)
@@ -75,7 +75,7 @@ TEST(Compat, EachMissingV1FeatureIsEPROTONamingItAndTheModuleVersion)
 		auto l = good_layout(SHMQ_ROLE_PRODUCER);
 		l.features = SHMQ_FEATURES_V1 & ~f.bit;
 		auto r = check_module(l, SHMQ_ROLE_PRODUCER);
-		ASSERT_FALSE(r.ok()) << f.name;
+		ASSERT_FALSE(r.has_value()) << f.name;
 		EXPECT_EQ(EPROTO, r.error().code()) << f.name;
 		const std::string m = r.error().what();
 		EXPECT_NE(std::string::npos, m.find(std::string("lacks feature ") + f.name)) << m;
@@ -90,7 +90,7 @@ TEST(Compat, NoFeaturesAtAllIsEPROTO)
 	auto l = good_layout(SHMQ_ROLE_CONSUMER);
 	l.features = 0;
 	auto r = check_module(l, SHMQ_ROLE_CONSUMER);
-	ASSERT_FALSE(r.ok());
+	ASSERT_FALSE(r.has_value());
 	EXPECT_EQ(EPROTO, r.error().code());
 	EXPECT_NE(nullptr, std::strstr(r.error().what(), "SHMQ_FEAT_SPSC_RING")) << r.error().what();
 }
@@ -99,7 +99,7 @@ TEST(Compat, ALayoutItDoesNotUnderstandIsEPROTO)
 {
 	auto expect_layout_error = [](const struct shmq_layout &l, int role, const char *what) {
 		auto r = check_module(l, role);
-		ASSERT_FALSE(r.ok()) << what;
+		ASSERT_FALSE(r.has_value()) << what;
 		EXPECT_EQ(EPROTO, r.error().code()) << what;
 		EXPECT_NE(nullptr, std::strstr(r.error().what(), "memory layout")) << what;
 	};
