@@ -31,7 +31,7 @@ std::string Error::message() const
 	return m;
 }
 
-uint64_t monotonic_now_ns()
+uint64_t monotonic_now_ns() noexcept
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);

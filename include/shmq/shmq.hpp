@@ -17,9 +17,11 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 #include <shmq/expected.hpp>
+#include <shmq/export.hpp>
 
 namespace shmq {
 
@@ -54,30 +56,91 @@ template <class T> using Result = expected<T, Error>;
 // CLOCK_MONOTONIC deadline, so restarts after signals do not extend it.
 class Timeout {
 public:
-	static constexpr Timeout infinite() { return Timeout(UINT64_MAX); }
-	static constexpr Timeout none() { return Timeout(0); } // do not wait
+	static constexpr Timeout infinite() noexcept { return Timeout(UINT64_MAX); }
+	static constexpr Timeout none() noexcept { return Timeout(0); } // do not wait
+	// From now. Any duration works: one too long for a 64-bit nanosecond
+	// deadline (seconds::max(), hours::max(), duration<double>(1e300), ...)
+	// is infinite(); zero, negative, NaN and less than a nanosecond are
+	// none(). Rounds towards zero, like duration_cast.
 	template <class Rep, class Period>
-	static Timeout after(std::chrono::duration<Rep, Period> d);
+	static Timeout after(std::chrono::duration<Rep, Period> d) noexcept;
 	// Absolute CLOCK_MONOTONIC nanoseconds (UINT64_MAX = forever).
-	static constexpr Timeout at_ns(uint64_t deadline) { return Timeout(deadline); }
-	[[nodiscard]] constexpr uint64_t deadline_ns() const { return deadline_ns_; }
+	static constexpr Timeout at_ns(uint64_t deadline) noexcept { return Timeout(deadline); }
+	[[nodiscard]] constexpr uint64_t deadline_ns() const noexcept { return deadline_ns_; }
 
 private:
-	constexpr explicit Timeout(uint64_t d) : deadline_ns_(d) {}
+	constexpr explicit Timeout(uint64_t d) noexcept : deadline_ns_(d) {}
 	uint64_t deadline_ns_;
 };
 
-uint64_t monotonic_now_ns();
+SHMQ_API uint64_t monotonic_now_ns() noexcept;
+
+namespace detail {
+
+// __extension__: no -pedantic warning in the programs that include this.
+__extension__ typedef unsigned __int128 u128;
+
+constexpr u128 gcd128(u128 a, u128 b) noexcept
+{
+	while (b) {
+		const u128 t = a % b;
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+// @count ticks of @Period in nanoseconds, rounded towards zero: 0 for
+// anything not positive (NaN included), UINT64_MAX for anything that does
+// not fit. duration_cast cannot be used: it multiplies in the duration's
+// own representation (hours::max() in nanoseconds needs ~2^101) and
+// std::ratio_divide<Period, std::nano> itself overflows for coarse periods.
+template <class Rep, class Period> constexpr uint64_t saturated_ns(Rep count) noexcept
+{
+	static_assert(Period::num > 0 && Period::den > 0, "Timeout::after: a negative period?");
+	if constexpr (std::is_integral_v<Rep> && sizeof(Rep) <= sizeof(uint64_t)) {
+		if (count <= 0)
+			return 0;
+		// ns = count * num * 10^9 / den, with the fraction reduced first so
+		// that num * (10^9 / g) < 2^63 * 2^30 fits 128 bits; the product
+		// with count (< 2^64) is checked.
+		constexpr u128 g = gcd128(static_cast<u128>(Period::den), 1000000000u);
+		constexpr u128 mult = static_cast<u128>(Period::num) * (1000000000u / g);
+		constexpr u128 div = static_cast<u128>(Period::den) / g;
+		u128 prod;
+		if (__builtin_mul_overflow(static_cast<u128>(count), mult, &prod))
+			return UINT64_MAX;
+		const u128 ns = prod / div;
+		return ns >= UINT64_MAX ? UINT64_MAX : static_cast<uint64_t>(ns);
+	} else {
+		// Floating point (or another arithmetic Rep): long double has a
+		// 64-bit mantissa and a range far beyond any duration.
+		const long double ns = static_cast<long double>(count) *
+				       static_cast<long double>(Period::num) * 1e9L /
+				       static_cast<long double>(Period::den);
+		if (!(ns >= 1.0L)) // NaN, negative, zero, below a nanosecond
+			return 0;
+		if (ns >= 18446744073709551615.0L) // 2^64, exactly representable
+			return UINT64_MAX;
+		return static_cast<uint64_t>(ns);
+	}
+}
+
+} // namespace detail
 
 template <class Rep, class Period>
-Timeout Timeout::after(std::chrono::duration<Rep, Period> d)
+Timeout Timeout::after(std::chrono::duration<Rep, Period> d) noexcept
 {
-	const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
-	if (ns <= 0)
+	const uint64_t ns = detail::saturated_ns<Rep, Period>(d.count());
+	if (ns == 0)
 		return none();
+	if (ns == UINT64_MAX)
+		return infinite();
 	const uint64_t now = monotonic_now_ns();
-	const uint64_t dl = now + static_cast<uint64_t>(ns);
-	return Timeout(dl < now ? UINT64_MAX : dl);
+	uint64_t dl;
+	if (__builtin_add_overflow(now, ns, &dl) || dl == UINT64_MAX)
+		return infinite();
+	return Timeout(dl);
 }
 
 struct OpenOptions {
