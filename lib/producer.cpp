@@ -133,7 +133,12 @@ Result<Reservation> Producer::reserve_impl(size_t size, Timeout timeout, bool wa
 			return kCorrupt;
 		if (e == EMSGSIZE)
 			return kTooBig;
-		// EAGAIN: not enough room.
+		// EAGAIN: not enough room. Whether or not we wait, publish
+		// deferred commits first: the kernel (poll, wait) and the consumer
+		// judge by the published tail. A try_ call that answered EAGAIN
+		// with records still unpublished would leave the consumer without
+		// them while poll, seeing room, tells us to try again.
+		flush();
 		if (!wait) {
 			const int p = h_->probe(SHMQ_WAIT_WRITABLE, res.need, SHMQ_STATE_CONSUMER);
 			if (p == 0 && !probed) { // room appeared meanwhile
@@ -142,10 +147,8 @@ Result<Reservation> Producer::reserve_impl(size_t size, Timeout timeout, bool wa
 			}
 			return p == 0 ? kFull : wait_error(p);
 		}
-		// Never sleep on unpublished records: the consumer may be asleep
-		// waiting for exactly those, and the kernel judges free space by
-		// the published tail, so it would not even let us sleep.
-		flush();
+		// (Never sleep on unpublished records either: the consumer may be
+		// asleep waiting for exactly those; flushed above.)
 		if (spins < h_->spin) {
 			++spins;
 			detail::cpu_relax();

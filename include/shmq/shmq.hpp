@@ -226,8 +226,10 @@ public:
 	// consumer if it sleeps. EINVAL: not the outstanding reservation or
 	// used > size.
 	[[nodiscard]] Result<void> commit(Reservation &r, size_t used = SIZE_MAX);
-	// Commit without publishing: the consumer sees nothing until flush().
-	// Use to batch several messages behind one wake-up.
+	// Commit without publishing: the consumer sees nothing until flush()
+	// (or until a reserve or send finds the ring full: before answering
+	// EAGAIN or sleeping they publish). Use to batch several messages
+	// behind one wake-up.
 	[[nodiscard]] Result<void> commit_deferred(Reservation &r, size_t used = SIZE_MAX);
 	// Drop the outstanding reservation.
 	void abort(Reservation &r);

@@ -605,8 +605,12 @@ int crash_producer(const std::string &name, CrashLog *log, int inc, int point, u
 			case P_DEFERRED:
 			case P_DEFERRED_RESERVED: {
 				const uint64_t k = rng.range(1, 16);
-				for (uint64_t s = seq; s < seq + k; s++) {
+				uint64_t s = seq; // next message: seq..s-1 are committed, deferred
+				for (; s < seq + k; s++) {
 					size_t n = random_size(rng, 256);
+					// A try_reserve that finds the ring full publishes
+					// the deferred commits before its EAGAIN.
+					me.publishing = s;
 					auto r = p->try_reserve(n);
 					if (!r)
 						break;
@@ -616,9 +620,10 @@ int crash_producer(const std::string &name, CrashLog *log, int inc, int point, u
 				}
 				if (point == P_DEFERRED_RESERVED) {
 					size_t n = random_size(rng, max);
+					me.publishing = s; // as above
 					auto r = p->try_reserve(n);
 					if (r)
-						make_msg(reinterpret_cast<uint8_t *>(r->data().data()), n, seq + k, inc);
+						make_msg(reinterpret_cast<uint8_t *>(r->data().data()), n, s, inc);
 				}
 				die_now();
 			}
@@ -662,6 +667,8 @@ int crash_producer(const std::string &name, CrashLog *log, int inc, int point, u
 			uint64_t k = 0;
 			for (; k < want; k++) {
 				size_t n = random_size(rng, std::min<size_t>(max, 512));
+				if (k)	// a full ring publishes the k deferred commits
+					me.publishing = seq + k;
 				auto r = p->try_reserve(n);
 				if (!r) {
 					if (r.error().code() != EAGAIN) {

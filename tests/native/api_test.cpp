@@ -326,10 +326,9 @@ TEST(Api, BlockingReserveFlushesDeferredCommitsBeforeWaiting)
 	ShmRing s(4096);
 	auto p = s.producer();
 	uint64_t committed = 0;
-	for (;;) {
+	for (int i = 0; i < 4096 / 16; ++i) { // 16-byte records fill the ring
 		auto r = p.try_reserve(8);
-		if (!r)
-			break;
+		ASSERT_TRUE(r.has_value());
 		ASSERT_TRUE(p.commit_deferred(*r).has_value());
 		committed += 16;
 	}
@@ -338,6 +337,41 @@ TEST(Api, BlockingReserveFlushesDeferredCommitsBeforeWaiting)
 	ASSERT_FALSE(r.has_value());
 	EXPECT_EQ(r.error().code(), ETIMEDOUT);
 	EXPECT_EQ(s.tail(), committed); // the consumer can drain while we sleep
+}
+
+// poll() judges free space by the published tail: a try_reserve/try_send
+// that finds the ring full only because of its own deferred commits must
+// publish them before answering EAGAIN, or the consumer never sees them
+// while the producer, told "writable" by poll, keeps getting EAGAIN.
+TEST(Api, TryReserveAndTrySendPublishDeferredCommitsBeforeEAGAIN)
+{
+	for (const bool send : {false, true}) {
+		ShmRing s(4096);
+		auto p = s.producer();
+		auto c = s.consumer();
+		for (int i = 0; i < 4096 / 16; ++i) {
+			auto r = p.try_reserve(8);
+			ASSERT_TRUE(r.has_value());
+			std::memcpy(r->data().data(), &i, sizeof i);
+			ASSERT_TRUE(p.commit_deferred(*r).has_value());
+		}
+		ASSERT_EQ(s.tail(), 0u);
+		s.set_waiters(1, 0, 0); // the consumer sleeps on the empty ring
+		const auto e = send ? p.try_send(bytes("12345678")).error().code()
+				    : p.try_reserve(8).error().code();
+		EXPECT_EQ(e, EAGAIN) << (send ? "try_send" : "try_reserve");
+		EXPECT_EQ(s.tail(), 4096u) << "deferred commits not published";
+		EXPECT_EQ(detail::Access::handle(p)->wake_calls, 1u) << "the sleeper was not woken";
+		s.set_waiters(0, 0, 0);
+		for (int i = 0; i < 4096 / 16; ++i) {
+			std::byte buf[8];
+			auto n = c.try_receive(buf);
+			ASSERT_TRUE(n.has_value()) << i;
+			int got;
+			std::memcpy(&got, buf, sizeof got);
+			EXPECT_EQ(got, i);
+		}
+	}
 }
 
 TEST(Api, PeekTwiceReturnsTheSameMessageUntilRelease)
