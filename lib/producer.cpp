@@ -55,7 +55,6 @@ Result<Producer> detail::Access::make_producer(std::unique_ptr<QueueHandle> h,
 	p.h_ = h.release();
 	p.info_ = info;
 	p.tail_ = p.published_ = tail;
-	p.end_reservation();
 	// Untrusted; try_reserve validates it before relying on it.
 	p.cached_head_ = load_acquire(r.head);
 	return p;
@@ -70,11 +69,15 @@ Result<Producer> Producer::open(std::string_view name, const OpenOptions &opt)
 	return detail::Access::make_producer(std::move(*h), info);
 }
 
+// The outstanding reservation, if any, follows the producer: its back link
+// is repointed at the new object.
 Producer::Producer(Producer &&o) noexcept
 	: h_(std::exchange(o.h_, nullptr)), info_(o.info_), tail_(o.tail_),
 	  published_(o.published_), cached_head_(o.cached_head_),
-	  reserved_end_(std::exchange(o.reserved_end_, o.tail_)), reserved_start_(o.reserved_start_)
+	  res_(std::exchange(o.res_, nullptr))
 {
+	if (res_)
+		res_->owner_ = this;
 }
 
 Producer &Producer::operator=(Producer &&o) noexcept
@@ -86,8 +89,9 @@ Producer &Producer::operator=(Producer &&o) noexcept
 		tail_ = o.tail_;
 		published_ = o.published_;
 		cached_head_ = o.cached_head_;
-		reserved_end_ = std::exchange(o.reserved_end_, o.tail_);
-		reserved_start_ = o.reserved_start_;
+		res_ = std::exchange(o.res_, nullptr);
+		if (res_)
+			res_->owner_ = this;
 	}
 	return *this;
 }
@@ -96,12 +100,56 @@ Producer::~Producer() { close(); }
 
 void Producer::close()
 {
+	// An outstanding reservation is dropped, and detached so that its
+	// destructor, which may run later, does not reach back into us.
+	if (res_) {
+		res_->clear();
+		res_ = nullptr;
+	}
 	if (!h_)
 		return;
-	flush(); // committed messages are sent; an outstanding reservation is dropped
+	flush(); // committed messages are sent
 	delete h_;
 	h_ = nullptr;
-	end_reservation();
+}
+
+Reservation::Reservation(Key, Producer *owner, std::byte *ptr, size_t len, uint64_t pos) noexcept
+	: owner_(owner), ptr_(ptr), len_(len), pos_(pos)
+{
+	owner->res_ = this;
+}
+
+Reservation::Reservation(Reservation &&o) noexcept
+	: owner_(o.owner_), ptr_(o.ptr_), len_(o.len_), pos_(o.pos_)
+{
+	if (owner_)
+		owner_->res_ = this;
+	o.clear();
+}
+
+Reservation &Reservation::operator=(Reservation &&o) noexcept
+{
+	if (this != &o) {
+		if (owner_) // dropping an outstanding reservation aborts it
+			owner_->res_ = nullptr;
+		owner_ = o.owner_;
+		ptr_ = o.ptr_;
+		len_ = o.len_;
+		pos_ = o.pos_;
+		if (owner_)
+			owner_->res_ = this;
+		o.clear();
+	}
+	return *this;
+}
+
+// Aborting needs nothing but the unlink: the producer's tail_ never moved
+// for a reservation, and a PAD it wrote lies beyond tail_, overwritten by
+// the next one.
+Reservation::~Reservation()
+{
+	if (owner_)
+		owner_->res_ = nullptr;
 }
 
 int Producer::fd() const { return h_ ? h_->fd : -1; }
@@ -120,15 +168,9 @@ Result<Reservation> Producer::reserve_impl(size_t size, Timeout timeout, bool wa
 	for (;;) {
 		detail::Reserved res;
 		const int e = detail::try_reserve(r, tail_, cached_head_, size, res);
-		if (e == 0) {
-			reserved_start_ = tail_;
-			reserved_end_ = res.pos + detail::record_size(size);
-			Reservation rv;
-			rv.ptr_ = detail::payload_at(r, res.pos);
-			rv.len_ = size;
-			rv.pos_ = res.pos;
-			return rv;
-		}
+		if (e == 0)
+			return Result<Reservation>(std::in_place, Reservation::Key(), this,
+						   detail::payload_at(r, res.pos), size, res.pos);
 		if (e == EBADMSG)
 			return kCorrupt;
 		if (e == EMSGSIZE)
@@ -172,8 +214,9 @@ Result<Reservation> Producer::reserve_impl(size_t size, Timeout timeout, bool wa
 // shared load. The one comparison is try_reserve's own test on the cached
 // head (used <= capacity and free >= rec, as rec <= capacity); everything
 // else, including reloading and validating the shared head, is the slow
-// path's. Returns false to mean "take the slow path".
-inline bool Producer::reserve_fast(size_t size, Reservation &rv)
+// path's. Returns false to mean "take the slow path"; true with @off, the
+// data offset of the record header (at tail_).
+inline bool Producer::reserve_fast(size_t size, uint64_t &off) const
 {
 	if (!h_ || reserving() || size > info_.max_message) [[unlikely]]
 		return false;
@@ -181,28 +224,25 @@ inline bool Producer::reserve_fast(size_t size, Reservation &rv)
 	if (size > r.max_message) [[unlikely]]
 		return false;
 	const uint64_t rec = detail::record_size(size);
-	const uint64_t off = tail_ & r.mask();
+	off = tail_ & r.mask();
 	if (rec > r.capacity - off || tail_ - cached_head_ > r.capacity - rec) [[unlikely]]
 		return false;
-	reserved_start_ = tail_;
-	reserved_end_ = tail_ + rec;
-	rv.ptr_ = r.data + off + detail::kRecordHeader;
-	rv.len_ = size;
-	rv.pos_ = tail_;
 	return true;
 }
 
 Result<Reservation> Producer::try_reserve(size_t size)
 {
-	if (Reservation rv; reserve_fast(size, rv)) [[likely]]
-		return rv;
+	if (uint64_t off; reserve_fast(size, off)) [[likely]]
+		return Result<Reservation>(std::in_place, Reservation::Key(), this,
+					   h_->ring.data + off + detail::kRecordHeader, size, tail_);
 	return reserve_impl(size, Timeout::none(), false);
 }
 
 Result<Reservation> Producer::reserve(size_t size, Timeout timeout)
 {
-	if (Reservation rv; reserve_fast(size, rv)) [[likely]]
-		return rv;
+	if (uint64_t off; reserve_fast(size, off)) [[likely]]
+		return Result<Reservation>(std::in_place, Reservation::Key(), this,
+					   h_->ring.data + off + detail::kRecordHeader, size, tail_);
 	return reserve_impl(size, timeout, true);
 }
 
@@ -210,7 +250,8 @@ Result<void> Producer::commit_impl(Reservation &r, size_t used, bool publish)
 {
 	if (!h_)
 		return kClosed;
-	if (!reserving() || !r.ptr_ || r.pos_ + detail::record_size(r.len_) != reserved_end_)
+	// The link is two-way, so r.owner_ == this means r is *res_.
+	if (r.owner_ != this)
 		return kNotReserved;
 	if (used == SIZE_MAX)
 		used = r.len_;
@@ -219,8 +260,8 @@ Result<void> Producer::commit_impl(Reservation &r, size_t used, bool publish)
 	const detail::Ring &ring = h_->ring;
 	const uint64_t old = published_;
 	tail_ = detail::commit(ring, r.pos_, used);
-	end_reservation();
-	r = Reservation();
+	res_ = nullptr;
+	r.clear();
 	if (publish) { // flush(), without its checks: tail_ moved, h_ is open
 		published_ = tail_;
 		if (detail::publish(ring, old, tail_)) [[unlikely]]
@@ -229,22 +270,19 @@ Result<void> Producer::commit_impl(Reservation &r, size_t used, bool publish)
 	return {};
 }
 
-Result<void> Producer::commit(Reservation &r, size_t used) { return commit_impl(r, used, true); }
+Result<void> Producer::commit(Reservation &&r, size_t used) { return commit_impl(r, used, true); }
 
-Result<void> Producer::commit_deferred(Reservation &r, size_t used)
+Result<void> Producer::commit_deferred(Reservation &&r, size_t used)
 {
 	return commit_impl(r, used, false);
 }
 
-void Producer::abort(Reservation &r)
+void Producer::abort(Reservation &&r) noexcept
 {
-	if (h_ && reserving() && r.ptr_ && r.pos_ + detail::record_size(r.len_) == reserved_end_) {
-		// tail_ never moved: a PAD written by the reservation lies beyond
-		// it and is overwritten by the next one.
-		tail_ = reserved_start_;
-		end_reservation();
+	if (r.owner_ == this) {
+		res_ = nullptr;
+		r.clear();
 	}
-	r = Reservation();
 }
 
 void Producer::flush()
@@ -257,13 +295,25 @@ void Producer::flush()
 		h_->wake();
 }
 
+// Copy into the record at tail_ (data offset @off, found by reserve_fast)
+// and publish it, without building a Reservation.
+inline Result<void> Producer::send_fast(std::span<const std::byte> msg, uint64_t off)
+{
+	const detail::Ring &ring = h_->ring;
+	if (!msg.empty())
+		std::memcpy(ring.data + off + detail::kRecordHeader, msg.data(), msg.size());
+	const uint64_t old = published_;
+	tail_ = detail::commit(ring, tail_, msg.size());
+	published_ = tail_;
+	if (detail::publish(ring, old, tail_)) [[unlikely]]
+		h_->wake();
+	return {};
+}
+
 Result<void> Producer::try_send(std::span<const std::byte> msg)
 {
-	if (Reservation rv; reserve_fast(msg.size(), rv)) [[likely]] {
-		if (!msg.empty())
-			std::memcpy(rv.ptr_, msg.data(), msg.size());
-		return commit_impl(rv, SIZE_MAX, true);
-	}
+	if (uint64_t off; reserve_fast(msg.size(), off)) [[likely]]
+		return send_fast(msg, off);
 	auto r = reserve_impl(msg.size(), Timeout::none(), false);
 	if (!r)
 		return unexpected(r.error());
@@ -274,11 +324,8 @@ Result<void> Producer::try_send(std::span<const std::byte> msg)
 
 Result<void> Producer::send(std::span<const std::byte> msg, Timeout timeout)
 {
-	if (Reservation rv; reserve_fast(msg.size(), rv)) [[likely]] {
-		if (!msg.empty())
-			std::memcpy(rv.ptr_, msg.data(), msg.size());
-		return commit_impl(rv, SIZE_MAX, true);
-	}
+	if (uint64_t off; reserve_fast(msg.size(), off)) [[likely]]
+		return send_fast(msg, off);
 	auto r = reserve_impl(msg.size(), timeout, true);
 	if (!r)
 		return unexpected(r.error());

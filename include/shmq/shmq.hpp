@@ -160,16 +160,52 @@ struct QueueInfo {
 	uint64_t features = 0;	  // SHMQ_FEAT_* bits
 };
 
-// A zero-copy write slot obtained from Producer::reserve().
-class Reservation {
+class Producer;
+
+// A zero-copy write slot obtained from Producer::reserve(): fill data(),
+// then hand it to Producer::commit(std::move(r)). Move-only; dropping one
+// that was not committed aborts it, so an early return between reserve and
+// commit never leaves the producer stuck with EBUSY.
+//
+// A reservation and its Producer know each other: moving either keeps the
+// link. Closing (or destroying) the Producer detaches the reservation:
+// valid() becomes false, data() empty, and its destructor does nothing. As
+// with an iterator into a container, a pointer or span taken from data()
+// must not be used after the Producer is closed.
+class SHMQ_API Reservation {
+	// Only a Producer can make one (the key's constructor is private), yet
+	// the constructor is public so that Result<Reservation> can build it in
+	// place: the common case of reserve() moves nothing.
+	class Key {
+		friend class Producer;
+		constexpr Key() noexcept = default;
+	};
+
 public:
-	Reservation() = default;
-	[[nodiscard]] std::span<std::byte> data() const { return {ptr_, len_}; }
-	[[nodiscard]] size_t size() const { return len_; }
-	[[nodiscard]] bool valid() const { return ptr_ != nullptr; }
+	Reservation() noexcept = default;
+	Reservation(Reservation &&o) noexcept;
+	Reservation &operator=(Reservation &&o) noexcept;
+	Reservation(const Reservation &) = delete;
+	Reservation &operator=(const Reservation &) = delete;
+	~Reservation();
+
+	[[nodiscard]] std::span<std::byte> data() const noexcept { return {ptr_, len_}; }
+	[[nodiscard]] size_t size() const noexcept { return len_; }
+	// Outstanding: neither committed, aborted, moved from, nor detached.
+	[[nodiscard]] bool valid() const noexcept { return owner_ != nullptr; }
+
+	// For Producer (see Key): links the new reservation into @owner.
+	Reservation(Key, Producer *owner, std::byte *ptr, size_t len, uint64_t pos) noexcept;
 
 private:
 	friend class Producer;
+	void clear() noexcept
+	{
+		owner_ = nullptr;
+		ptr_ = nullptr;
+		len_ = 0;
+	}
+	Producer *owner_ = nullptr; // the Producer whose outstanding reservation this is
 	std::byte *ptr_ = nullptr;
 	size_t len_ = 0;
 	uint64_t pos_ = 0; // free-running position of the record header
@@ -218,21 +254,24 @@ public:
 					Timeout timeout = Timeout::infinite());
 
 	// Zero-copy: reserve @size bytes, fill data(), then commit. One
-	// reservation may be outstanding at a time (EBUSY otherwise).
+	// reservation may be outstanding at a time (EBUSY otherwise); dropping
+	// it uncommitted aborts it.
 	[[nodiscard]] Result<Reservation> try_reserve(size_t size);
 	[[nodiscard]] Result<Reservation> reserve(size_t size,
 						  Timeout timeout = Timeout::infinite());
-	// Commit the first @used bytes (default: all) and publish, waking the
-	// consumer if it sleeps. EINVAL: not the outstanding reservation or
-	// used > size.
-	[[nodiscard]] Result<void> commit(Reservation &r, size_t used = SIZE_MAX);
+	// Commit the first @used bytes (default: all) of @r and publish, waking
+	// the consumer if it sleeps; @r is consumed (no longer valid()).
+	// EINVAL: @r is not this producer's outstanding reservation, or used >
+	// size (then @r stays outstanding). EBADF: the producer is closed.
+	[[nodiscard]] Result<void> commit(Reservation &&r, size_t used = SIZE_MAX);
 	// Commit without publishing: the consumer sees nothing until flush()
 	// (or until a reserve or send finds the ring full: before answering
 	// EAGAIN or sleeping they publish). Use to batch several messages
 	// behind one wake-up.
-	[[nodiscard]] Result<void> commit_deferred(Reservation &r, size_t used = SIZE_MAX);
-	// Drop the outstanding reservation.
-	void abort(Reservation &r);
+	[[nodiscard]] Result<void> commit_deferred(Reservation &&r, size_t used = SIZE_MAX);
+	// Drop @r if it is this producer's outstanding reservation (as its
+	// destructor would); anything else is left alone.
+	void abort(Reservation &&r) noexcept;
 	// Publish everything committed so far and wake the consumer if needed.
 	void flush();
 
@@ -245,21 +284,18 @@ public:
 
 private:
 	friend struct detail::Access;
+	friend class Reservation;
 	Result<Reservation> reserve_impl(size_t size, Timeout timeout, bool wait);
-	bool reserve_fast(size_t size, Reservation &rv);
+	bool reserve_fast(size_t size, uint64_t &off) const;
+	Result<void> send_fast(std::span<const std::byte> msg, uint64_t off);
 	Result<void> commit_impl(Reservation &r, size_t used, bool publish);
-	// The counters wrap at 2^64, so any value, 0 included, is a valid
-	// position. A reservation always ends past tail_ (a record is at least
-	// 8 bytes), so reserved_end_ == tail_ is the "none" mark.
-	bool reserving() const { return reserved_end_ != tail_; }
-	void end_reservation() { reserved_end_ = tail_; }
+	bool reserving() const { return res_ != nullptr; }
 	detail::QueueHandle *h_ = nullptr;
 	QueueInfo info_;
-	uint64_t tail_ = 0;	      // local committed position
-	uint64_t published_ = 0;      // last tail stored to shared memory
-	uint64_t cached_head_ = 0;    // last head read from shared memory
-	uint64_t reserved_end_ = 0;   // end of the outstanding reservation, tail_: none
-	uint64_t reserved_start_ = 0; // where tail_ was when reserving (pad incl.)
+	uint64_t tail_ = 0;	    // local committed position
+	uint64_t published_ = 0;    // last tail stored to shared memory
+	uint64_t cached_head_ = 0;  // last head read from shared memory
+	Reservation *res_ = nullptr; // the outstanding reservation (its owner_ is this)
 };
 
 // The receiving side of a queue (opened O_RDONLY: needs read permission).

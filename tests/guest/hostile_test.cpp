@@ -525,9 +525,9 @@ TEST_F(Hostile, ConsumerScribblingHeadWhileProducerSidePollsAndWaits)
 						<< (void *)lo << "-" << (void *)hi;
 					memset(r->data().data(), 0x44, n);
 					if (rand() % 2)
-						ASSERT_TRUE(p->commit(*r).has_value());
+						ASSERT_TRUE(p->commit(std::move(*r)).has_value());
 					else
-						p->abort(*r);
+						p->abort(std::move(*r));
 				}
 			} else {
 				auto r = rand() % 2 ? p->try_send(as_bytes(buf.data(), n))

@@ -63,7 +63,7 @@ int produce_stream(const std::string &name, ProducerLog *log, int stream, uint64
 			size_t used = rng.chance(50) ? n : size_t(rng.range(kMinMsg, n));
 			make_msg(reinterpret_cast<uint8_t *>(r->data().data()), used, seq, stream);
 			log->publishing[stream] = seq + 1;
-			if (!p->commit(*r, used).has_value())
+			if (!p->commit(std::move(*r), used).has_value())
 				return 22;
 			log->committed[stream] = ++seq;
 		} else { // a batch behind one flush
@@ -79,7 +79,7 @@ int produce_stream(const std::string &name, ProducerLog *log, int stream, uint64
 					break; // ring full: publish what we have
 				}
 				make_msg(reinterpret_cast<uint8_t *>(r->data().data()), n, s, stream);
-				if (!p->commit_deferred(*r).has_value())
+				if (!p->commit_deferred(std::move(*r)).has_value())
 					return 24;
 			}
 			p->flush();
@@ -615,7 +615,7 @@ int crash_producer(const std::string &name, CrashLog *log, int inc, int point, u
 					if (!r)
 						break;
 					make_msg(reinterpret_cast<uint8_t *>(r->data().data()), n, s, inc);
-					if (!p->commit_deferred(*r).has_value())
+					if (!p->commit_deferred(std::move(*r)).has_value())
 						break;
 				}
 				if (point == P_DEFERRED_RESERVED) {
@@ -657,7 +657,7 @@ int crash_producer(const std::string &name, CrashLog *log, int inc, int point, u
 			size_t used = rng.chance(50) ? n : size_t(rng.range(kMinMsg, n));
 			make_msg(reinterpret_cast<uint8_t *>(r->data().data()), used, seq, inc);
 			me.publishing = seq + 1;
-			if (!p->commit(*r, used).has_value()) {
+			if (!p->commit(std::move(*r), used).has_value()) {
 				crash_fail(log, strprintf("producer %d: commit failed", inc));
 				return 22;
 			}
@@ -679,7 +679,7 @@ int crash_producer(const std::string &name, CrashLog *log, int inc, int point, u
 					break; // full: publish what we have
 				}
 				make_msg(reinterpret_cast<uint8_t *>(r->data().data()), n, seq + k, inc);
-				if (!p->commit_deferred(*r).has_value()) {
+				if (!p->commit_deferred(std::move(*r)).has_value()) {
 					crash_fail(log, strprintf("producer %d: commit_deferred failed", inc));
 					return 24;
 				}
@@ -691,7 +691,7 @@ int crash_producer(const std::string &name, CrashLog *log, int inc, int point, u
 								  err_str(r.error()).c_str()));
 					return 25;
 				}
-				p->abort(*r);
+				p->abort(std::move(*r));
 				continue;
 			}
 			me.publishing = seq + k;

@@ -288,15 +288,15 @@ TEST_F(Library, ReservationRulesAgainstTheRealRing)
 	auto r2 = p->try_reserve(100);
 	ASSERT_FALSE(r2);
 	EXPECT_EQ(EBUSY, r2.error().code());
-	p->abort(*r1);
+	p->abort(std::move(*r1));
 	uint8_t buf[256];
 	EXPECT_FALSE(c->try_receive(as_wbytes(buf, sizeof buf))) << "aborted reservation delivered";
 	auto r3 = p->try_reserve(100);
 	ASSERT_TRUE(r3);
 	memset(r3->data().data(), 0x44, 100);
-	auto bad = p->commit(*r3, 101);
+	auto bad = p->commit(std::move(*r3), 101);
 	EXPECT_FALSE(bad.has_value());
-	ASSERT_TRUE(p->commit(*r3, 40).has_value());
+	ASSERT_TRUE(p->commit(std::move(*r3), 40).has_value());
 	auto g = c->try_receive(as_wbytes(buf, sizeof buf));
 	ASSERT_TRUE(g);
 	EXPECT_EQ(40u, *g);

@@ -382,7 +382,7 @@ TEST_F(Peer, DeferredCommitsInvisibleUntilFlush)
 		auto r = p->reserve(100, shmq::Timeout::after(k10s));
 		ASSERT_TRUE(r) << err_str(r.error());
 		make_msg(reinterpret_cast<uint8_t *>(r->data().data()), 100, i, 0);
-		ASSERT_TRUE(p->commit_deferred(*r).has_value());
+		ASSERT_TRUE(p->commit_deferred(std::move(*r)).has_value());
 	}
 	uint8_t buf[256];
 	auto none = c->try_receive(as_wbytes(buf, sizeof buf));

@@ -71,7 +71,7 @@ int run_producer(const std::string &name, const Opts &o, uint64_t seed)
 			// Sometimes reserve more than is used.
 			size_t used = rng.chance(30) ? size_t(rng.range(kMinMsg, n)) : n;
 			make_msg(reinterpret_cast<uint8_t *>(r->data().data()), used, seq, 1);
-			if (!p->commit(*r, used).has_value())
+			if (!p->commit(std::move(*r), used).has_value())
 				return 22;
 			break;
 		}
@@ -88,7 +88,7 @@ int run_producer(const std::string &name, const Opts &o, uint64_t seed)
 					return 24;
 			}
 			make_msg(reinterpret_cast<uint8_t *>(r->data().data()), n, seq, 1);
-			if (!p->commit_deferred(*r).has_value())
+			if (!p->commit_deferred(std::move(*r)).has_value())
 				return 25;
 			if (++pending >= rng.range(1, 32)) {
 				p->flush();

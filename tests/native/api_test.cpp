@@ -218,10 +218,10 @@ TEST(Api, CommitMoreThanReservedIsEINVALAndKeepsTheReservation)
 	auto r = p.try_reserve(4);
 	ASSERT_TRUE(r.has_value());
 	std::memcpy(r->data().data(), "abcd", 4);
-	auto e = p.commit(*r, 5);
+	auto e = p.commit(std::move(*r), 5);
 	ASSERT_FALSE(e.has_value());
 	EXPECT_EQ(e.error().code(), EINVAL);
-	ASSERT_TRUE(p.commit(*r).has_value());
+	ASSERT_TRUE(p.commit(std::move(*r)).has_value());
 	EXPECT_EQ(receive_text(c), "abcd");
 }
 
@@ -231,14 +231,12 @@ TEST(Api, CommittingAReservationTwiceIsEINVAL)
 	auto p = s.producer();
 	auto r = p.try_reserve(4);
 	ASSERT_TRUE(r.has_value());
-	Reservation copy = *r;
-	ASSERT_TRUE(p.commit(*r).has_value());
+	ASSERT_TRUE(p.commit(std::move(*r)).has_value());
 	EXPECT_FALSE(r->valid());
-	auto e = p.commit(copy);
+	auto e = p.commit(std::move(*r)); // consumed by the first commit
 	ASSERT_FALSE(e.has_value());
 	EXPECT_EQ(e.error().code(), EINVAL);
-	Reservation none;
-	EXPECT_EQ(p.commit(none).error().code(), EINVAL);
+	EXPECT_EQ(p.commit(Reservation()).error().code(), EINVAL);
 }
 
 TEST(Api, PartialCommitSendsOnlyTheUsedBytes)
@@ -250,7 +248,7 @@ TEST(Api, PartialCommitSendsOnlyTheUsedBytes)
 	ASSERT_TRUE(r.has_value());
 	EXPECT_EQ(r->size(), 100u);
 	std::memcpy(r->data().data(), "abc", 3);
-	ASSERT_TRUE(p.commit(*r, 3).has_value());
+	ASSERT_TRUE(p.commit(std::move(*r), 3).has_value());
 	EXPECT_EQ(s.tail(), 16u);
 	EXPECT_EQ(receive_text(c), "abc");
 }
@@ -264,7 +262,7 @@ TEST(Api, AbortedReservationIsNeverSeen)
 	auto r = p.try_reserve(100); // needs a pad at the ring end
 	ASSERT_TRUE(r.has_value());
 	std::memcpy(r->data().data(), "ghost", 5);
-	p.abort(*r);
+	p.abort(std::move(*r));
 	EXPECT_FALSE(r->valid());
 	p.flush();
 	EXPECT_EQ(s.tail(), 4096u - 16);
@@ -285,7 +283,7 @@ TEST(Api, DeferredCommitsAreInvisibleUntilFlush)
 		auto r = p.try_reserve(1);
 		ASSERT_TRUE(r.has_value());
 		r->data()[0] = std::byte(ch);
-		ASSERT_TRUE(p.commit_deferred(*r).has_value());
+		ASSERT_TRUE(p.commit_deferred(std::move(*r)).has_value());
 	}
 	std::vector<std::byte> buf(8);
 	EXPECT_EQ(c.try_receive(buf).error().code(), EAGAIN);
@@ -329,7 +327,7 @@ TEST(Api, BlockingReserveFlushesDeferredCommitsBeforeWaiting)
 	for (int i = 0; i < 4096 / 16; ++i) { // 16-byte records fill the ring
 		auto r = p.try_reserve(8);
 		ASSERT_TRUE(r.has_value());
-		ASSERT_TRUE(p.commit_deferred(*r).has_value());
+		ASSERT_TRUE(p.commit_deferred(std::move(*r)).has_value());
 		committed += 16;
 	}
 	EXPECT_EQ(s.tail(), 0u);
@@ -353,7 +351,7 @@ TEST(Api, TryReserveAndTrySendPublishDeferredCommitsBeforeEAGAIN)
 			auto r = p.try_reserve(8);
 			ASSERT_TRUE(r.has_value());
 			std::memcpy(r->data().data(), &i, sizeof i);
-			ASSERT_TRUE(p.commit_deferred(*r).has_value());
+			ASSERT_TRUE(p.commit_deferred(std::move(*r)).has_value());
 		}
 		ASSERT_EQ(s.tail(), 0u);
 		s.set_waiters(1, 0, 0); // the consumer sleeps on the empty ring
@@ -466,7 +464,7 @@ TEST(Api, NewProducerContinuesAtThePublishedTail)
 		ASSERT_TRUE(p1.try_send(bytes("a")).has_value());
 		auto r = p1.try_reserve(10);
 		ASSERT_TRUE(r.has_value());
-		ASSERT_TRUE(p1.commit_deferred(*r, 1).has_value()); // close() flushes it
+		ASSERT_TRUE(p1.commit_deferred(std::move(*r), 1).has_value()); // close() flushes it
 		auto r2 = p1.try_reserve(10);		      // dropped by close()
 		ASSERT_TRUE(r2.has_value());
 	}
@@ -508,7 +506,7 @@ TEST(Api, MoveAssignmentClosesTheTarget)
 	auto p = s1.producer();
 	auto r = p.try_reserve(1);
 	ASSERT_TRUE(r.has_value());
-	ASSERT_TRUE(p.commit_deferred(*r).has_value());
+	ASSERT_TRUE(p.commit_deferred(std::move(*r)).has_value());
 	p = s2.producer(); // closing the first flushes its deferred commit
 	EXPECT_EQ(s1.tail(), 16u);
 	ASSERT_TRUE(p.try_send(bytes("x")).has_value());
@@ -694,14 +692,14 @@ TEST(Api, RecordEndingExactlyAtTheCounterWrapIsCommittedAndReleased)
 	auto r = p.try_reserve(56); // 8 + 56: exactly to the ring end and to 2^64
 	ASSERT_TRUE(r.has_value()) << r.error().message();
 	std::memcpy(r->data().data(), "wrap", 4);
-	ASSERT_TRUE(p.commit(*r, 4).has_value()); // a 16-byte record: tail start + 16
+	ASSERT_TRUE(p.commit(std::move(*r), 4).has_value()); // a 16-byte record: tail start + 16
 	EXPECT_EQ(s.tail(), start + 16);
 
 	auto r2 = p.try_reserve(40); // 48 bytes: start + 16 .. 2^64 == 0
 	ASSERT_TRUE(r2.has_value()) << r2.error().message();
 	EXPECT_EQ(p.try_reserve(1).error().code(), EBUSY) << "the reservation ending at 0 was forgotten";
 	std::memcpy(r2->data().data(), "zero", 4);
-	ASSERT_TRUE(p.commit(*r2, 40).has_value()) << "a reservation ending at 0 must commit";
+	ASSERT_TRUE(p.commit(std::move(*r2), 40).has_value()) << "a reservation ending at 0 must commit";
 	EXPECT_EQ(s.tail(), 0u);
 	ASSERT_TRUE(p.try_send(bytes("after")).has_value());
 

@@ -119,7 +119,7 @@ TEST(FastPath, ReserveChecksStayOnTheFastPath)
 	ASSERT_TRUE(r.has_value());
 	EXPECT_EQ(p.try_reserve(8).error().code(), EBUSY);
 	EXPECT_EQ(p.try_send(bytes("x")).error().code(), EBUSY);
-	ASSERT_TRUE(p.commit(*r).has_value());
+	ASSERT_TRUE(p.commit(std::move(*r)).has_value());
 	EXPECT_EQ(s.tail(), 16u);
 	Producer closed;
 	EXPECT_EQ(closed.try_reserve(8).error().code(), EBADF);

@@ -250,7 +250,7 @@ TEST(Fork, ZeroCopyBatchesArriveExactlyOnceInOrder)
 			}
 			fill(r->data().data(), n, seq);
 			const bool last_of_batch = mix(seq) % 8 == 0;
-			if (!(last_of_batch ? p.commit(*r) : p.commit_deferred(*r)))
+			if (!(last_of_batch ? p.commit(std::move(*r)) : p.commit_deferred(std::move(*r))))
 				return kSendFailed;
 		}
 		p.flush();

@@ -199,7 +199,7 @@ void zero_copy(const Config &cfg)
 			if (!r) [[unlikely]]
 				die("reserve", r.error().message());
 			std::memcpy(r->data().data(), &seq, sizeof seq);
-			if (auto e = p.commit(*r); !e) [[unlikely]]
+			if (auto e = p.commit(std::move(*r)); !e) [[unlikely]]
 				die("commit", e.error().message());
 		},
 		[&](uint64_t want) {
