@@ -398,6 +398,8 @@ int open_impl(shmq_mq *mq, std::string_view name, int oflag, uint64_t cap)
 
 } // namespace
 
+// The C API is exported (the library is built with -fvisibility=hidden).
+#pragma GCC visibility push(default)
 extern "C" {
 
 shmq_mqd_t shmq_mq_open(const char *name, int oflag, ...) SHMQ_NOTHROW
@@ -555,3 +557,4 @@ int shmq_mq_fd(shmq_mqd_t mqd) SHMQ_NOTHROW
 }
 
 } // extern "C"
+#pragma GCC visibility pop

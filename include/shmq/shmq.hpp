@@ -26,7 +26,7 @@
 namespace shmq {
 
 // An errno value with a human-readable explanation.
-class Error {
+class SHMQ_API Error {
 public:
 	constexpr Error() noexcept = default;
 	constexpr Error(int code, const char *what) noexcept : code_(code), what_(what) {}
@@ -234,7 +234,7 @@ struct Access; // libshmq internals: builds Producer/Consumer from a handle
 // The sending side of a queue (opened O_WRONLY: needs write permission on
 // /dev/shmq/NAME). Movable, not copyable; closing detaches.
 // Not thread-safe: one thread at a time per Producer.
-class Producer {
+class SHMQ_API Producer {
 public:
 	[[nodiscard]] static Result<Producer> open(std::string_view name,
 						   const OpenOptions &opt = {});
@@ -301,7 +301,7 @@ private:
 // The receiving side of a queue (opened O_RDONLY: needs read permission).
 // Messages left unreleased when a Consumer goes away are delivered to the
 // next Consumer. Not thread-safe: one thread at a time per Consumer.
-class Consumer {
+class SHMQ_API Consumer {
 public:
 	[[nodiscard]] static Result<Consumer> open(std::string_view name,
 						   const OpenOptions &opt = {});
@@ -353,18 +353,18 @@ private:
 };
 
 // Administration through /dev/shmq-control (root-only by default).
-[[nodiscard]] Result<void> create_queue(std::string_view name, uint64_t capacity,
+[[nodiscard]] SHMQ_API Result<void> create_queue(std::string_view name, uint64_t capacity,
 					const std::string &control = "/dev/shmq-control");
-[[nodiscard]] Result<void> destroy_queue(std::string_view name,
+[[nodiscard]] SHMQ_API Result<void> destroy_queue(std::string_view name,
 					 const std::string &control = "/dev/shmq-control");
 
 // The version of the libshmq that is linked in, "MAJOR.MINOR.PATCH" (the
 // SHMQ_VERSION_STRING of <shmq/version.h> it was built with; compare the
 // two to detect a header/library mismatch). The module's own version is
 // /sys/module/shmq/version.
-[[nodiscard]] const char *version() noexcept;
+[[nodiscard]] SHMQ_API const char *version() noexcept;
 
 // Checks a queue name the way the kernel does (EINVAL / ENAMETOOLONG).
-[[nodiscard]] Result<void> validate_name(std::string_view name);
+[[nodiscard]] SHMQ_API Result<void> validate_name(std::string_view name);
 
 } // namespace shmq
