@@ -41,6 +41,9 @@ Result<Consumer> detail::Access::make_consumer(std::unique_ptr<QueueHandle> h,
 					       const QueueInfo &info)
 {
 	Consumer c;
+	c.ring_ = h->ring;
+	c.mask_ = h->ring.mask();
+	c.live_ = true;
 	// Left by a previous consumer; try_peek validates it (EBADMSG).
 	c.head_ = load_acquire(h->ring.head);
 	c.cached_tail_ = c.head_;
@@ -60,8 +63,11 @@ Result<Consumer> Consumer::open(std::string_view name, const OpenOptions &opt)
 }
 
 Consumer::Consumer(Consumer &&o) noexcept
-	: h_(std::exchange(o.h_, nullptr)), info_(o.info_), head_(o.head_),
-	  cached_tail_(o.cached_tail_), peeked_end_(std::exchange(o.peeked_end_, o.head_))
+	: ring_(std::exchange(o.ring_, detail::Ring())), mask_(std::exchange(o.mask_, 0)),
+	  live_(std::exchange(o.live_, false)),
+	  head_(o.head_), cached_tail_(o.cached_tail_),
+	  peeked_end_(std::exchange(o.peeked_end_, o.head_)), h_(std::exchange(o.h_, nullptr)),
+	  info_(o.info_)
 {
 }
 
@@ -69,28 +75,36 @@ Consumer &Consumer::operator=(Consumer &&o) noexcept
 {
 	if (this != &o) {
 		close();
-		h_ = std::exchange(o.h_, nullptr);
-		info_ = o.info_;
+		ring_ = std::exchange(o.ring_, detail::Ring());
+		mask_ = std::exchange(o.mask_, 0);
+		live_ = std::exchange(o.live_, false);
 		head_ = o.head_;
 		cached_tail_ = o.cached_tail_;
 		peeked_end_ = std::exchange(o.peeked_end_, o.head_);
+		h_ = std::exchange(o.h_, nullptr);
+		info_ = o.info_;
 	}
 	return *this;
 }
 
 Consumer::~Consumer() { close(); }
 
-void Consumer::close()
+void Consumer::close() noexcept
 {
 	// A peeked but unreleased message stays for the next consumer.
+	live_ = false;
+	ring_ = detail::Ring();
+	mask_ = 0;
 	delete h_;
 	h_ = nullptr;
 	end_peek();
 }
 
-int Consumer::fd() const { return h_ ? h_->fd : -1; }
+int Consumer::fd() const noexcept { return h_ ? h_->fd : -1; }
 
-Result<Message> Consumer::peek_impl(Timeout timeout, bool wait)
+void Consumer::wake_producer() noexcept { h_->wake(); }
+
+Result<Message> Consumer::peek_slow(Timeout timeout, bool wait) noexcept
 {
 	if (!h_)
 		return kClosed;
@@ -99,27 +113,23 @@ Result<Message> Consumer::peek_impl(Timeout timeout, bool wait)
 	// consume a PAD and move head past the old message), release must not
 	// go back to the old message's end.
 	end_peek();
-	const detail::Ring &r = h_->ring;
 	uint32_t spins = 0;
 	bool probed = false, woken = false;
 	for (;;) {
 		detail::Peeked p;
-		const int e = detail::try_peek(r, head_, cached_tail_, p);
+		const int e = detail::try_peek(ring_, head_, cached_tail_, p);
 		if (e == 0) {
 			peeked_end_ = p.end;
 			Message m;
-			m.ptr_ = r.data + p.payload;
+			m.ptr_ = ring_.data + p.payload;
 			m.len_ = p.len;
 			return m;
 		}
 		if (e == EBADMSG)
 			return kCorrupt;
 		if (p.end != head_) { // only a PAD record: consume it, look again
-			const bool wake = detail::release(r, head_, p.end);
-			head_ = p.end;
+			release_to(p.end);
 			end_peek();
-			if (wake)
-				h_->wake();
 			continue;
 		}
 		if (!wait) {
@@ -148,93 +158,28 @@ Result<Message> Consumer::peek_impl(Timeout timeout, bool wait)
 	}
 }
 
-// The common case of peek: a MSG record at head. It accepts exactly what
-// detail::try_peek accepts when the header is not a PAD, with the same
-// checks on the same values (counters, then the header read once), and
-// yields the same message. Anything else (closed, empty, a PAD, corrupt)
-// returns false and peek_impl starts over with try_peek, which reads the
-// shared tail and the header again and gives the precise answer (EBADMSG
-// dropping the cached tail, PAD consumption, waiting).
-inline bool Consumer::peek_fast(Message &m)
-{
-	if (!h_) [[unlikely]]
-		return false;
-	const detail::Ring &r = h_->ring;
-	const uint64_t head = head_;
-	if (cached_tail_ == head) // Pairs with the producer's release store of tail.
-		cached_tail_ = detail::load_acquire(r.tail);
-	const uint64_t avail = cached_tail_ - head;
-	if (avail == 0 || avail > r.capacity || ((head | avail) % detail::kRecordAlign) != 0)
-		[[unlikely]]
-		return false;
-	const uint64_t off = head & r.mask();
-	// One load: the producer may rewrite the header while we look at it.
-	const struct shmq_record hdr =
-		detail::unpack_header(detail::load_relaxed(detail::header_at(r, off)));
-	if (hdr.type != SHMQ_REC_MSG || hdr.len > r.max_message) [[unlikely]]
-		return false;
-	const uint64_t rec = detail::record_size(hdr.len);
-	if (rec > r.capacity - off || rec > avail) [[unlikely]]
-		return false;
-	peeked_end_ = head + rec;
-	m.ptr_ = r.data + off + detail::kRecordHeader;
-	m.len_ = hdr.len;
-	return true;
-}
-
-Result<Message> Consumer::try_peek()
-{
-	if (Message m; peek_fast(m)) [[likely]]
-		return m;
-	return peek_impl(Timeout::none(), false);
-}
-
-Result<Message> Consumer::peek(Timeout timeout)
-{
-	if (Message m; peek_fast(m)) [[likely]]
-		return m;
-	return peek_impl(timeout, true);
-}
-
-Result<void> Consumer::release()
+Result<void> Consumer::release_slow() noexcept
 {
 	if (!h_)
 		return kClosed;
 	if (!peeking())
 		return kNothingPeeked;
-	const bool wake = detail::release(h_->ring, head_, peeked_end_);
-	head_ = peeked_end_; // and so nothing is peeked any more
-	if (wake)
-		h_->wake();
+	release_to(peeked_end_);
 	return {};
 }
 
-Result<size_t> Consumer::try_receive(std::span<std::byte> buf)
+Result<size_t> Consumer::receive_slow(std::span<std::byte> buf, Timeout timeout,
+				      bool wait) noexcept
 {
-	auto m = try_peek();
+	auto m = wait ? peek(timeout) : try_peek();
 	if (!m)
 		return unexpected(m.error());
 	if (m->size() > buf.size())
 		return kBufTooSmall;
 	if (m->size())
 		std::memcpy(buf.data(), m->data().data(), m->size());
-	const size_t n = m->size();
-	(void)release();
-	return n;
-}
-
-Result<size_t> Consumer::receive(std::span<std::byte> buf, Timeout timeout)
-{
-	auto m = peek(timeout);
-	if (!m)
-		return unexpected(m.error());
-	if (m->size() > buf.size())
-		return kBufTooSmall;
-	if (m->size())
-		std::memcpy(buf.data(), m->data().data(), m->size());
-	const size_t n = m->size();
-	(void)release();
-	return n;
+	release_to(peeked_end_);
+	return m->size();
 }
 
 } // namespace shmq

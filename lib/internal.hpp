@@ -8,7 +8,7 @@
 
 #include <shmq/shmq.hpp>
 
-#include "ring.hpp"
+#include <shmq/ring.hpp>
 
 namespace shmq::detail {
 

@@ -52,6 +52,9 @@ Result<Producer> detail::Access::make_producer(std::unique_ptr<QueueHandle> h,
 	const uint64_t tail = load_acquire(r.tail);
 	if (tail % kRecordAlign != 0)
 		return kBadTail;
+	p.ring_ = r;
+	p.mask_ = r.mask();
+	p.limit_ = r.max_message + 1;
 	p.h_ = h.release();
 	p.info_ = info;
 	p.tail_ = p.published_ = tail;
@@ -72,9 +75,9 @@ Result<Producer> Producer::open(std::string_view name, const OpenOptions &opt)
 // The outstanding reservation, if any, follows the producer: its back link
 // is repointed at the new object.
 Producer::Producer(Producer &&o) noexcept
-	: h_(std::exchange(o.h_, nullptr)), info_(o.info_), tail_(o.tail_),
-	  published_(o.published_), cached_head_(o.cached_head_),
-	  res_(std::exchange(o.res_, nullptr))
+	: ring_(std::exchange(o.ring_, detail::Ring())), mask_(std::exchange(o.mask_, 0)),
+	  limit_(std::exchange(o.limit_, 0)), res_(std::exchange(o.res_, nullptr)), tail_(o.tail_), cached_head_(o.cached_head_),
+	  published_(o.published_), h_(std::exchange(o.h_, nullptr)), info_(o.info_)
 {
 	if (res_)
 		res_->owner_ = this;
@@ -84,21 +87,24 @@ Producer &Producer::operator=(Producer &&o) noexcept
 {
 	if (this != &o) {
 		close();
-		h_ = std::exchange(o.h_, nullptr);
-		info_ = o.info_;
-		tail_ = o.tail_;
-		published_ = o.published_;
-		cached_head_ = o.cached_head_;
+		ring_ = std::exchange(o.ring_, detail::Ring());
+		mask_ = std::exchange(o.mask_, 0);
+		limit_ = std::exchange(o.limit_, 0);
 		res_ = std::exchange(o.res_, nullptr);
 		if (res_)
 			res_->owner_ = this;
+		tail_ = o.tail_;
+		cached_head_ = o.cached_head_;
+		published_ = o.published_;
+		h_ = std::exchange(o.h_, nullptr);
+		info_ = o.info_;
 	}
 	return *this;
 }
 
 Producer::~Producer() { close(); }
 
-void Producer::close()
+void Producer::close() noexcept
 {
 	// An outstanding reservation is dropped, and detached so that its
 	// destructor, which may run later, does not reach back into us.
@@ -109,68 +115,33 @@ void Producer::close()
 	if (!h_)
 		return;
 	flush(); // committed messages are sent
+	limit_ = 0;
+	mask_ = 0;
+	ring_ = detail::Ring();
 	delete h_;
 	h_ = nullptr;
 }
 
-Reservation::Reservation(Key, Producer *owner, std::byte *ptr, size_t len, uint64_t pos) noexcept
-	: owner_(owner), ptr_(ptr), len_(len), pos_(pos)
-{
-	owner->res_ = this;
-}
+int Producer::fd() const noexcept { return h_ ? h_->fd : -1; }
 
-Reservation::Reservation(Reservation &&o) noexcept
-	: owner_(o.owner_), ptr_(o.ptr_), len_(o.len_), pos_(o.pos_)
-{
-	if (owner_)
-		owner_->res_ = this;
-	o.clear();
-}
+void Producer::wake_consumer() noexcept { h_->wake(); }
 
-Reservation &Reservation::operator=(Reservation &&o) noexcept
-{
-	if (this != &o) {
-		if (owner_) // dropping an outstanding reservation aborts it
-			owner_->res_ = nullptr;
-		owner_ = o.owner_;
-		ptr_ = o.ptr_;
-		len_ = o.len_;
-		pos_ = o.pos_;
-		if (owner_)
-			owner_->res_ = this;
-		o.clear();
-	}
-	return *this;
-}
-
-// Aborting needs nothing but the unlink: the producer's tail_ never moved
-// for a reservation, and a PAD it wrote lies beyond tail_, overwritten by
-// the next one.
-Reservation::~Reservation()
-{
-	if (owner_)
-		owner_->res_ = nullptr;
-}
-
-int Producer::fd() const { return h_ ? h_->fd : -1; }
-
-Result<Reservation> Producer::reserve_impl(size_t size, Timeout timeout, bool wait)
+Result<Reservation> Producer::reserve_slow(size_t size, Timeout timeout, bool wait) noexcept
 {
 	if (!h_)
 		return kClosed;
-	if (reserving())
+	if (res_)
 		return kBusy;
-	if (size > info_.max_message)
+	if (size > ring_.max_message)
 		return kTooBig;
-	const detail::Ring &r = h_->ring;
 	uint32_t spins = 0;
 	bool probed = false, woken = false;
 	for (;;) {
 		detail::Reserved res;
-		const int e = detail::try_reserve(r, tail_, cached_head_, size, res);
+		const int e = detail::try_reserve(ring_, tail_, cached_head_, size, res);
 		if (e == 0)
 			return Result<Reservation>(std::in_place, Reservation::Key(), this,
-						   detail::payload_at(r, res.pos), size, res.pos);
+						   detail::payload_at(ring_, res.pos), size, res.pos);
 		if (e == EBADMSG)
 			return kCorrupt;
 		if (e == EMSGSIZE)
@@ -209,44 +180,7 @@ Result<Reservation> Producer::reserve_impl(size_t size, Timeout timeout, bool wa
 	}
 }
 
-// The common case of reserve: open, nothing outstanding, and room for the
-// record before the ring's end according to the cached head, so no PAD, no
-// shared load. The one comparison is try_reserve's own test on the cached
-// head (used <= capacity and free >= rec, as rec <= capacity); everything
-// else, including reloading and validating the shared head, is the slow
-// path's. Returns false to mean "take the slow path"; true with @off, the
-// data offset of the record header (at tail_).
-inline bool Producer::reserve_fast(size_t size, uint64_t &off) const
-{
-	if (!h_ || reserving() || size > info_.max_message) [[unlikely]]
-		return false;
-	const detail::Ring &r = h_->ring;
-	if (size > r.max_message) [[unlikely]]
-		return false;
-	const uint64_t rec = detail::record_size(size);
-	off = tail_ & r.mask();
-	if (rec > r.capacity - off || tail_ - cached_head_ > r.capacity - rec) [[unlikely]]
-		return false;
-	return true;
-}
-
-Result<Reservation> Producer::try_reserve(size_t size)
-{
-	if (uint64_t off; reserve_fast(size, off)) [[likely]]
-		return Result<Reservation>(std::in_place, Reservation::Key(), this,
-					   h_->ring.data + off + detail::kRecordHeader, size, tail_);
-	return reserve_impl(size, Timeout::none(), false);
-}
-
-Result<Reservation> Producer::reserve(size_t size, Timeout timeout)
-{
-	if (uint64_t off; reserve_fast(size, off)) [[likely]]
-		return Result<Reservation>(std::in_place, Reservation::Key(), this,
-					   h_->ring.data + off + detail::kRecordHeader, size, tail_);
-	return reserve_impl(size, timeout, true);
-}
-
-Result<void> Producer::commit_impl(Reservation &r, size_t used, bool publish)
+Result<void> Producer::commit_slow(Reservation &r, size_t used, bool publish) noexcept
 {
 	if (!h_)
 		return kClosed;
@@ -257,81 +191,23 @@ Result<void> Producer::commit_impl(Reservation &r, size_t used, bool publish)
 		used = r.len_;
 	else if (used > r.len_)
 		return kUsedTooBig;
-	const detail::Ring &ring = h_->ring;
-	const uint64_t old = published_;
-	tail_ = detail::commit(ring, r.pos_, used);
+	tail_ = detail::commit(ring_, r.pos_, used);
 	res_ = nullptr;
 	r.clear();
-	if (publish) { // flush(), without its checks: tail_ moved, h_ is open
-		published_ = tail_;
-		if (detail::publish(ring, old, tail_)) [[unlikely]]
-			h_->wake();
-	}
+	if (publish)
+		publish_tail();
 	return {};
 }
 
-Result<void> Producer::commit(Reservation &&r, size_t used) { return commit_impl(r, used, true); }
-
-Result<void> Producer::commit_deferred(Reservation &&r, size_t used)
+Result<void> Producer::send_slow(std::span<const std::byte> msg, Timeout timeout,
+				 bool wait) noexcept
 {
-	return commit_impl(r, used, false);
-}
-
-void Producer::abort(Reservation &&r) noexcept
-{
-	if (r.owner_ == this) {
-		res_ = nullptr;
-		r.clear();
-	}
-}
-
-void Producer::flush()
-{
-	if (!h_ || tail_ == published_)
-		return;
-	const bool wake = detail::publish(h_->ring, published_, tail_);
-	published_ = tail_;
-	if (wake)
-		h_->wake();
-}
-
-// Copy into the record at tail_ (data offset @off, found by reserve_fast)
-// and publish it, without building a Reservation.
-inline Result<void> Producer::send_fast(std::span<const std::byte> msg, uint64_t off)
-{
-	const detail::Ring &ring = h_->ring;
-	if (!msg.empty())
-		std::memcpy(ring.data + off + detail::kRecordHeader, msg.data(), msg.size());
-	const uint64_t old = published_;
-	tail_ = detail::commit(ring, tail_, msg.size());
-	published_ = tail_;
-	if (detail::publish(ring, old, tail_)) [[unlikely]]
-		h_->wake();
-	return {};
-}
-
-Result<void> Producer::try_send(std::span<const std::byte> msg)
-{
-	if (uint64_t off; reserve_fast(msg.size(), off)) [[likely]]
-		return send_fast(msg, off);
-	auto r = reserve_impl(msg.size(), Timeout::none(), false);
+	auto r = reserve_slow(msg.size(), timeout, wait);
 	if (!r)
 		return unexpected(r.error());
 	if (!msg.empty())
 		std::memcpy(r->data().data(), msg.data(), msg.size());
-	return commit_impl(*r, SIZE_MAX, true);
-}
-
-Result<void> Producer::send(std::span<const std::byte> msg, Timeout timeout)
-{
-	if (uint64_t off; reserve_fast(msg.size(), off)) [[likely]]
-		return send_fast(msg, off);
-	auto r = reserve_impl(msg.size(), timeout, true);
-	if (!r)
-		return unexpected(r.error());
-	if (!msg.empty())
-		std::memcpy(r->data().data(), msg.data(), msg.size());
-	return commit_impl(*r, SIZE_MAX, true);
+	return commit_slow(*r, SIZE_MAX, true);
 }
 
 } // namespace shmq

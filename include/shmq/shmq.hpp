@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <string_view>
@@ -22,6 +23,7 @@
 
 #include <shmq/expected.hpp>
 #include <shmq/export.hpp>
+#include <shmq/ring.hpp>
 
 namespace shmq {
 
@@ -216,8 +218,8 @@ private:
 class Message {
 public:
 	Message() = default;
-	[[nodiscard]] std::span<const std::byte> data() const { return {ptr_, len_}; }
-	[[nodiscard]] size_t size() const { return len_; }
+	[[nodiscard]] std::span<const std::byte> data() const noexcept { return {ptr_, len_}; }
+	[[nodiscard]] size_t size() const noexcept { return len_; }
 
 private:
 	friend class Consumer;
@@ -234,6 +236,12 @@ struct Access; // libshmq internals: builds Producer/Consumer from a handle
 // The sending side of a queue (opened O_WRONLY: needs write permission on
 // /dev/shmq/NAME). Movable, not copyable; closing detaches.
 // Not thread-safe: one thread at a time per Producer.
+//
+// send/try_send, reserve/try_reserve, commit/commit_deferred and flush are
+// inline: when the cached head already shows room they are a straight line
+// of loads and stores with no call into the library; anything else (a PAD
+// at the ring end, a full ring by the cached head, waiting, errors) goes to
+// the library's slow paths, which give the precise answer.
 class SHMQ_API Producer {
 public:
 	[[nodiscard]] static Result<Producer> open(std::string_view name,
@@ -249,58 +257,102 @@ public:
 	// when the ring is full; send waits until @timeout (ETIMEDOUT).
 	// EMSGSIZE: larger than max_message. EPIPE: the consumer has gone and
 	// the ring is full. EBADMSG: the consumer corrupted the shared counters.
-	[[nodiscard]] Result<void> try_send(std::span<const std::byte> msg);
+	[[nodiscard]] Result<void> try_send(std::span<const std::byte> msg) noexcept;
 	[[nodiscard]] Result<void> send(std::span<const std::byte> msg,
-					Timeout timeout = Timeout::infinite());
+					Timeout timeout = Timeout::infinite()) noexcept;
 
 	// Zero-copy: reserve @size bytes, fill data(), then commit. One
 	// reservation may be outstanding at a time (EBUSY otherwise); dropping
 	// it uncommitted aborts it.
-	[[nodiscard]] Result<Reservation> try_reserve(size_t size);
+	[[nodiscard]] Result<Reservation> try_reserve(size_t size) noexcept;
 	[[nodiscard]] Result<Reservation> reserve(size_t size,
-						  Timeout timeout = Timeout::infinite());
+						  Timeout timeout = Timeout::infinite()) noexcept;
 	// Commit the first @used bytes (default: all) of @r and publish, waking
 	// the consumer if it sleeps; @r is consumed (no longer valid()).
 	// EINVAL: @r is not this producer's outstanding reservation, or used >
 	// size (then @r stays outstanding). EBADF: the producer is closed.
-	[[nodiscard]] Result<void> commit(Reservation &&r, size_t used = SIZE_MAX);
+	[[nodiscard]] Result<void> commit(Reservation &&r, size_t used = SIZE_MAX) noexcept;
 	// Commit without publishing: the consumer sees nothing until flush()
 	// (or until a reserve or send finds the ring full: before answering
 	// EAGAIN or sleeping they publish). Use to batch several messages
 	// behind one wake-up.
-	[[nodiscard]] Result<void> commit_deferred(Reservation &&r, size_t used = SIZE_MAX);
+	[[nodiscard]] Result<void> commit_deferred(Reservation &&r,
+						   size_t used = SIZE_MAX) noexcept;
 	// Drop @r if it is this producer's outstanding reservation (as its
 	// destructor would); anything else is left alone.
 	void abort(Reservation &&r) noexcept;
 	// Publish everything committed so far and wake the consumer if needed.
-	void flush();
+	void flush() noexcept;
 
 	// The queue fd: poll/epoll reports EPOLLOUT when half the ring is
 	// free, EPOLLHUP when the consumer has gone, EPOLLERR when destroyed.
-	[[nodiscard]] int fd() const;
-	[[nodiscard]] const QueueInfo &info() const { return info_; }
-	[[nodiscard]] bool is_open() const { return h_ != nullptr; }
-	void close();
+	[[nodiscard]] int fd() const noexcept;
+	[[nodiscard]] const QueueInfo &info() const noexcept { return info_; }
+	[[nodiscard]] bool is_open() const noexcept { return h_ != nullptr; }
+	void close() noexcept;
 
 private:
 	friend struct detail::Access;
 	friend class Reservation;
-	Result<Reservation> reserve_impl(size_t size, Timeout timeout, bool wait);
-	bool reserve_fast(size_t size, uint64_t &off) const;
-	Result<void> send_fast(std::span<const std::byte> msg, uint64_t off);
-	Result<void> commit_impl(Reservation &r, size_t used, bool publish);
-	bool reserving() const { return res_ != nullptr; }
+
+	// Fast-path test: usable, nothing outstanding, and room for a record
+	// of @size bytes before the ring's end by the cached head (no PAD, no
+	// shared load). The cached head is only ever trusted to show room:
+	// when it does not, the slow path reloads the shared head and
+	// validates it (tail - head <= capacity) before using it. @off: data
+	// offset of the record header, which is at tail_.
+	[[nodiscard]] bool fits(size_t size, uint64_t &off) const noexcept
+	{
+		if (res_ || size >= limit_) [[unlikely]] // limit_ 0: not usable
+			return false;
+		const uint64_t rec = detail::record_size(size);
+		off = tail_ & mask_;
+		// rec <= capacity, so "free >= rec" cannot underflow; tail_ -
+		// cached_head_ > capacity (a hostile head) fails it too.
+		return rec <= ring_.capacity - off && tail_ - cached_head_ <= ring_.capacity - rec;
+	}
+	// Publishes tail_ (ring.hpp publish(): release store, fence, waiter
+	// check) and wakes the consumer when the kernel marked it waiting.
+	void publish_tail() noexcept
+	{
+		const uint64_t old = published_;
+		published_ = tail_;
+		if (detail::publish(ring_, old, tail_)) [[unlikely]]
+			wake_consumer();
+	}
+	// Out of line, exported: everything the fast paths do not handle.
+	[[nodiscard]] Result<Reservation> reserve_slow(size_t size, Timeout timeout,
+						       bool wait) noexcept;
+	[[nodiscard]] Result<void> commit_slow(Reservation &r, size_t used, bool publish) noexcept;
+	[[nodiscard]] Result<void> send_slow(std::span<const std::byte> msg, Timeout timeout,
+					     bool wait) noexcept;
+	void wake_consumer() noexcept;
+
+	// The ring as the fast paths see it: a copy of the handle's pointers
+	// and geometry, all zero when closed.
+	detail::Ring ring_;
+	uint64_t mask_ = 0;	     // ring_.capacity - 1
+	// max_message + 1 while usable, 0 when closed: the size check of
+	// fits() is then also the "open" check.
+	uint64_t limit_ = 0;
+	// The outstanding reservation (its owner_ is this). Closing detaches
+	// it, so commit's r.owner_ == this also means "open".
+	Reservation *res_ = nullptr;
+	uint64_t tail_ = 0;	     // local committed position
+	uint64_t cached_head_ = 0;   // last head read from shared memory
+	uint64_t published_ = 0;     // last tail stored to shared memory
 	detail::QueueHandle *h_ = nullptr;
 	QueueInfo info_;
-	uint64_t tail_ = 0;	    // local committed position
-	uint64_t published_ = 0;    // last tail stored to shared memory
-	uint64_t cached_head_ = 0;  // last head read from shared memory
-	Reservation *res_ = nullptr; // the outstanding reservation (its owner_ is this)
 };
 
 // The receiving side of a queue (opened O_RDONLY: needs read permission).
 // Messages left unreleased when a Consumer goes away are delivered to the
 // next Consumer. Not thread-safe: one thread at a time per Consumer.
+//
+// peek/try_peek, release and receive/try_receive are inline: a MSG record
+// at head behind the cached (or freshly loaded) tail is validated exactly
+// as the ring core does and handed out without a call into the library;
+// anything else goes to the slow paths.
 class SHMQ_API Consumer {
 public:
 	[[nodiscard]] static Result<Consumer> open(std::string_view name,
@@ -318,39 +370,273 @@ public:
 	// small: the message stays queued and counts as peeked, so peek()
 	// returns it in place and release() drops it. EBADMSG: corrupt ring
 	// contents.
-	[[nodiscard]] Result<size_t> try_receive(std::span<std::byte> buf);
+	[[nodiscard]] Result<size_t> try_receive(std::span<std::byte> buf) noexcept;
 	[[nodiscard]] Result<size_t> receive(std::span<std::byte> buf,
-					     Timeout timeout = Timeout::infinite());
+					     Timeout timeout = Timeout::infinite()) noexcept;
 
 	// Zero-copy: look at the next message without consuming it. Calling
 	// peek again before release returns the same message.
-	[[nodiscard]] Result<Message> try_peek();
-	[[nodiscard]] Result<Message> peek(Timeout timeout = Timeout::infinite());
+	[[nodiscard]] Result<Message> try_peek() noexcept;
+	[[nodiscard]] Result<Message> peek(Timeout timeout = Timeout::infinite()) noexcept;
 	// Consume the message returned by the last peek (EINVAL if none).
-	[[nodiscard]] Result<void> release();
+	[[nodiscard]] Result<void> release() noexcept;
 
 	// The queue fd: EPOLLIN when a message is ready, EPOLLHUP when the
 	// producer has gone, EPOLLERR when the queue was destroyed.
-	[[nodiscard]] int fd() const;
-	[[nodiscard]] const QueueInfo &info() const { return info_; }
-	[[nodiscard]] bool is_open() const { return h_ != nullptr; }
-	void close();
+	[[nodiscard]] int fd() const noexcept;
+	[[nodiscard]] const QueueInfo &info() const noexcept { return info_; }
+	[[nodiscard]] bool is_open() const noexcept { return h_ != nullptr; }
+	void close() noexcept;
 
 private:
 	friend struct detail::Access;
-	Result<Message> peek_impl(Timeout timeout, bool wait);
-	bool peek_fast(Message &m);
-	// As for Producer::reserving(): a peeked message always ends past
-	// head_, so peeked_end_ == head_ means nothing is peeked (0 is a valid
-	// position once the counters wrapped).
-	bool peeking() const { return peeked_end_ != head_; }
-	void end_peek() { peeked_end_ = head_; }
-	detail::QueueHandle *h_ = nullptr;
-	QueueInfo info_;
+
+	// The common case of peek: a MSG record at head. It accepts exactly
+	// what detail::try_peek accepts when the header is not a PAD, with the
+	// same checks on the same values (counters, then the header read
+	// once), and yields the same message. Anything else (closed, empty, a
+	// PAD, corrupt) returns false and the slow path starts over with
+	// try_peek, which reads the shared tail and the header again and
+	// gives the precise answer (EBADMSG dropping the cached tail, PAD
+	// consumption, waiting).
+	[[nodiscard]] bool peek_fits(Message &m) noexcept
+	{
+		const uint64_t head = head_;
+		if (cached_tail_ == head) {
+			// Only a usable consumer may touch shared memory. Otherwise
+			// ring_ is all zero, so any avail > 0 fails the capacity
+			// check below.
+			if (!live_) [[unlikely]]
+				return false;
+			// Pairs with the producer's release store of tail.
+			cached_tail_ = detail::load_acquire(ring_.tail);
+		}
+		const uint64_t avail = cached_tail_ - head;
+		if (avail == 0 || avail > ring_.capacity ||
+		    ((head | avail) % detail::kRecordAlign) != 0) [[unlikely]]
+			return false;
+		const uint64_t off = head & mask_;
+		// One load: the producer may rewrite the header while we look at it.
+		const struct shmq_record hdr =
+			detail::unpack_header(detail::load_relaxed(detail::header_at(ring_, off)));
+		if (hdr.type != SHMQ_REC_MSG || hdr.len > ring_.max_message) [[unlikely]]
+			return false;
+		const uint64_t rec = detail::record_size(hdr.len);
+		if (rec > ring_.capacity - off || rec > avail) [[unlikely]]
+			return false;
+		peeked_end_ = head + rec;
+		m.ptr_ = ring_.data + off + detail::kRecordHeader;
+		m.len_ = hdr.len;
+		return true;
+	}
+	// Releases up to @end (ring.hpp release(): release store, fence,
+	// waiter check) and wakes the producer when its wait condition crossed.
+	void release_to(uint64_t end) noexcept
+	{
+		const bool wake = detail::release(ring_, head_, end);
+		head_ = end; // and so nothing is peeked any more
+		if (wake) [[unlikely]]
+			wake_producer();
+	}
+	// As for a Reservation: a peeked message always ends past head_, so
+	// peeked_end_ == head_ means nothing is peeked (0 is a valid position
+	// once the counters wrapped).
+	[[nodiscard]] bool peeking() const noexcept { return peeked_end_ != head_; }
+	void end_peek() noexcept { peeked_end_ = head_; }
+	// Out of line, exported.
+	[[nodiscard]] Result<Message> peek_slow(Timeout timeout, bool wait) noexcept;
+	[[nodiscard]] Result<void> release_slow() noexcept;
+	[[nodiscard]] Result<size_t> receive_slow(std::span<std::byte> buf, Timeout timeout,
+						  bool wait) noexcept;
+	void wake_producer() noexcept;
+
+	detail::Ring ring_;	    // see Producer::ring_
+	uint64_t mask_ = 0;	    // ring_.capacity - 1
+	bool live_ = false;	    // open: the fast path may load the shared tail
 	uint64_t head_ = 0;	    // local read position (published on release)
 	uint64_t cached_tail_ = 0;  // last tail read from shared memory
-	uint64_t peeked_end_ = 0;   // head after releasing the peeked message, head_: none
+	uint64_t peeked_end_ = 0;   // head after releasing what was peeked, head_: none
+	detail::QueueHandle *h_ = nullptr;
+	QueueInfo info_;
 };
+
+// ---------------------------------------------------------------------------
+// Inline fast paths. Memory ordering lives in <shmq/ring.hpp> (publish,
+// release, the acquire loads); these only decide fast or slow.
+
+// GCC 12's -Wdangling-pointer flags the back link when the reservation is a
+// local variable: it cannot see that the destructor (or a move) always
+// unlinks it before it goes away.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdangling-pointer"
+#endif
+inline Reservation::Reservation(Key, Producer *owner, std::byte *ptr, size_t len,
+				uint64_t pos) noexcept
+	: owner_(owner), ptr_(ptr), len_(len), pos_(pos)
+{
+	owner->res_ = this;
+}
+
+inline Reservation::Reservation(Reservation &&o) noexcept
+	: owner_(o.owner_), ptr_(o.ptr_), len_(o.len_), pos_(o.pos_)
+{
+	if (owner_)
+		owner_->res_ = this;
+	o.clear();
+}
+
+inline Reservation &Reservation::operator=(Reservation &&o) noexcept
+{
+	if (this != &o) {
+		if (owner_) // dropping an outstanding reservation aborts it
+			owner_->res_ = nullptr;
+		owner_ = o.owner_;
+		ptr_ = o.ptr_;
+		len_ = o.len_;
+		pos_ = o.pos_;
+		if (owner_)
+			owner_->res_ = this;
+		o.clear();
+	}
+	return *this;
+}
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic pop
+#endif
+
+// Aborting needs nothing but the unlink: the producer's tail_ never moved
+// for a reservation, and a PAD it wrote lies beyond tail_, overwritten by
+// the next one.
+inline Reservation::~Reservation()
+{
+	if (owner_)
+		owner_->res_ = nullptr;
+}
+
+inline Result<Reservation> Producer::try_reserve(size_t size) noexcept
+{
+	if (uint64_t off; fits(size, off)) [[likely]]
+		return Result<Reservation>(std::in_place, Reservation::Key(), this,
+					   ring_.data + off + detail::kRecordHeader, size, tail_);
+	return reserve_slow(size, Timeout::none(), false);
+}
+
+inline Result<Reservation> Producer::reserve(size_t size, Timeout timeout) noexcept
+{
+	if (uint64_t off; fits(size, off)) [[likely]]
+		return Result<Reservation>(std::in_place, Reservation::Key(), this,
+					   ring_.data + off + detail::kRecordHeader, size, tail_);
+	return reserve_slow(size, timeout, true);
+}
+
+inline Result<void> Producer::commit(Reservation &&r, size_t used) noexcept
+{
+	// The link is two-way: r.owner_ == this means r is *res_, and that
+	// this producer is usable (closing detaches the reservation).
+	const size_t n = used == SIZE_MAX ? r.len_ : used;
+	if (r.owner_ != this || n > r.len_) [[unlikely]]
+		return commit_slow(r, used, true);
+	tail_ = detail::commit_at(ring_, r.pos_ & mask_, r.pos_, n);
+	res_ = nullptr;
+	r.clear();
+	publish_tail();
+	return {};
+}
+
+inline Result<void> Producer::commit_deferred(Reservation &&r, size_t used) noexcept
+{
+	const size_t n = used == SIZE_MAX ? r.len_ : used;
+	if (r.owner_ != this || n > r.len_) [[unlikely]]
+		return commit_slow(r, used, false);
+	tail_ = detail::commit_at(ring_, r.pos_ & mask_, r.pos_, n);
+	res_ = nullptr;
+	r.clear();
+	return {};
+}
+
+inline void Producer::abort(Reservation &&r) noexcept
+{
+	if (r.owner_ == this) {
+		res_ = nullptr;
+		r.clear();
+	}
+}
+
+inline void Producer::flush() noexcept
+{
+	if (limit_ && tail_ != published_)
+		publish_tail();
+}
+
+inline Result<void> Producer::try_send(std::span<const std::byte> msg) noexcept
+{
+	if (uint64_t off; fits(msg.size(), off)) [[likely]] {
+		if (!msg.empty())
+			std::memcpy(ring_.data + off + detail::kRecordHeader, msg.data(), msg.size());
+		tail_ = detail::commit_at(ring_, off, tail_, msg.size());
+		publish_tail();
+		return {};
+	}
+	return send_slow(msg, Timeout::none(), false);
+}
+
+inline Result<void> Producer::send(std::span<const std::byte> msg, Timeout timeout) noexcept
+{
+	if (uint64_t off; fits(msg.size(), off)) [[likely]] {
+		if (!msg.empty())
+			std::memcpy(ring_.data + off + detail::kRecordHeader, msg.data(), msg.size());
+		tail_ = detail::commit_at(ring_, off, tail_, msg.size());
+		publish_tail();
+		return {};
+	}
+	return send_slow(msg, timeout, true);
+}
+
+inline Result<Message> Consumer::try_peek() noexcept
+{
+	if (Message m; peek_fits(m)) [[likely]]
+		return m;
+	return peek_slow(Timeout::none(), false);
+}
+
+inline Result<Message> Consumer::peek(Timeout timeout) noexcept
+{
+	if (Message m; peek_fits(m)) [[likely]]
+		return m;
+	return peek_slow(timeout, true);
+}
+
+inline Result<void> Consumer::release() noexcept
+{
+	// Closing ends the peek, so peeking() also means "open".
+	if (!peeking()) [[unlikely]]
+		return release_slow();
+	release_to(peeked_end_);
+	return {};
+}
+
+inline Result<size_t> Consumer::try_receive(std::span<std::byte> buf) noexcept
+{
+	if (Message m; peek_fits(m) && m.len_ <= buf.size()) [[likely]] {
+		if (m.len_)
+			std::memcpy(buf.data(), m.ptr_, m.len_);
+		release_to(peeked_end_);
+		return m.len_;
+	}
+	return receive_slow(buf, Timeout::none(), false);
+}
+
+inline Result<size_t> Consumer::receive(std::span<std::byte> buf, Timeout timeout) noexcept
+{
+	if (Message m; peek_fits(m) && m.len_ <= buf.size()) [[likely]] {
+		if (m.len_)
+			std::memcpy(buf.data(), m.ptr_, m.len_);
+		release_to(peeked_end_);
+		return m.len_;
+	}
+	return receive_slow(buf, timeout, true);
+}
 
 // Administration through /dev/shmq-control (root-only by default).
 [[nodiscard]] SHMQ_API Result<void> create_queue(std::string_view name, uint64_t capacity,

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
-// The inline fast paths of Producer::reserve/send and Consumer::peek/receive
-// (lib/producer.cpp, lib/consumer.cpp) work on cached counters: they must
-// accept exactly what the ring core (lib/ring.hpp) accepts and hand
-// everything else to the slow path, which gives the precise answer.
+// The inline fast paths of Producer::reserve/send/commit and
+// Consumer::peek/receive/release (include/shmq/shmq.hpp) work on cached
+// counters: they must accept exactly what the ring core
+// (include/shmq/ring.hpp) accepts and hand everything else to the slow
+// paths (lib/producer.cpp, lib/consumer.cpp), which give the precise answer.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -126,4 +127,38 @@ TEST(FastPath, ReserveChecksStayOnTheFastPath)
 	EXPECT_EQ(closed.try_send(bytes("x")).error().code(), EBADF);
 	Consumer cclosed;
 	EXPECT_EQ(cclosed.try_peek().error().code(), EBADF);
+}
+
+// Closed and moved-from objects fail every fast-path call with EBADF (the
+// fast paths test no "open" flag of their own: a closed object's zero limit,
+// zero geometry and ended peek send them to the slow path).
+TEST(FastPath, ClosedAndMovedFromObjectsTakeTheSlowPath)
+{
+	ShmRing s(4096);
+	s.set_header(0, 8, SHMQ_REC_MSG);
+	s.set_counters(16, 0);
+	auto p = s.producer();
+	auto c = s.consumer();
+	ASSERT_TRUE(c.try_peek().has_value()); // the tail is cached now
+	Producer p2(std::move(p));
+	Consumer c2(std::move(c));
+	std::byte buf[16];
+	EXPECT_EQ(p.try_send(bytes("x")).error().code(), EBADF);
+	EXPECT_EQ(p.send(bytes("x"), Timeout::none()).error().code(), EBADF);
+	EXPECT_EQ(p.reserve(0).error().code(), EBADF);
+	EXPECT_EQ(c.try_peek().error().code(), EBADF);
+	EXPECT_EQ(c.release().error().code(), EBADF);
+	EXPECT_EQ(c.receive(buf, Timeout::none()).error().code(), EBADF);
+	// The moved-to objects carry on, peek included.
+	ASSERT_TRUE(c2.release().has_value());
+	EXPECT_EQ(s.head(), 16u);
+	c2.close();
+	EXPECT_EQ(c2.try_receive(buf).error().code(), EBADF);
+	auto r = p2.try_reserve(0);
+	ASSERT_TRUE(r.has_value());
+	p2.close();
+	EXPECT_EQ(p2.commit(std::move(*r)).error().code(), EBADF);
+	EXPECT_EQ(p2.try_send(bytes("")).error().code(), EBADF);
+	p2.flush(); // nothing to do, and nothing touched
+	EXPECT_EQ(s.tail(), 16u);
 }
