@@ -15,6 +15,9 @@ constexpr unexpected<Error> kCorrupt(std::in_place, EBADMSG, "corrupt queue: inv
 constexpr unexpected<Error> kBufTooSmall(std::in_place, EMSGSIZE, "buffer too small for the next message (it stays queued; "
 				   "messages can be up to info().max_message bytes)");
 constexpr unexpected<Error> kNothingPeeked(std::in_place, EINVAL, "release: no message was peeked");
+constexpr unexpected<Error> kNoRoom(std::in_place, EINVAL,
+				    "peek_many: the span for the messages is empty (pass at least "
+				    "one Message)");
 
 unexpected<Error> wait_error(int e)
 {
@@ -180,6 +183,48 @@ Result<size_t> Consumer::receive_slow(std::span<std::byte> buf, Timeout timeout,
 		std::memcpy(buf.data(), m->data().data(), m->size());
 	release_to(peeked_end_);
 	return m->size();
+}
+
+// The first message as peek finds it (waiting, a lone PAD at head, errors),
+// then as many more as fit in @out and lie before the tail, each through the
+// ring core's try_peek at a position of our own: the same validation as
+// peek, and nothing shared is written until release().
+Result<size_t> Consumer::peek_many_impl(std::span<Message> out, Timeout timeout,
+					bool wait) noexcept
+{
+	if (!h_)
+		return kClosed;
+	if (out.empty())
+		return kNoRoom;
+	auto first = wait ? peek(timeout) : try_peek();
+	if (!first)
+		return unexpected(first.error());
+	out[0] = *first;
+	size_t n = 1;
+	uint64_t pos = peeked_end_;
+	while (n < out.size()) {
+		// On EBADMSG try_peek drops its cached tail to pos: keep ours, so
+		// that the next peek meets the corrupt record again (EBADMSG)
+		// once the valid prefix is released.
+		uint64_t tail = cached_tail_;
+		detail::Peeked p;
+		const int e = detail::try_peek(ring_, pos, tail, p);
+		if (e == EBADMSG)
+			break;
+		cached_tail_ = tail;
+		if (e == EAGAIN) {
+			if (p.end == pos) // nothing more published
+				break;
+			pos = p.end; // a PAD up to the ring end: released with the batch
+			continue;
+		}
+		Message &m = out[n++];
+		m.ptr_ = ring_.data + p.payload;
+		m.len_ = p.len;
+		pos = p.end;
+	}
+	peeked_end_ = pos;
+	return n;
 }
 
 } // namespace shmq

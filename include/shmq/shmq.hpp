@@ -378,7 +378,19 @@ public:
 	// peek again before release returns the same message.
 	[[nodiscard]] Result<Message> try_peek() noexcept;
 	[[nodiscard]] Result<Message> peek(Timeout timeout = Timeout::infinite()) noexcept;
-	// Consume the message returned by the last peek (EINVAL if none).
+	// Zero-copy batch: fill @out with up to out.size() consecutive messages
+	// (in order, PAD records skipped, every header validated as peek
+	// validates it) and return how many. try_peek_many fails like
+	// try_peek when there is none; peek_many waits for at least one. A
+	// corrupt record after the first ends the batch: the valid prefix is
+	// returned, and the next call reports EBADMSG. Like peek, it replaces
+	// whatever was peeked before; nothing moves until release().
+	// EINVAL: @out is empty.
+	[[nodiscard]] Result<size_t> try_peek_many(std::span<Message> out) noexcept;
+	[[nodiscard]] Result<size_t> peek_many(std::span<Message> out,
+					       Timeout timeout = Timeout::infinite()) noexcept;
+	// Consume what the last peek or peek_many returned (EINVAL if nothing):
+	// for a batch, one store of head, one fence and one wake check.
 	[[nodiscard]] Result<void> release() noexcept;
 
 	// The queue fd: EPOLLIN when a message is ready, EPOLLHUP when the
@@ -448,6 +460,8 @@ private:
 	[[nodiscard]] Result<void> release_slow() noexcept;
 	[[nodiscard]] Result<size_t> receive_slow(std::span<std::byte> buf, Timeout timeout,
 						  bool wait) noexcept;
+	[[nodiscard]] Result<size_t> peek_many_impl(std::span<Message> out, Timeout timeout,
+						    bool wait) noexcept;
 	void wake_producer() noexcept;
 
 	detail::Ring ring_;	    // see Producer::ring_
@@ -605,6 +619,16 @@ inline Result<Message> Consumer::peek(Timeout timeout) noexcept
 	if (Message m; peek_fits(m)) [[likely]]
 		return m;
 	return peek_slow(timeout, true);
+}
+
+inline Result<size_t> Consumer::try_peek_many(std::span<Message> out) noexcept
+{
+	return peek_many_impl(out, Timeout::none(), false);
+}
+
+inline Result<size_t> Consumer::peek_many(std::span<Message> out, Timeout timeout) noexcept
+{
+	return peek_many_impl(out, timeout, true);
 }
 
 inline Result<void> Consumer::release() noexcept
