@@ -15,6 +15,9 @@ constexpr unexpected<Error> kCorrupt(std::in_place, EBADMSG, "corrupt queue: inv
 constexpr unexpected<Error> kBufTooSmall(std::in_place, EMSGSIZE, "buffer too small for the next message (it stays queued; "
 				   "messages can be up to info().max_message bytes)");
 constexpr unexpected<Error> kNothingPeeked(std::in_place, EINVAL, "release: no message was peeked");
+constexpr unexpected<Error> kBadTail(std::in_place, EBADMSG,
+				     "resync: the producer's tail is misaligned, so there is no record "
+				     "boundary to resynchronise to (destroy and recreate the queue)");
 constexpr unexpected<Error> kNoRoom(std::in_place, EINVAL,
 				    "peek_many: the span for the messages is empty (pass at least "
 				    "one Message)");
@@ -126,6 +129,7 @@ Result<Message> Consumer::peek_slow(Timeout timeout, bool wait) noexcept
 			Message m;
 			m.ptr_ = ring_.data + p.payload;
 			m.len_ = p.len;
+			m.pos_ = p.end - detail::record_size(p.len); // past a PAD, if any
 			return m;
 		}
 		if (e == EBADMSG)
@@ -185,6 +189,22 @@ Result<size_t> Consumer::receive_slow(std::span<std::byte> buf, Timeout timeout,
 	return m->size();
 }
 
+Result<uint64_t> Consumer::resync() noexcept
+{
+	if (!h_)
+		return kClosed;
+	// Pairs with the producer's release store: records before this tail
+	// are complete, so the next one starts exactly there.
+	const uint64_t tail = detail::load_acquire(ring_.tail);
+	if (tail % detail::kRecordAlign != 0)
+		return kBadTail;
+	const uint64_t skipped = tail - head_;
+	release_to(tail); // one store, fence and wake check, as for a release
+	cached_tail_ = tail;
+	end_peek();
+	return skipped;
+}
+
 // The first message as peek finds it (waiting, a lone PAD at head, errors),
 // then as many more as fit in @out and lie before the tail, each through the
 // ring core's try_peek at a position of our own: the same validation as
@@ -221,6 +241,7 @@ Result<size_t> Consumer::peek_many_impl(std::span<Message> out, Timeout timeout,
 		Message &m = out[n++];
 		m.ptr_ = ring_.data + p.payload;
 		m.len_ = p.len;
+		m.pos_ = p.end - detail::record_size(p.len);
 		pos = p.end;
 	}
 	peeked_end_ = pos;

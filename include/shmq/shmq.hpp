@@ -220,11 +220,20 @@ public:
 	Message() = default;
 	[[nodiscard]] std::span<const std::byte> data() const noexcept { return {ptr_, len_}; }
 	[[nodiscard]] size_t size() const noexcept { return len_; }
+	// The free-running byte position of the message's record (the value
+	// the queue's counters had at its header): it identifies the message
+	// for as long as the queue lives. A message delivered again after a
+	// consumer died between peek and release has the same position, so an
+	// at-least-once consumer that stores the position of the last message
+	// it processed can skip redeliveries. Later messages have larger
+	// positions (modulo 2^64: compare as `int64_t(a - b) > 0`).
+	[[nodiscard]] uint64_t position() const noexcept { return pos_; }
 
 private:
 	friend class Consumer;
 	const std::byte *ptr_ = nullptr;
 	size_t len_ = 0;
+	uint64_t pos_ = 0;
 };
 
 namespace detail {
@@ -393,6 +402,17 @@ public:
 	// for a batch, one store of head, one fence and one wake check.
 	[[nodiscard]] Result<void> release() noexcept;
 
+	// Recovery from a corrupt ring (peek/receive keep failing with
+	// EBADMSG): drop everything published so far by moving head to the
+	// producer's current tail, and return how many bytes that skipped
+	// (tail - head modulo 2^64, so "negative" when a hostile or broken peer
+	// had left head ahead of tail). Ends any peek; wakes a producer waiting
+	// for room. The consumer owns head, so this is always allowed; what was
+	// skipped is lost. EBADMSG: the tail itself is misaligned, so there is
+	// no record boundary to resynchronise to (destroy and recreate the
+	// queue).
+	[[nodiscard]] Result<uint64_t> resync() noexcept;
+
 	// The queue fd: EPOLLIN when a message is ready, EPOLLHUP when the
 	// producer has gone, EPOLLERR when the queue was destroyed.
 	[[nodiscard]] int fd() const noexcept;
@@ -439,6 +459,7 @@ private:
 		peeked_end_ = head + rec;
 		m.ptr_ = ring_.data + off + detail::kRecordHeader;
 		m.len_ = hdr.len;
+		m.pos_ = head;
 		return true;
 	}
 	// Releases up to @end (ring.hpp release(): release store, fence,
