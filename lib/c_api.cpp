@@ -40,10 +40,25 @@ struct shmq_mq {
 	shmq::Producer prod;
 	shmq::Consumer cons;
 
-	~shmq_mq() { pthread_mutex_destroy(&mu); }
+	~shmq_mq()
+	{
+		// In a forked child the mutex may be held by a thread that does
+		// not exist there: leave it alone.
+		if (!inherited())
+			pthread_mutex_destroy(&mu);
+	}
 	[[nodiscard]] QueueHandle *handle() const
 	{
 		return producer ? Access::handle(prod) : Access::handle(cons);
+	}
+	// Opened by the parent before fork(): every call is EBADF in the
+	// child, decided before the mutex is touched (see above). forked is
+	// only ever written by the child's atfork handler, before the child
+	// runs anything else.
+	[[nodiscard]] bool inherited() const
+	{
+		const QueueHandle *h = handle();
+		return h && h->forked;
 	}
 	[[nodiscard]] const shmq::QueueInfo &info() const
 	{
@@ -170,7 +185,7 @@ uint64_t send_need(const Ring &r, size_t len)
 int do_send(shmq_mqd_t mq, const char *msg, size_t len, unsigned int prio, clockid_t clock,
 	    const struct timespec *ts)
 {
-	if (!mq || !mq->producer)
+	if (!mq || !mq->producer || mq->inherited())
 		return fail(EBADF);
 	uint64_t deadline;
 	if (int e = deadline_ns(clock, ts, deadline))
@@ -212,7 +227,7 @@ int do_send(shmq_mqd_t mq, const char *msg, size_t len, unsigned int prio, clock
 ssize_t do_receive(shmq_mqd_t mq, char *buf, size_t len, unsigned int *prio, clockid_t clock,
 		   const struct timespec *ts)
 {
-	if (!mq || mq->producer)
+	if (!mq || mq->producer || mq->inherited())
 		return fail(EBADF);
 	uint64_t deadline;
 	if (int e = deadline_ns(clock, ts, deadline))
@@ -457,7 +472,10 @@ int shmq_mq_close(shmq_mqd_t mqd) SHMQ_NOTHROW
 {
 	if (!mqd)
 		return fail(EBADF);
-	delete mqd; // detaches: Producer/Consumer close the queue fd and unmap
+	// Detaches: Producer/Consumer close the queue fd and unmap. In a
+	// forked child (mqd->inherited()) there is nothing left to close:
+	// this only frees the child's copy.
+	delete mqd;
 	return 0;
 }
 
@@ -518,7 +536,7 @@ ssize_t shmq_mq_clockreceive(shmq_mqd_t mqd, char *msg_ptr, size_t msg_len,
 
 int shmq_mq_getattr(shmq_mqd_t mqd, struct shmq_mq_attr *attr) SHMQ_NOTHROW
 {
-	if (!mqd)
+	if (!mqd || mqd->inherited())
 		return fail(EBADF);
 	if (!attr)
 		return fail(EINVAL);
@@ -531,7 +549,7 @@ int shmq_mq_getattr(shmq_mqd_t mqd, struct shmq_mq_attr *attr) SHMQ_NOTHROW
 int shmq_mq_setattr(shmq_mqd_t mqd, const struct shmq_mq_attr *newattr,
 		    struct shmq_mq_attr *oldattr) SHMQ_NOTHROW
 {
-	if (!mqd)
+	if (!mqd || mqd->inherited())
 		return fail(EBADF);
 	if (newattr && (newattr->mq_flags & ~kSettableFlags))
 		return fail(EINVAL);
@@ -551,7 +569,7 @@ int shmq_mq_setattr(shmq_mqd_t mqd, const struct shmq_mq_attr *newattr,
 
 int shmq_mq_fd(shmq_mqd_t mqd) SHMQ_NOTHROW
 {
-	if (!mqd)
+	if (!mqd || mqd->inherited())
 		return fail(EBADF);
 	return mqd->handle()->fd;
 }

@@ -7,6 +7,7 @@
 #include <string>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -154,14 +155,118 @@ void Mapping::reset()
 	len = 0;
 }
 
+// ---------------------------------------------------------------------------
+// fork(): the registry of live handles and the pthread_atfork handlers.
+//
+// A child inherits copies of every Producer and Consumer object, but must
+// not use them: a second producer (consumer) on the same counters would
+// overwrite (re-deliver) records, a child's ~Producer could store a stale
+// tail and move it backwards, and an inherited queue fd or mapping would
+// keep the parent's attachment alive after the parent died, so the peer
+// would never see the hang-up. The mappings carry MADV_DONTFORK (the child
+// does not get them at all); the child handler below closes the inherited
+// queue fds and disarms the objects, whose calls then fail with EBADF.
+
+namespace {
+
+struct Registry {
+	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	QueueHandle *first = nullptr;
+};
+constinit Registry g_registry;
+pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
+
+// prepare/parent: no handle is being added, removed or re-owned while the
+// address space is copied, so the child sees a consistent list.
+void atfork_prepare() { pthread_mutex_lock(&g_registry.mu); }
+void atfork_parent() { pthread_mutex_unlock(&g_registry.mu); }
+
+// Runs in the child, single-threaded, before fork() returns there. Only
+// writes the child's own memory and closes fds (async-signal-safe): the
+// queue fd numbers are certainly still ours right after fork.
+void atfork_child()
+{
+	for (QueueHandle *h = g_registry.first; h; h = h->reg_next) {
+		if (h->forked)
+			continue; // inherited by our parent already: disarmed then
+		h->forked = true;
+		if (h->fd >= 0)
+			::close(h->fd);
+		h->fd = -1;
+		h->status.forget();
+		h->producer.forget();
+		h->consumer.forget();
+		h->data.forget();
+		h->ring = Ring();
+		Access::disarm_after_fork(*h);
+	}
+	// The prepare handler's lock belongs to the parent's thread: start over.
+	pthread_mutex_init(&g_registry.mu, nullptr);
+}
+
+void install_atfork() { (void)pthread_atfork(atfork_prepare, atfork_parent, atfork_child); }
+
+} // namespace
+
+QueueHandle::QueueHandle()
+{
+	pthread_once(&g_atfork_once, install_atfork);
+	pthread_mutex_lock(&g_registry.mu);
+	reg_next = g_registry.first;
+	if (reg_next)
+		reg_next->reg_prev = this;
+	g_registry.first = this;
+	pthread_mutex_unlock(&g_registry.mu);
+}
+
 QueueHandle::~QueueHandle()
 {
+	pthread_mutex_lock(&g_registry.mu);
+	if (reg_prev)
+		reg_prev->reg_next = reg_next;
+	else
+		g_registry.first = reg_next;
+	if (reg_next)
+		reg_next->reg_prev = reg_prev;
+	pthread_mutex_unlock(&g_registry.mu);
+	// In a forked child the mappings are forgotten and the fd is -1.
 	status.reset();
 	producer.reset();
 	consumer.reset();
 	data.reset();
 	if (fd >= 0)
 		::close(fd);
+}
+
+void Access::disarm_after_fork(QueueHandle &h) noexcept
+{
+	// Zero geometry and limits send every fast path to the slow paths,
+	// which check h.forked; see Producer::fits and Consumer::peek_fits.
+	if (Producer *p = h.owner_producer) {
+		p->ring_ = Ring();
+		p->mask_ = 0;
+		p->limit_ = 0;
+		if (p->res_) { // points into memory the child does not have
+			p->res_->clear();
+			p->res_ = nullptr;
+		}
+	}
+	if (Consumer *c = h.owner_consumer) {
+		c->ring_ = Ring();
+		c->mask_ = 0;
+		c->live_ = false;
+		c->end_peek();
+	}
+}
+
+void Access::set_owner(QueueHandle *h, Producer *p, Consumer *c) noexcept
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&g_registry.mu);
+	h->owner_producer = p;
+	h->owner_consumer = c;
+	pthread_mutex_unlock(&g_registry.mu);
 }
 
 void QueueHandle::wake()
@@ -397,12 +502,20 @@ Result<std::unique_ptr<QueueHandle>> open_queue(std::string_view name, const Ope
 	if (ring.fd < 0)
 		return unexpected(Error(errno, "getting the ring fd (SHMQ_IOC_RING_FD) failed"));
 
+	bool madvise_failed = false;
 	auto map = [&](Mapping &m, const struct shmq_region &reg, bool writable) -> int {
 		void *p = mmap(nullptr, reg.size, writable ? PROT_READ | PROT_WRITE : PROT_READ,
 			       MAP_SHARED, ring.fd, static_cast<off_t>(reg.offset));
 		if (p == MAP_FAILED)
 			return errno;
 		m = Mapping(p, reg.size);
+		// Never in a forked child (see atfork_child): otherwise the child
+		// would keep the attachment, and so the peer would not see this
+		// process's death, until the child exits too.
+		if (madvise(p, reg.size, MADV_DONTFORK) != 0) {
+			madvise_failed = true;
+			return errno;
+		}
 		return 0;
 	};
 	int e = map(h->status, l.status, false);
@@ -412,6 +525,9 @@ Result<std::unique_ptr<QueueHandle>> open_queue(std::string_view name, const Ope
 		e = map(h->consumer, l.consumer, !prod);
 	if (!e)
 		e = map(h->data, l.data, prod);
+	if (e && madvise_failed)
+		return unexpected(Error(e, "madvise(MADV_DONTFORK) on the queue's memory failed "
+					   "(libshmq/module mismatch?)"));
 	if (e)
 		return unexpected(Error(e, e == ENOMEM ? "mapping the queue's memory failed: out of memory or "
 					      "address space"

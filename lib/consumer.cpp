@@ -9,6 +9,9 @@ namespace shmq {
 namespace {
 
 constexpr unexpected<Error> kClosed(std::in_place, EBADF, "the consumer is not open");
+constexpr unexpected<Error> kForked(std::in_place, EBADF,
+				    "this Consumer was opened by the parent process before fork(): a "
+				    "child must open the queue itself");
 constexpr unexpected<Error> kEmpty(std::in_place, EAGAIN, "the queue is empty");
 constexpr unexpected<Error> kCorrupt(std::in_place, EBADMSG, "corrupt queue: invalid record header or counters in the ring "
 			      "(the producer wrote garbage)");
@@ -56,7 +59,8 @@ Result<Consumer> detail::Access::make_consumer(std::unique_ptr<QueueHandle> h,
 	c.end_peek();
 	c.h_ = h.release();
 	c.info_ = info;
-	return c;
+	set_owner(c.h_, nullptr, &c);
+	return c; // the move re-owns the handle
 }
 
 Result<Consumer> Consumer::open(std::string_view name, const OpenOptions &opt)
@@ -75,6 +79,7 @@ Consumer::Consumer(Consumer &&o) noexcept
 	  peeked_end_(std::exchange(o.peeked_end_, o.head_)), h_(std::exchange(o.h_, nullptr)),
 	  info_(o.info_)
 {
+	detail::Access::set_owner(h_, nullptr, this);
 }
 
 Consumer &Consumer::operator=(Consumer &&o) noexcept
@@ -89,6 +94,7 @@ Consumer &Consumer::operator=(Consumer &&o) noexcept
 		peeked_end_ = std::exchange(o.peeked_end_, o.head_);
 		h_ = std::exchange(o.h_, nullptr);
 		info_ = o.info_;
+		detail::Access::set_owner(h_, nullptr, this);
 	}
 	return *this;
 }
@@ -114,6 +120,8 @@ Result<Message> Consumer::peek_slow(Timeout timeout, bool wait) noexcept
 {
 	if (!h_)
 		return kClosed;
+	if (h_->forked)
+		return kForked;
 	// A new peek replaces the last one: if it fails, or finds a different
 	// record because the producer rewrote the ring meanwhile (it may even
 	// consume a PAD and move head past the old message), release must not
@@ -169,6 +177,8 @@ Result<void> Consumer::release_slow() noexcept
 {
 	if (!h_)
 		return kClosed;
+	if (h_->forked)
+		return kForked;
 	if (!peeking())
 		return kNothingPeeked;
 	release_to(peeked_end_);
@@ -193,6 +203,8 @@ Result<uint64_t> Consumer::resync() noexcept
 {
 	if (!h_)
 		return kClosed;
+	if (h_->forked)
+		return kForked;
 	// Pairs with the producer's release store: records before this tail
 	// are complete, so the next one starts exactly there.
 	const uint64_t tail = detail::load_acquire(ring_.tail);
@@ -214,6 +226,8 @@ Result<size_t> Consumer::peek_many_impl(std::span<Message> out, Timeout timeout,
 {
 	if (!h_)
 		return kClosed;
+	if (h_->forked)
+		return kForked;
 	if (out.empty())
 		return kNoRoom;
 	auto first = wait ? peek(timeout) : try_peek();

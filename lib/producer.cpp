@@ -9,6 +9,9 @@ namespace shmq {
 namespace {
 
 constexpr unexpected<Error> kClosed(std::in_place, EBADF, "the producer is not open");
+constexpr unexpected<Error> kForked(std::in_place, EBADF,
+				    "this Producer was opened by the parent process before fork(): a "
+				    "child must open the queue itself");
 constexpr unexpected<Error> kBusy(std::in_place, EBUSY, "a reservation is already outstanding: commit or abort it first");
 constexpr unexpected<Error> kTooBig(std::in_place, EMSGSIZE, "message larger than the queue's max_message (capacity/4 - 8 "
 			      "bytes; see info().max_message)");
@@ -60,7 +63,8 @@ Result<Producer> detail::Access::make_producer(std::unique_ptr<QueueHandle> h,
 	p.tail_ = p.published_ = tail;
 	// Untrusted; try_reserve validates it before relying on it.
 	p.cached_head_ = load_acquire(r.head);
-	return p;
+	set_owner(p.h_, &p, nullptr);
+	return p; // the move re-owns the handle
 }
 
 Result<Producer> Producer::open(std::string_view name, const OpenOptions &opt)
@@ -81,6 +85,7 @@ Producer::Producer(Producer &&o) noexcept
 {
 	if (res_)
 		res_->owner_ = this;
+	detail::Access::set_owner(h_, this, nullptr);
 }
 
 Producer &Producer::operator=(Producer &&o) noexcept
@@ -98,6 +103,7 @@ Producer &Producer::operator=(Producer &&o) noexcept
 		published_ = o.published_;
 		h_ = std::exchange(o.h_, nullptr);
 		info_ = o.info_;
+		detail::Access::set_owner(h_, this, nullptr);
 	}
 	return *this;
 }
@@ -130,6 +136,8 @@ Result<Reservation> Producer::reserve_slow(size_t size, Timeout timeout, bool wa
 {
 	if (!h_)
 		return kClosed;
+	if (h_->forked)
+		return kForked;
 	if (res_)
 		return kBusy;
 	if (size > ring_.max_message)
@@ -184,6 +192,8 @@ Result<void> Producer::commit_slow(Reservation &r, size_t used, bool publish) no
 {
 	if (!h_)
 		return kClosed;
+	if (h_->forked)
+		return kForked;
 	// The link is two-way, so r.owner_ == this means r is *res_.
 	if (r.owner_ != this)
 		return kNotReserved;

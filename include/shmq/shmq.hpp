@@ -162,6 +162,12 @@ struct QueueInfo {
 	uint64_t features = 0;	  // SHMQ_FEAT_* bits
 };
 
+namespace detail {
+struct Mapping; // one mmap()ed region
+struct QueueHandle;
+struct Access; // libshmq internals: builds Producer/Consumer from a handle
+} // namespace detail
+
 class Producer;
 
 // A zero-copy write slot obtained from Producer::reserve(): fill data(),
@@ -201,6 +207,7 @@ public:
 
 private:
 	friend class Producer;
+	friend struct detail::Access;
 	void clear() noexcept
 	{
 		owner_ = nullptr;
@@ -236,15 +243,16 @@ private:
 	uint64_t pos_ = 0;
 };
 
-namespace detail {
-struct Mapping; // one mmap()ed region
-struct QueueHandle;
-struct Access; // libshmq internals: builds Producer/Consumer from a handle
-} // namespace detail
-
 // The sending side of a queue (opened O_WRONLY: needs write permission on
 // /dev/shmq/NAME). Movable, not copyable; closing detaches.
 // Not thread-safe: one thread at a time per Producer.
+//
+// fork(): a child does not inherit the queue. Its copy of a Producer (or
+// Consumer) opened by the parent fails every call with EBADF ("opened by the
+// parent process before fork()"), flushes nothing and unmaps nothing when
+// destroyed, and holds neither the queue fd (closed in the child) nor the
+// memory (mapped MADV_DONTFORK): the parent's death is seen by the peer at
+// once, whatever the child does. A child that needs the queue opens it.
 //
 // send/try_send, reserve/try_reserve, commit/commit_deferred and flush are
 // inline: when the cached head already shows room they are a straight line
@@ -297,7 +305,8 @@ public:
 	// free, EPOLLHUP when the consumer has gone, EPOLLERR when destroyed.
 	[[nodiscard]] int fd() const noexcept;
 	[[nodiscard]] const QueueInfo &info() const noexcept { return info_; }
-	[[nodiscard]] bool is_open() const noexcept { return h_ != nullptr; }
+	// Open, and usable in this process (not inherited across fork()).
+	[[nodiscard]] bool is_open() const noexcept { return limit_ != 0; }
 	void close() noexcept;
 
 private:
@@ -341,8 +350,8 @@ private:
 	// and geometry, all zero when closed.
 	detail::Ring ring_;
 	uint64_t mask_ = 0;	     // ring_.capacity - 1
-	// max_message + 1 while usable, 0 when closed: the size check of
-	// fits() is then also the "open" check.
+	// max_message + 1 while usable, 0 when closed (or in a forked child):
+	// the size check of fits() is then also the "open" check.
 	uint64_t limit_ = 0;
 	// The outstanding reservation (its owner_ is this). Closing detaches
 	// it, so commit's r.owner_ == this also means "open".
@@ -417,7 +426,8 @@ public:
 	// producer has gone, EPOLLERR when the queue was destroyed.
 	[[nodiscard]] int fd() const noexcept;
 	[[nodiscard]] const QueueInfo &info() const noexcept { return info_; }
-	[[nodiscard]] bool is_open() const noexcept { return h_ != nullptr; }
+	// Open, and usable in this process (not inherited across fork()).
+	[[nodiscard]] bool is_open() const noexcept { return live_; }
 	void close() noexcept;
 
 private:
@@ -487,7 +497,7 @@ private:
 
 	detail::Ring ring_;	    // see Producer::ring_
 	uint64_t mask_ = 0;	    // ring_.capacity - 1
-	bool live_ = false;	    // open: the fast path may load the shared tail
+	bool live_ = false;	    // open here (not closed, not inherited by fork)
 	uint64_t head_ = 0;	    // local read position (published on release)
 	uint64_t cached_tail_ = 0;  // last tail read from shared memory
 	uint64_t peeked_end_ = 0;   // head after releasing what was peeked, head_: none
