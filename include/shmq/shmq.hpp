@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// libshmq: C++20 API over the shmq kernel module (see docs/api.md).
+// libshmq: C++20 API over the shmq kernel module (docs/design.md; man libshmq(3)).
 //
 // Fast path: send/receive/reserve/commit/peek/release touch only shared
 // memory; the library enters the kernel only to sleep (ring empty or full)

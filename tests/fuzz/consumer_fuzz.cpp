@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// libFuzzer target: the consumer's record parsing (lib/ring.hpp try_peek and
+// libFuzzer target: the consumer's record parsing (include/shmq/ring.hpp try_peek and
 // release, driven through the real shmq::Consumer try_peek/peek/try_receive/
 // receive/release) against ring contents a hostile producer controls.
 //
