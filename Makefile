@@ -5,6 +5,8 @@
 #   make test       native tests, then the module in every listed kernel
 #   make bench      shmq-bench natively and in a guest with the module, ratios,
 #                   chart: build/bench/ (BENCH_ARGS=--quick: natively only)
+#   make bench-instr  instructions per message of the fast paths and of a
+#                   hand-written ring, natively under callgrind (valgrind)
 #   make fuzz       the consumer record-parser fuzzer for FUZZ_SECONDS (clang, libFuzzer)
 #   make install    PREFIX=/usr/local DESTDIR= KDIR=|KVER= (see install.mk,
 #                   docs/install.md); make uninstall; make dkms-install;

@@ -40,10 +40,25 @@ struct shmq_mq {
 	shmq::Producer prod;
 	shmq::Consumer cons;
 
-	~shmq_mq() { pthread_mutex_destroy(&mu); }
+	~shmq_mq()
+	{
+		// In a forked child the mutex may be held by a thread that does
+		// not exist there: leave it alone.
+		if (!inherited())
+			pthread_mutex_destroy(&mu);
+	}
 	[[nodiscard]] QueueHandle *handle() const
 	{
 		return producer ? Access::handle(prod) : Access::handle(cons);
+	}
+	// Opened by the parent before fork(): every call is EBADF in the
+	// child, decided before the mutex is touched (see above). forked is
+	// only ever written by the child's atfork handler, before the child
+	// runs anything else.
+	[[nodiscard]] bool inherited() const
+	{
+		const QueueHandle *h = handle();
+		return h && h->forked;
 	}
 	[[nodiscard]] const shmq::QueueInfo &info() const
 	{
@@ -99,7 +114,8 @@ int fail(int e)
 
 // NULL and SHMQ_MQ_FAILED ((shmq_mqd_t)-1, what a failed open returns)
 // are not descriptors: EBADF, as POSIX gives for (mqd_t)-1.
-bool bad(shmq_mqd_t mq) { return !mq || mq == SHMQ_MQ_FAILED; }
+// NULL, SHMQ_MQ_FAILED, or a descriptor inherited across fork(): EBADF.
+bool bad(shmq_mqd_t mq) { return !mq || mq == SHMQ_MQ_FAILED || mq->inherited(); }
 
 // "orders" or "/orders" -> "orders", validated as the kernel does.
 int queue_name(const char *name, std::string_view &out)
@@ -249,7 +265,7 @@ ssize_t do_receive(shmq_mqd_t mq, char *buf, size_t len, unsigned int *prio, clo
 			Lock l(mq->mu);
 			auto r = mq->cons.try_receive(bytes);
 			if (r)
-				n = r.value();
+				n = *r;
 			e = r ? 0 : r.error().code();
 		}
 		if (e == 0) {
@@ -397,12 +413,12 @@ int attach(shmq_mq *mq, std::string_view name)
 		auto p = shmq::Producer::open(name);
 		if (!p)
 			return posix_open_errno(p.error().code());
-		mq->prod = std::move(p.value());
+		mq->prod = std::move(*p);
 	} else {
 		auto c = shmq::Consumer::open(name);
 		if (!c)
 			return posix_open_errno(c.error().code());
-		mq->cons = std::move(c.value());
+		mq->cons = std::move(*c);
 	}
 	return 0;
 }
@@ -454,6 +470,8 @@ int open_impl(shmq_mq *mq, std::string_view name, int oflag, const struct shmq_m
 
 } // namespace
 
+// The C API is exported (the library is built with -fvisibility=hidden).
+#pragma GCC visibility push(default)
 extern "C" {
 
 shmq_mqd_t shmq_mq_open(const char *name, int oflag, ...) SHMQ_NOTHROW
@@ -503,10 +521,14 @@ shmq_mqd_t shmq_mq_open(const char *name, int oflag, ...) SHMQ_NOTHROW
 
 int shmq_mq_close(shmq_mqd_t mqd) SHMQ_NOTHROW
 {
-	if (bad(mqd))
+	// An inherited descriptor may be closed (that frees the child's copy).
+	if (!mqd || mqd == SHMQ_MQ_FAILED)
 		return fail(EBADF);
 	const NoCancel nc;
-	delete mqd; // detaches: Producer/Consumer close the queue fd and unmap
+	// Detaches: Producer/Consumer close the queue fd and unmap. In a
+	// forked child (mqd->inherited()) there is nothing left to close:
+	// this only frees the child's copy.
+	delete mqd;
 	return 0;
 }
 
@@ -607,3 +629,4 @@ int shmq_mq_fd(shmq_mqd_t mqd) SHMQ_NOTHROW
 }
 
 } // extern "C"
+#pragma GCC visibility pop

@@ -7,6 +7,7 @@
 #include <string>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -31,7 +32,7 @@ std::string Error::message() const
 	return m;
 }
 
-uint64_t monotonic_now_ns()
+uint64_t monotonic_now_ns() noexcept
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -41,57 +42,58 @@ uint64_t monotonic_now_ns()
 Result<void> validate_name(std::string_view name)
 {
 	if (name.empty())
-		return Error(EINVAL, "invalid queue name: it is empty (use 1 to 63 characters "
-				     "of [A-Za-z0-9_.-], not starting with '.' or '-')");
+		return unexpected(Error(EINVAL, "invalid queue name: it is empty (use 1 to 63 characters "
+				     "of [A-Za-z0-9_.-], not starting with '.' or '-')"));
 	if (name.size() >= SHMQ_NAME_MAX)
-		return Error(ENAMETOOLONG, "invalid queue name: longer than 63 characters");
+		return unexpected(Error(ENAMETOOLONG, "invalid queue name: longer than 63 characters"));
 	if (name[0] == '.')
-		return Error(EINVAL, "invalid queue name: it must not start with '.'");
+		return unexpected(Error(EINVAL, "invalid queue name: it must not start with '.'"));
 	if (name[0] == '-')
-		return Error(EINVAL, "invalid queue name: it must not start with '-' (shell tools, "
-				     "shmqctl included, would take /dev/shmq/-NAME for an option)");
+		return unexpected(Error(EINVAL, "invalid queue name: it must not start with '-' (shell "
+					"tools, shmqctl included, would take /dev/shmq/-NAME for an "
+					"option)"));
 	for (char c : name) {
 		const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 				(c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
 		if (!ok)
-			return Error(EINVAL, "invalid queue name: only characters of "
-					     "[A-Za-z0-9_.-] are allowed");
+			return unexpected(Error(EINVAL, "invalid queue name: only characters of "
+					     "[A-Za-z0-9_.-] are allowed"));
 	}
 	return {};
 }
 
 namespace {
 
-Error control_error(int e, bool create, bool opening)
+unexpected<Error> control_error(int e, bool create, bool opening)
 {
 	switch (e) {
 	case ENOENT:
-		return Error(e, opening ? "no control device: is the shmq module loaded? (modprobe shmq)"
-					: "no such queue");
+		return unexpected(Error(e, opening ? "no control device: is the shmq module loaded? (modprobe shmq)"
+					: "no such queue"));
 	case EACCES:
 	case EPERM:
-		return Error(e, "permission denied on the control device (root only by default)");
+		return unexpected(Error(e, "permission denied on the control device (root only by default)"));
 	case EBADF:
-		return Error(e, "the control device was not opened for writing");
+		return unexpected(Error(e, "the control device was not opened for writing"));
 	case EEXIST:
-		return Error(e, "a queue with this name already exists");
+		return unexpected(Error(e, "a queue with this name already exists"));
 	case EFBIG:
-		return Error(e, "capacity above the module's max_queue_size parameter");
+		return unexpected(Error(e, "capacity above the module's max_queue_size parameter"));
 	case ENOSPC:
-		return Error(e, "too many queues or too much queue memory (module parameters "
-				"max_queues, max_total_memory)");
+		return unexpected(Error(e, "too many queues or too much queue memory (module parameters "
+				"max_queues, max_total_memory)"));
 	case ENOMEM:
-		return Error(e, "the kernel could not allocate the queue's memory");
+		return unexpected(Error(e, "the kernel could not allocate the queue's memory"));
 	case EINVAL:
-		return Error(e, create ? "rejected: the capacity must be a power of two of at least "
+		return unexpected(Error(e, create ? "rejected: the capacity must be a power of two of at least "
 					 "4096 bytes, and the name valid"
-				       : "rejected by the kernel: invalid name");
+				       : "rejected by the kernel: invalid name"));
 	case ENAMETOOLONG:
-		return Error(e, "queue name too long: at most 63 characters");
+		return unexpected(Error(e, "queue name too long: at most 63 characters"));
 	case ENOTTY:
-		return Error(e, "not a shmq control device (ioctl not supported)");
+		return unexpected(Error(e, "not a shmq control device (ioctl not supported)"));
 	default:
-		return Error(e, create ? "creating the queue failed" : "destroying the queue failed");
+		return unexpected(Error(e, create ? "creating the queue failed" : "destroying the queue failed"));
 	}
 }
 
@@ -115,11 +117,11 @@ Result<void> control_ioctl(const std::string &control, unsigned long cmd, Args &
 Result<void> create_queue(std::string_view name, uint64_t capacity, const std::string &control)
 {
 	if (auto v = validate_name(name); !v)
-		return v.error();
+		return unexpected(v.error());
 	const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 	if (capacity < std::max<uint64_t>(SHMQ_MIN_CAPACITY, page) || (capacity & (capacity - 1)) != 0)
-		return Error(EINVAL, "the capacity must be a power of two of at least 4096 bytes "
-				     "and of at least the page size");
+		return unexpected(Error(EINVAL, "the capacity must be a power of two of at least 4096 "
+					"bytes and of at least the page size"));
 	struct shmq_create_args a;
 	std::memset(&a, 0, sizeof a);
 	a.capacity = capacity;
@@ -130,7 +132,7 @@ Result<void> create_queue(std::string_view name, uint64_t capacity, const std::s
 Result<void> destroy_queue(std::string_view name, const std::string &control)
 {
 	if (auto v = validate_name(name); !v)
-		return v.error();
+		return unexpected(v.error());
 	struct shmq_destroy_args a;
 	std::memset(&a, 0, sizeof a);
 	std::memcpy(a.name, name.data(), name.size());
@@ -159,14 +161,118 @@ void Mapping::reset()
 	len = 0;
 }
 
+// ---------------------------------------------------------------------------
+// fork(): the registry of live handles and the pthread_atfork handlers.
+//
+// A child inherits copies of every Producer and Consumer object, but must
+// not use them: a second producer (consumer) on the same counters would
+// overwrite (re-deliver) records, a child's ~Producer could store a stale
+// tail and move it backwards, and an inherited queue fd or mapping would
+// keep the parent's attachment alive after the parent died, so the peer
+// would never see the hang-up. The mappings carry MADV_DONTFORK (the child
+// does not get them at all); the child handler below closes the inherited
+// queue fds and disarms the objects, whose calls then fail with EBADF.
+
+namespace {
+
+struct Registry {
+	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	QueueHandle *first = nullptr;
+};
+constinit Registry g_registry;
+pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
+
+// prepare/parent: no handle is being added, removed or re-owned while the
+// address space is copied, so the child sees a consistent list.
+void atfork_prepare() { pthread_mutex_lock(&g_registry.mu); }
+void atfork_parent() { pthread_mutex_unlock(&g_registry.mu); }
+
+// Runs in the child, single-threaded, before fork() returns there. Only
+// writes the child's own memory and closes fds (async-signal-safe): the
+// queue fd numbers are certainly still ours right after fork.
+void atfork_child()
+{
+	for (QueueHandle *h = g_registry.first; h; h = h->reg_next) {
+		if (h->forked)
+			continue; // inherited by our parent already: disarmed then
+		h->forked = true;
+		if (h->fd >= 0)
+			::close(h->fd);
+		h->fd = -1;
+		h->status.forget();
+		h->producer.forget();
+		h->consumer.forget();
+		h->data.forget();
+		h->ring = Ring();
+		Access::disarm_after_fork(*h);
+	}
+	// The prepare handler's lock belongs to the parent's thread: start over.
+	pthread_mutex_init(&g_registry.mu, nullptr);
+}
+
+void install_atfork() { (void)pthread_atfork(atfork_prepare, atfork_parent, atfork_child); }
+
+} // namespace
+
+QueueHandle::QueueHandle()
+{
+	pthread_once(&g_atfork_once, install_atfork);
+	pthread_mutex_lock(&g_registry.mu);
+	reg_next = g_registry.first;
+	if (reg_next)
+		reg_next->reg_prev = this;
+	g_registry.first = this;
+	pthread_mutex_unlock(&g_registry.mu);
+}
+
 QueueHandle::~QueueHandle()
 {
+	pthread_mutex_lock(&g_registry.mu);
+	if (reg_prev)
+		reg_prev->reg_next = reg_next;
+	else
+		g_registry.first = reg_next;
+	if (reg_next)
+		reg_next->reg_prev = reg_prev;
+	pthread_mutex_unlock(&g_registry.mu);
+	// In a forked child the mappings are forgotten and the fd is -1.
 	status.reset();
 	producer.reset();
 	consumer.reset();
 	data.reset();
 	if (fd >= 0)
 		::close(fd);
+}
+
+void Access::disarm_after_fork(QueueHandle &h) noexcept
+{
+	// Zero geometry and limits send every fast path to the slow paths,
+	// which check h.forked; see Producer::fits and Consumer::peek_fits.
+	if (Producer *p = h.owner_producer) {
+		p->ring_ = Ring();
+		p->mask_ = 0;
+		p->limit_ = 0;
+		if (p->res_) { // points into memory the child does not have
+			p->res_->clear();
+			p->res_ = nullptr;
+		}
+	}
+	if (Consumer *c = h.owner_consumer) {
+		c->ring_ = Ring();
+		c->mask_ = 0;
+		c->live_ = false;
+		c->end_peek();
+	}
+}
+
+void Access::set_owner(QueueHandle *h, Producer *p, Consumer *c) noexcept
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&g_registry.mu);
+	h->owner_producer = p;
+	h->owner_consumer = c;
+	pthread_mutex_unlock(&g_registry.mu);
 }
 
 void QueueHandle::wake()
@@ -276,37 +382,37 @@ std::unique_ptr<QueueHandle> plain_handle(const Ring &ring, uint32_t spin)
 
 namespace {
 
-Error open_error(int e, int role, const std::string &dev_dir)
+unexpected<Error> open_error(int e, int role, const std::string &dev_dir)
 {
 	const bool prod = role == SHMQ_ROLE_PRODUCER;
 	switch (e) {
 	case ENOENT: {
 		struct stat st;
 		if (::stat(dev_dir.c_str(), &st) != 0)
-			return Error(e, "no queue device directory (/dev/shmq): is the shmq module "
-					"loaded? (modprobe shmq)");
-		return Error(e, "no such queue: create it with shmqctl create NAME --size BYTES");
+			return unexpected(Error(e, "no queue device directory (/dev/shmq): is the shmq module "
+					"loaded? (modprobe shmq)"));
+		return unexpected(Error(e, "no such queue: create it with shmqctl create NAME --size BYTES"));
 	}
 	case EACCES:
 	case EPERM:
-		return Error(e, "permission denied: the queue's device mode/group does not allow "
-				"this role (producer needs write, consumer needs read)");
+		return unexpected(Error(e, "permission denied: the queue's device mode/group does not allow "
+				"this role (producer needs write, consumer needs read)"));
 	case EBUSY:
-		return Error(e, prod ? "a producer is already attached to this queue (one at a time)"
-				     : "a consumer is already attached to this queue (one at a time)");
+		return unexpected(Error(e, prod ? "a producer is already attached to this queue (one at a time)"
+				     : "a consumer is already attached to this queue (one at a time)"));
 	case ENODEV:
 	case ENXIO:
-		return Error(e, "the queue was destroyed (or the shmq module unloaded) while "
-				"opening it");
+		return unexpected(Error(e, "the queue was destroyed (or the shmq module unloaded) while "
+				"opening it"));
 	case ENOTDIR:
-		return Error(e, "the queue device directory is not a directory");
+		return unexpected(Error(e, "the queue device directory is not a directory"));
 	case EMFILE:
 	case ENFILE:
-		return Error(e, "too many open files");
+		return unexpected(Error(e, "too many open files"));
 	case EINVAL:
-		return Error(e, "the kernel refused this open mode for the queue device");
+		return unexpected(Error(e, "the kernel refused this open mode for the queue device"));
 	default:
-		return Error(e, "cannot open the queue device");
+		return unexpected(Error(e, "cannot open the queue device"));
 	}
 }
 
@@ -385,28 +491,29 @@ Result<void> check_module(const struct shmq_layout &l, int role)
 	// Bits this library does not know are newer capabilities: ignored.
 	for (const auto &n : kNeeded)
 		if (!(l.features & n.bit))
-			return Error(EPROTO, n.missing);
+			return unexpected(Error(EPROTO, n.missing));
 	// Incompatible bits: a kind of queue whose memory this library cannot
 	// read correctly. Unlike module features, never ignored.
 	if (l.queue_features & ~kKnownQueueFeatures)
-		return Error(EPROTO, "the queue is of a kind this libshmq " SHMQ_VERSION_STRING
-				     " does not know (unknown SHMQ_QUEUE_* bits in its layout): "
-				     "use the libshmq that comes with the module (cat "
-				     "/sys/module/shmq/version)");
+		return unexpected(Error(EPROTO, "the queue is of a kind this libshmq " SHMQ_VERSION_STRING
+					" does not know (unknown SHMQ_QUEUE_* bits in its layout): "
+					"use the libshmq that comes with the module (cat "
+					"/sys/module/shmq/version)"));
 	if (!(l.queue_features & SHMQ_QUEUE_SPSC))
-		return Error(EPROTO, "the module does not say what kind of queue this is "
-				     "(no SHMQ_QUEUE_* bit): load a shmq.ko of the same release");
+		return unexpected(Error(EPROTO, "the module does not say what kind of queue this is "
+					"(no SHMQ_QUEUE_* bit): load a shmq.ko of the same release"));
 	// The module writes reserved fields as zero unless a bit announces what
 	// they mean; a non-zero one here is something this library cannot read.
 	for (const uint64_t r : l.reserved)
 		if (r)
-			return Error(EPROTO, "shmq module reports layout fields that libshmq " SHMQ_VERSION_STRING
-					     " does not know (non-zero reserved fields): load a shmq.ko of "
-					     "the same release (modinfo shmq; cat /sys/module/shmq/version)");
+			return unexpected(Error(EPROTO, "shmq module reports layout fields that libshmq "
+						SHMQ_VERSION_STRING " does not know (non-zero reserved "
+						"fields): load a shmq.ko of the same release (modinfo "
+						"shmq; cat /sys/module/shmq/version)"));
 	if (!layout_ok(l, role))
-		return Error(EPROTO, "shmq module reports a memory layout that libshmq " SHMQ_VERSION_STRING
+		return unexpected(Error(EPROTO, "shmq module reports a memory layout that libshmq " SHMQ_VERSION_STRING
 				     " does not understand: load a shmq.ko of the same release (modinfo "
-				     "shmq; cat /sys/module/shmq/version)");
+				     "shmq; cat /sys/module/shmq/version)"));
 	return {};
 }
 
@@ -414,7 +521,7 @@ Result<std::unique_ptr<QueueHandle>> open_queue(std::string_view name, const Ope
 						int role, QueueInfo &info)
 {
 	if (auto v = validate_name(name); !v)
-		return v.error();
+		return unexpected(v.error());
 	const bool prod = role == SHMQ_ROLE_PRODUCER;
 	std::string path = opt.dev_dir;
 	path += '/';
@@ -432,25 +539,33 @@ Result<std::unique_ptr<QueueHandle>> open_queue(std::string_view name, const Ope
 	if (ioctl(fd, SHMQ_IOC_LAYOUT, &l) < 0) {
 		const int e = errno;
 		if (e == ENOTTY || e == EINVAL)
-			return Error(e, "the device does not answer SHMQ_IOC_LAYOUT: not a shmq queue "
-					"device, or a shmq.ko older than 0.4.0 (whose ioctl numbers "
-					"differ): load shmq.ko version " SHMQ_VERSION_STRING " (modinfo "
-					"shmq; cat /sys/module/shmq/version)");
-		return Error(e, "reading the queue's layout (SHMQ_IOC_LAYOUT) failed");
+			return unexpected(Error(e, "the device does not answer SHMQ_IOC_LAYOUT: not a shmq "
+						"queue device, or a shmq.ko older than 0.4.0 (whose ioctl "
+						"numbers differ): load shmq.ko version " SHMQ_VERSION_STRING
+						" (modinfo shmq; cat /sys/module/shmq/version)"));
+		return unexpected(Error(e, "reading the queue's layout (SHMQ_IOC_LAYOUT) failed"));
 	}
 	if (auto c = check_module(l, role); !c)
-		return c.error();
+		return unexpected(c.error());
 
 	FdGuard ring{static_cast<int>(ioctl(fd, SHMQ_IOC_RING_FD, O_CLOEXEC))};
 	if (ring.fd < 0)
-		return Error(errno, "getting the ring fd (SHMQ_IOC_RING_FD) failed");
+		return unexpected(Error(errno, "getting the ring fd (SHMQ_IOC_RING_FD) failed"));
 
+	bool madvise_failed = false;
 	auto map = [&](Mapping &m, const struct shmq_region &reg, bool writable) -> int {
 		void *p = mmap(nullptr, reg.size, writable ? PROT_READ | PROT_WRITE : PROT_READ,
 			       MAP_SHARED, ring.fd, static_cast<off_t>(reg.offset));
 		if (p == MAP_FAILED)
 			return errno;
 		m = Mapping(p, reg.size);
+		// Never in a forked child (see atfork_child): otherwise the child
+		// would keep the attachment, and so the peer would not see this
+		// process's death, until the child exits too.
+		if (madvise(p, reg.size, MADV_DONTFORK) != 0) {
+			madvise_failed = true;
+			return errno;
+		}
 		return 0;
 	};
 	int e = map(h->status, l.status, false);
@@ -460,10 +575,13 @@ Result<std::unique_ptr<QueueHandle>> open_queue(std::string_view name, const Ope
 		e = map(h->consumer, l.consumer, !prod);
 	if (!e)
 		e = map(h->data, l.data, prod);
+	if (e && madvise_failed)
+		return unexpected(Error(e, "madvise(MADV_DONTFORK) on the queue's memory failed "
+					   "(libshmq/module mismatch?)"));
 	if (e)
-		return Error(e, e == ENOMEM ? "mapping the queue's memory failed: out of memory or "
+		return unexpected(Error(e, e == ENOMEM ? "mapping the queue's memory failed: out of memory or "
 					      "address space"
-					    : "mapping the queue's memory failed (mmap of the ring fd)");
+					    : "mapping the queue's memory failed (mmap of the ring fd)"));
 
 	auto at = [](Mapping &m, uint32_t off) { return static_cast<std::byte *>(m.addr) + off; };
 	Ring &r = h->ring;
@@ -480,8 +598,8 @@ Result<std::unique_ptr<QueueHandle>> open_queue(std::string_view name, const Ope
 	// A record's len is 32 bits: cap max_message for capacities above 8 GiB.
 	r.max_message = std::min<uint64_t>(l.max_message, UINT32_MAX & ~(kRecordAlign - 1));
 	if (!ring_geometry_ok(r))
-		return Error(EPROTO, "kernel module reports a memory layout this libshmq does not "
-				     "understand (module and library versions differ?)");
+		return unexpected(Error(EPROTO, "kernel module reports a memory layout this libshmq does not "
+				     "understand (module and library versions differ?)"));
 	info.capacity = r.capacity;
 	info.max_message = r.max_message;
 	info.features = l.features;

@@ -8,32 +8,41 @@ namespace shmq {
 
 namespace {
 
-const Error kClosed(EBADF, "the consumer is not open");
-const Error kEmpty(EAGAIN, "the queue is empty");
-const Error kCorrupt(EBADMSG, "corrupt queue: invalid record header or counters in the ring "
+constexpr unexpected<Error> kClosed(std::in_place, EBADF, "the consumer is not open");
+constexpr unexpected<Error> kForked(std::in_place, EBADF,
+				    "this Consumer was opened by the parent process before fork(): a "
+				    "child must open the queue itself");
+constexpr unexpected<Error> kEmpty(std::in_place, EAGAIN, "the queue is empty");
+constexpr unexpected<Error> kCorrupt(std::in_place, EBADMSG, "corrupt queue: invalid record header or counters in the ring "
 			      "(the producer wrote garbage)");
-const Error kBufTooSmall(EMSGSIZE, "buffer too small for the next message (it stays queued; "
+constexpr unexpected<Error> kBufTooSmall(std::in_place, EMSGSIZE, "buffer too small for the next message (it stays queued; "
 				   "messages can be up to info().max_message bytes)");
-const Error kNothingPeeked(EINVAL, "release: no message was peeked");
+constexpr unexpected<Error> kNothingPeeked(std::in_place, EINVAL, "release: no message was peeked");
+constexpr unexpected<Error> kBadTail(std::in_place, EBADMSG,
+				     "resync: the producer's tail is misaligned, so there is no record "
+				     "boundary to resynchronise to (destroy and recreate the queue)");
+constexpr unexpected<Error> kNoRoom(std::in_place, EINVAL,
+				    "peek_many: the span for the messages is empty (pass at least "
+				    "one Message)");
 
-Error wait_error(int e)
+unexpected<Error> wait_error(int e)
 {
 	switch (e) {
 	case ETIMEDOUT:
-		return Error(e, "timed out waiting for a message");
+		return unexpected(Error(e, "timed out waiting for a message"));
 	case EPIPE:
-		return Error(e, "the queue is empty and the producer has gone (set "
-				"OpenOptions::ignore_hangup to wait for a new producer)");
+		return unexpected(Error(e, "the queue is empty and the producer has gone (set "
+				"OpenOptions::ignore_hangup to wait for a new producer)"));
 	case EIDRM:
-		return Error(e, "the queue is empty and was destroyed");
+		return unexpected(Error(e, "the queue is empty and was destroyed"));
 	case ECANCELED:
-		return Error(e, "the wait for a message was interrupted by Consumer::interrupt()");
+		return unexpected(Error(e, "the wait for a message was interrupted by Consumer::interrupt()"));
 	case EAGAIN:
 		return kEmpty;
 	case EINVAL:
-		return Error(e, "the kernel rejected the wait (libshmq/module mismatch?)");
+		return unexpected(Error(e, "the kernel rejected the wait (libshmq/module mismatch?)"));
 	default:
-		return Error(e, "waiting for a message failed");
+		return unexpected(Error(e, "waiting for a message failed"));
 	}
 }
 
@@ -43,15 +52,19 @@ Result<Consumer> detail::Access::make_consumer(std::unique_ptr<QueueHandle> h,
 					       const QueueInfo &info)
 {
 	Consumer c;
+	c.ring_ = h->ring;
+	c.mask_ = h->ring.mask();
+	c.live_ = true;
 	// Left by a previous consumer; try_peek validates it (EBADMSG).
 	c.head_ = load_acquire(h->ring.head);
 	c.cached_tail_ = c.head_;
 	c.end_peek();
 	// Our own word, maybe left set by a previous consumer.
-	detail::store_relaxed(h->ring.read_armed, 0u);
+	store_relaxed(h->ring.read_armed, 0u);
 	c.h_ = h.release();
 	c.info_ = info;
-	return c;
+	set_owner(c.h_, nullptr, &c);
+	return c; // the move re-owns the handle
 }
 
 Result<Consumer> Consumer::open(std::string_view name, const OpenOptions &opt)
@@ -59,94 +72,103 @@ Result<Consumer> Consumer::open(std::string_view name, const OpenOptions &opt)
 	QueueInfo info;
 	auto h = detail::open_queue(name, opt, SHMQ_ROLE_CONSUMER, info);
 	if (!h)
-		return h.error();
-	return detail::Access::make_consumer(std::move(h.value()), info);
+		return unexpected(h.error());
+	return detail::Access::make_consumer(std::move(*h), info);
 }
 
 Consumer::Consumer(Consumer &&o) noexcept
-	: h_(std::exchange(o.h_, nullptr)), info_(o.info_), head_(o.head_),
-	  cached_tail_(o.cached_tail_), peeked_end_(std::exchange(o.peeked_end_, o.head_))
+	: ring_(std::exchange(o.ring_, detail::Ring())), mask_(std::exchange(o.mask_, 0)),
+	  live_(std::exchange(o.live_, false)), armed_(std::exchange(o.armed_, false)),
+	  head_(o.head_), cached_tail_(o.cached_tail_),
+	  peeked_end_(std::exchange(o.peeked_end_, o.head_)), h_(std::exchange(o.h_, nullptr)),
+	  info_(o.info_)
 {
+	detail::Access::set_owner(h_, nullptr, this);
 }
 
 Consumer &Consumer::operator=(Consumer &&o) noexcept
 {
 	if (this != &o) {
 		close();
-		h_ = std::exchange(o.h_, nullptr);
-		info_ = o.info_;
+		ring_ = std::exchange(o.ring_, detail::Ring());
+		mask_ = std::exchange(o.mask_, 0);
+		live_ = std::exchange(o.live_, false);
+		armed_ = std::exchange(o.armed_, false);
 		head_ = o.head_;
 		cached_tail_ = o.cached_tail_;
 		peeked_end_ = std::exchange(o.peeked_end_, o.head_);
+		h_ = std::exchange(o.h_, nullptr);
+		info_ = o.info_;
+		detail::Access::set_owner(h_, nullptr, this);
 	}
 	return *this;
 }
 
 Consumer::~Consumer() { close(); }
 
-void Consumer::close()
+void Consumer::close() noexcept
 {
 	// A peeked but unreleased message stays for the next consumer.
+	live_ = false;
+	armed_ = false;
+	ring_ = detail::Ring();
+	mask_ = 0;
 	delete h_;
 	h_ = nullptr;
 	end_peek();
 }
 
-int Consumer::fd() const { return h_ ? h_->fd : -1; }
+int Consumer::fd() const noexcept { return h_ ? h_->fd : -1; }
 
-void Consumer::interrupt()
+void Consumer::wake_producer() noexcept { h_->wake(); }
+
+void Consumer::interrupt() noexcept
 {
 	if (h_)
 		h_->interrupt();
 }
 
-inline void Consumer::disarm()
-{
-	if (h_->armed) [[unlikely]] {
-		h_->armed = false;
-		detail::store_relaxed(h_->ring.read_armed, 0u);
-	}
-}
-
-Result<Message> Consumer::peek_impl(Timeout timeout, bool wait)
+Result<Message> Consumer::peek_slow(Timeout timeout, bool wait) noexcept
 {
 	if (!h_)
 		return kClosed;
+	if (h_->forked)
+		return kForked;
 	// A new peek replaces the last one: if it fails, or finds a different
 	// record because the producer rewrote the ring meanwhile (it may even
 	// consume a PAD and move head past the old message), release must not
 	// go back to the old message's end.
 	end_peek();
-	const detail::Ring &r = h_->ring;
 	uint32_t spins = 0;
 	bool probed = false, woken = false;
 	for (;;) {
 		detail::Peeked p;
-		const int e = detail::try_peek(r, head_, cached_tail_, p);
+		const int e = detail::try_peek(ring_, head_, cached_tail_, p);
 		if (e == 0) {
-			disarm();
+			if (armed_) [[unlikely]] { // data again: an epoll of ours need not wake
+				armed_ = false;
+				detail::store_relaxed(ring_.read_armed, 0u);
+			}
 			peeked_end_ = p.end;
 			Message m;
-			m.ptr_ = r.data + p.payload;
+			m.ptr_ = ring_.data + p.payload;
 			m.len_ = p.len;
+			m.pos_ = p.end - detail::record_size(p.len); // past a PAD, if any
 			return m;
 		}
 		if (e == EBADMSG)
 			return kCorrupt;
 		if (p.end != head_) { // only a PAD record: consume it, look again
-			const bool wake = detail::release(r, head_, p.end);
-			head_ = p.end;
+			release_to(p.end);
 			end_peek();
-			if (wake)
-				h_->wake();
 			continue;
 		}
 		if (!wait) {
 			// About to say EAGAIN: let an epoll of our fd be woken by
 			// the next message, then look once more (detail::arm()).
-			if (!h_->armed) {
-				h_->armed = true;
-				detail::arm(r.read_armed, 1);
+			if (!armed_) {
+				armed_ = true;
+				detail::arm(ring_.read_armed, 1);
 				continue;
 			}
 			const int pr = h_->probe(SHMQ_WAIT_READABLE, 0, SHMQ_STATE_PRODUCER);
@@ -174,93 +196,92 @@ Result<Message> Consumer::peek_impl(Timeout timeout, bool wait)
 	}
 }
 
-// The common case of peek: a MSG record at head. It accepts exactly what
-// detail::try_peek accepts when the header is not a PAD, with the same
-// checks on the same values (counters, then the header read once), and
-// yields the same message. Anything else (closed, empty, a PAD, corrupt)
-// returns false and peek_impl starts over with try_peek, which reads the
-// shared tail and the header again and gives the precise answer (EBADMSG
-// dropping the cached tail, PAD consumption, waiting).
-inline bool Consumer::peek_fast(Message &m)
-{
-	if (!h_) [[unlikely]]
-		return false;
-	const detail::Ring &r = h_->ring;
-	const uint64_t head = head_;
-	if (cached_tail_ == head) // Pairs with the producer's release store of tail.
-		cached_tail_ = detail::load_acquire(r.tail);
-	const uint64_t avail = cached_tail_ - head;
-	if (avail == 0 || avail > r.capacity || ((head | avail) % detail::kRecordAlign) != 0)
-		[[unlikely]]
-		return false;
-	const uint64_t off = head & r.mask();
-	// One load: the producer may rewrite the header while we look at it.
-	const struct shmq_record hdr =
-		detail::unpack_header(detail::load_relaxed(detail::header_at(r, off)));
-	if (hdr.type != SHMQ_REC_MSG || hdr.len > r.max_message) [[unlikely]]
-		return false;
-	const uint64_t rec = detail::record_size(hdr.len);
-	if (rec > r.capacity - off || rec > avail) [[unlikely]]
-		return false;
-	disarm();
-	peeked_end_ = head + rec;
-	m.ptr_ = r.data + off + detail::kRecordHeader;
-	m.len_ = hdr.len;
-	return true;
-}
-
-Result<Message> Consumer::try_peek()
-{
-	if (Message m; peek_fast(m)) [[likely]]
-		return m;
-	return peek_impl(Timeout::none(), false);
-}
-
-Result<Message> Consumer::peek(Timeout timeout)
-{
-	if (Message m; peek_fast(m)) [[likely]]
-		return m;
-	return peek_impl(timeout, true);
-}
-
-Result<void> Consumer::release()
+Result<void> Consumer::release_slow() noexcept
 {
 	if (!h_)
 		return kClosed;
+	if (h_->forked)
+		return kForked;
 	if (!peeking())
 		return kNothingPeeked;
-	const bool wake = detail::release(h_->ring, head_, peeked_end_);
-	head_ = peeked_end_; // and so nothing is peeked any more
-	if (wake)
-		h_->wake();
+	release_to(peeked_end_);
 	return {};
 }
 
-Result<size_t> Consumer::try_receive(std::span<std::byte> buf)
+Result<size_t> Consumer::receive_slow(std::span<std::byte> buf, Timeout timeout,
+				      bool wait) noexcept
 {
-	auto m = try_peek();
+	auto m = wait ? peek(timeout) : try_peek();
 	if (!m)
-		return m.error();
+		return unexpected(m.error());
 	if (m->size() > buf.size())
 		return kBufTooSmall;
 	if (m->size())
 		std::memcpy(buf.data(), m->data().data(), m->size());
-	const size_t n = m->size();
-	(void)release();
-	return n;
+	release_to(peeked_end_);
+	return m->size();
 }
 
-Result<size_t> Consumer::receive(std::span<std::byte> buf, Timeout timeout)
+Result<uint64_t> Consumer::resync() noexcept
 {
-	auto m = peek(timeout);
-	if (!m)
-		return m.error();
-	if (m->size() > buf.size())
-		return kBufTooSmall;
-	if (m->size())
-		std::memcpy(buf.data(), m->data().data(), m->size());
-	const size_t n = m->size();
-	(void)release();
+	if (!h_)
+		return kClosed;
+	if (h_->forked)
+		return kForked;
+	// Pairs with the producer's release store: records before this tail
+	// are complete, so the next one starts exactly there.
+	const uint64_t tail = detail::load_acquire(ring_.tail);
+	if (tail % detail::kRecordAlign != 0)
+		return kBadTail;
+	const uint64_t skipped = tail - head_;
+	release_to(tail); // one store, fence and wake check, as for a release
+	cached_tail_ = tail;
+	end_peek();
+	return skipped;
+}
+
+// The first message as peek finds it (waiting, a lone PAD at head, errors),
+// then as many more as fit in @out and lie before the tail, each through the
+// ring core's try_peek at a position of our own: the same validation as
+// peek, and nothing shared is written until release().
+Result<size_t> Consumer::peek_many_impl(std::span<Message> out, Timeout timeout,
+					bool wait) noexcept
+{
+	if (!h_)
+		return kClosed;
+	if (h_->forked)
+		return kForked;
+	if (out.empty())
+		return kNoRoom;
+	auto first = wait ? peek(timeout) : try_peek();
+	if (!first)
+		return unexpected(first.error());
+	out[0] = *first;
+	size_t n = 1;
+	uint64_t pos = peeked_end_;
+	while (n < out.size()) {
+		// On EBADMSG try_peek drops its cached tail to pos: keep ours, so
+		// that the next peek meets the corrupt record again (EBADMSG)
+		// once the valid prefix is released.
+		uint64_t tail = cached_tail_;
+		detail::Peeked p;
+		const int e = detail::try_peek(ring_, pos, tail, p);
+		if (e == EBADMSG)
+			break;
+		cached_tail_ = tail;
+		if (e == EAGAIN) {
+			if (p.end == pos) // nothing more published
+				break;
+			pos = p.end; // a PAD up to the ring end: released with the batch
+			continue;
+		}
+		Message &m = out[n++];
+		m.ptr_ = ring_.data + p.payload;
+		m.len_ = p.len;
+		m.pos_ = p.end - detail::record_size(p.len);
+		pos = p.end;
+	}
+	peeked_end_ = pos;
 	return n;
 }
 

@@ -9,7 +9,7 @@
 
 #include <shmq/shmq.hpp>
 
-#include "ring.hpp"
+#include <shmq/ring.hpp>
 
 namespace shmq::detail {
 
@@ -26,9 +26,19 @@ struct Mapping {
 	Mapping &operator=(const Mapping &) = delete;
 	~Mapping();
 	void reset();
+	// After fork(): the region is not in this process (MADV_DONTFORK), so
+	// it must never be unmapped here: the address may be reused already.
+	void forget() { addr = nullptr, len = 0; }
 };
 
 // Everything an open Producer or Consumer owns besides its positions.
+//
+// Every handle of the process is in a registry (common.cpp) so that a
+// pthread_atfork child handler can disarm the ones a forked child inherits:
+// their mappings are not in the child (MADV_DONTFORK), their queue fd is
+// closed there, and the Producer or Consumer owning them fails every call
+// with EBADF. A child therefore never holds the queue's attachment, and
+// never writes a second, independent position into the shared counters.
 struct QueueHandle {
 	int fd = -1; // queue fd (-1 for rings on plain memory, as in the tests)
 	Mapping status, producer, consumer, data;
@@ -36,15 +46,26 @@ struct QueueHandle {
 	uint32_t spin = 0;
 	bool ignore_hangup = false;
 	uint64_t wake_calls = 0; // SHMQ_IOC_WAKE attempts (observed by tests)
-	bool armed = false;	 // our own armed word is set (see detail::arm)
+	bool armed = false;	 // the producer's write_armed word is set (detail::arm)
 	// interrupt() was called and no wait has returned ECANCELED since
 	// (the kernel keeps its own mark; this one serves rings on plain memory).
 	mutable std::atomic<bool> interrupt_requested{false};
+	// Set in a forked child for every handle it inherited; never cleared.
+	// Written only by the child handler, before the child runs anything
+	// else, so it is read without a lock (the C API must not take its
+	// descriptor's mutex in a child: another thread may have held it).
+	bool forked = false;
+	// The object this handle belongs to (at most one is set), kept current
+	// by every move under the registry lock (Access::set_owner), so that
+	// the child handler can reach the fast-path fields there.
+	Producer *owner_producer = nullptr;
+	Consumer *owner_consumer = nullptr;
+	QueueHandle *reg_prev = nullptr, *reg_next = nullptr; // the registry
 
-	QueueHandle() = default;
+	QueueHandle(); // registers
 	QueueHandle(const QueueHandle &) = delete;
 	QueueHandle &operator=(const QueueHandle &) = delete;
-	~QueueHandle();
+	~QueueHandle(); // unregisters
 
 	// SHMQ_IOC_WAKE; errno is preserved.
 	void wake();
@@ -81,6 +102,12 @@ struct Access {
 							    const QueueInfo &info);
 	[[nodiscard]] static QueueHandle *handle(const Producer &p) { return p.h_; }
 	[[nodiscard]] static QueueHandle *handle(const Consumer &c) { return c.h_; }
+	// Records @p (or @c, or neither: nullptr) as the owner of @h.
+	static void set_owner(QueueHandle *h, Producer *p, Consumer *c) noexcept;
+	// In a forked child: makes the fast paths of the owner of @h fall
+	// through to the slow paths (which answer EBADF) and detaches an
+	// outstanding reservation. Only writes this process's memory.
+	static void disarm_after_fork(QueueHandle &h) noexcept;
 };
 
 // Rings on plain memory (tests): a handle with no fd and unowned pointers.

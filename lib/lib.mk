@@ -9,13 +9,19 @@ LIBSHMQ_TOP      := $(patsubst %/lib/lib.mk,%,$(abspath $(lastword $(MAKEFILE_LI
 SHMQ_VERSION     ?= $(shell cat $(LIBSHMQ_TOP)/VERSION)
 LIBSHMQ_SOVERSION := $(firstword $(subst ., ,$(SHMQ_VERSION)))
 LIBSHMQ_SONAME   := libshmq.so.$(LIBSHMQ_SOVERSION)
-LIBSHMQ_CXXFLAGS := -std=c++20 -O2 -g -Wall -Wextra -Werror -fPIC -I$(LIBSHMQ_TOP)/include
+# Hidden by default: only what <shmq/export.hpp>'s SHMQ_API marks, and the C
+# API, is exported, and lib/libshmq.map keeps everything else (instantiated
+# std templates included) out of the dynamic symbol table. make
+# check-exports (run by tests/install/run.sh) verifies it.
+LIBSHMQ_CXXFLAGS := -std=c++20 -O2 -g -Wall -Wextra -Werror -fPIC -fvisibility=hidden \
+		    -fvisibility-inlines-hidden -I$(LIBSHMQ_TOP)/include
+LIBSHMQ_MAP      := $(LIBSHMQ_TOP)/lib/libshmq.map
 LIBSHMQ_SRCS     := $(wildcard $(LIBSHMQ_TOP)/lib/*.cpp)
 LIBSHMQ_OBJS     := $(patsubst $(LIBSHMQ_TOP)/lib/%.cpp,$(BUILD)/lib/%.o,$(LIBSHMQ_SRCS))
 LIBSHMQ_A        := $(BUILD)/lib/libshmq.a
 LIBSHMQ_SO       := $(BUILD)/lib/libshmq.so.$(SHMQ_VERSION)
 
-.PHONY: lib
+.PHONY: lib check-exports
 lib: $(LIBSHMQ_A) $(LIBSHMQ_SO) $(BUILD)/lib/$(LIBSHMQ_SONAME) $(BUILD)/lib/libshmq.so
 
 $(BUILD)/lib/%.o: $(LIBSHMQ_TOP)/lib/%.cpp
@@ -26,8 +32,13 @@ $(LIBSHMQ_A): $(LIBSHMQ_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(LIBSHMQ_SO): $(LIBSHMQ_OBJS)
-	$(CXX) -shared -Wl,-soname,$(LIBSHMQ_SONAME) -Wl,-z,defs -o $@ $^
+$(LIBSHMQ_SO): $(LIBSHMQ_OBJS) $(LIBSHMQ_MAP)
+	$(CXX) -shared -Wl,-soname,$(LIBSHMQ_SONAME) -Wl,-z,defs -Wl,--version-script=$(LIBSHMQ_MAP) \
+		-o $@ $(LIBSHMQ_OBJS)
+
+# Fails when libshmq.so exports anything but the public API.
+check-exports: $(LIBSHMQ_SO)
+	bash $(LIBSHMQ_TOP)/lib/check-exports.sh $(LIBSHMQ_SO)
 
 $(BUILD)/lib/$(LIBSHMQ_SONAME): $(LIBSHMQ_SO)
 	ln -sf $(notdir $<) $@

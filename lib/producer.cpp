@@ -8,37 +8,40 @@ namespace shmq {
 
 namespace {
 
-const Error kClosed(EBADF, "the producer is not open");
-const Error kBusy(EBUSY, "a reservation is already outstanding: commit or abort it first");
-const Error kTooBig(EMSGSIZE, "message larger than the queue's max_message (capacity/4 - 8 "
+constexpr unexpected<Error> kClosed(std::in_place, EBADF, "the producer is not open");
+constexpr unexpected<Error> kForked(std::in_place, EBADF,
+				    "this Producer was opened by the parent process before fork(): a "
+				    "child must open the queue itself");
+constexpr unexpected<Error> kBusy(std::in_place, EBUSY, "a reservation is already outstanding: commit or abort it first");
+constexpr unexpected<Error> kTooBig(std::in_place, EMSGSIZE, "message larger than the queue's max_message (capacity/4 - 8 "
 			      "bytes; see info().max_message)");
-const Error kFull(EAGAIN, "the ring is full: retry later, or use send()/reserve() to wait");
-const Error kCorrupt(EBADMSG, "corrupt queue: the consumer's head counter is ahead of tail or "
+constexpr unexpected<Error> kFull(std::in_place, EAGAIN, "the ring is full: retry later, or use send()/reserve() to wait");
+constexpr unexpected<Error> kCorrupt(std::in_place, EBADMSG, "corrupt queue: the consumer's head counter is ahead of tail or "
 			      "more than capacity behind it");
-const Error kNotReserved(EINVAL, "not the outstanding reservation (already committed or "
+constexpr unexpected<Error> kNotReserved(std::in_place, EINVAL, "not the outstanding reservation (already committed or "
 				 "aborted?)");
-const Error kUsedTooBig(EINVAL, "commit: used is larger than the reserved size");
-const Error kBadTail(EBADMSG, "corrupt queue: the tail counter left by a previous producer is "
+constexpr unexpected<Error> kUsedTooBig(std::in_place, EINVAL, "commit: used is larger than the reserved size");
+constexpr unexpected<Error> kBadTail(std::in_place, EBADMSG, "corrupt queue: the tail counter left by a previous producer is "
 			     "misaligned; destroy and recreate the queue");
 
-Error wait_error(int e)
+unexpected<Error> wait_error(int e)
 {
 	switch (e) {
 	case ETIMEDOUT:
-		return Error(e, "timed out waiting for room in the ring");
+		return unexpected(Error(e, "timed out waiting for room in the ring"));
 	case EPIPE:
-		return Error(e, "the consumer has gone and the ring is full (set "
-				"OpenOptions::ignore_hangup to wait for a new consumer)");
+		return unexpected(Error(e, "the consumer has gone and the ring is full (set "
+				"OpenOptions::ignore_hangup to wait for a new consumer)"));
 	case EIDRM:
-		return Error(e, "the queue was destroyed");
+		return unexpected(Error(e, "the queue was destroyed"));
 	case ECANCELED:
-		return Error(e, "the wait for room was interrupted by Producer::interrupt()");
+		return unexpected(Error(e, "the wait for room was interrupted by Producer::interrupt()"));
 	case EAGAIN:
 		return kFull;
 	case EINVAL:
-		return Error(e, "the kernel rejected the wait (libshmq/module mismatch?)");
+		return unexpected(Error(e, "the kernel rejected the wait (libshmq/module mismatch?)"));
 	default:
-		return Error(e, "waiting for room in the ring failed");
+		return unexpected(Error(e, "waiting for room in the ring failed"));
 	}
 }
 
@@ -54,15 +57,18 @@ Result<Producer> detail::Access::make_producer(std::unique_ptr<QueueHandle> h,
 	const uint64_t tail = load_acquire(r.tail);
 	if (tail % kRecordAlign != 0)
 		return kBadTail;
+	p.ring_ = r;
+	p.mask_ = r.mask();
+	p.limit_ = r.max_message + 1;
 	p.h_ = h.release();
 	p.info_ = info;
 	p.tail_ = p.published_ = tail;
-	p.end_reservation();
-	// Our own word, maybe left set by a previous producer.
-	detail::store_relaxed(r.write_armed, 0u);
 	// Untrusted; try_reserve validates it before relying on it.
 	p.cached_head_ = load_acquire(r.head);
-	return p;
+	// Our own word, maybe left set by a previous producer.
+	store_relaxed(r.write_armed, 0u);
+	set_owner(p.h_, &p, nullptr);
+	return p; // the move re-owns the handle
 }
 
 Result<Producer> Producer::open(std::string_view name, const OpenOptions &opt)
@@ -70,95 +76,114 @@ Result<Producer> Producer::open(std::string_view name, const OpenOptions &opt)
 	QueueInfo info;
 	auto h = detail::open_queue(name, opt, SHMQ_ROLE_PRODUCER, info);
 	if (!h)
-		return h.error();
-	return detail::Access::make_producer(std::move(h.value()), info);
+		return unexpected(h.error());
+	return detail::Access::make_producer(std::move(*h), info);
 }
 
+// The outstanding reservation, if any, follows the producer: its back link
+// is repointed at the new object.
 Producer::Producer(Producer &&o) noexcept
-	: h_(std::exchange(o.h_, nullptr)), info_(o.info_), tail_(o.tail_),
-	  published_(o.published_), cached_head_(o.cached_head_),
-	  reserved_end_(std::exchange(o.reserved_end_, o.tail_)), reserved_start_(o.reserved_start_)
+	: ring_(std::exchange(o.ring_, detail::Ring())), mask_(std::exchange(o.mask_, 0)),
+	  limit_(std::exchange(o.limit_, 0)), res_(std::exchange(o.res_, nullptr)), tail_(o.tail_), cached_head_(o.cached_head_),
+	  published_(o.published_), h_(std::exchange(o.h_, nullptr)), info_(o.info_)
 {
+	if (res_)
+		res_->owner_ = this;
+	detail::Access::set_owner(h_, this, nullptr);
 }
 
 Producer &Producer::operator=(Producer &&o) noexcept
 {
 	if (this != &o) {
 		close();
+		ring_ = std::exchange(o.ring_, detail::Ring());
+		mask_ = std::exchange(o.mask_, 0);
+		limit_ = std::exchange(o.limit_, 0);
+		res_ = std::exchange(o.res_, nullptr);
+		if (res_)
+			res_->owner_ = this;
+		tail_ = o.tail_;
+		cached_head_ = o.cached_head_;
+		published_ = o.published_;
 		h_ = std::exchange(o.h_, nullptr);
 		info_ = o.info_;
-		tail_ = o.tail_;
-		published_ = o.published_;
-		cached_head_ = o.cached_head_;
-		reserved_end_ = std::exchange(o.reserved_end_, o.tail_);
-		reserved_start_ = o.reserved_start_;
+		detail::Access::set_owner(h_, this, nullptr);
 	}
 	return *this;
 }
 
 Producer::~Producer() { close(); }
 
-void Producer::close()
+void Producer::close() noexcept
 {
+	// An outstanding reservation is dropped, and detached so that its
+	// destructor, which may run later, does not reach back into us.
+	if (res_) {
+		res_->clear();
+		res_ = nullptr;
+	}
 	if (!h_)
 		return;
-	flush(); // committed messages are sent; an outstanding reservation is dropped
+	flush(); // committed messages are sent
+	limit_ = 0;
+	mask_ = 0;
+	ring_ = detail::Ring();
 	delete h_;
 	h_ = nullptr;
-	end_reservation();
 }
 
-int Producer::fd() const { return h_ ? h_->fd : -1; }
+int Producer::fd() const noexcept { return h_ ? h_->fd : -1; }
 
-void Producer::interrupt()
+void Producer::wake_consumer() noexcept { h_->wake(); }
+
+void Producer::interrupt() noexcept
 {
 	if (h_)
 		h_->interrupt();
 }
 
-inline void Producer::disarm()
-{
-	if (h_->armed) [[unlikely]] {
-		h_->armed = false;
-		detail::store_relaxed(h_->ring.write_armed, 0u);
-	}
-}
-
-Result<Reservation> Producer::reserve_impl(size_t size, Timeout timeout, bool wait)
+Result<Reservation> Producer::reserve_slow(size_t size, Timeout timeout, bool wait) noexcept
 {
 	if (!h_)
 		return kClosed;
-	if (reserving())
+	if (h_->forked)
+		return kForked;
+	if (res_)
 		return kBusy;
-	if (size > info_.max_message)
+	if (size > ring_.max_message)
 		return kTooBig;
-	const detail::Ring &r = h_->ring;
 	uint32_t spins = 0;
 	bool probed = false, woken = false;
 	for (;;) {
 		detail::Reserved res;
-		const int e = detail::try_reserve(r, tail_, cached_head_, size, res);
+		const int e = detail::try_reserve(ring_, tail_, cached_head_, size, res);
 		if (e == 0) {
-			disarm();
-			reserved_start_ = tail_;
-			reserved_end_ = res.pos + detail::record_size(size);
-			Reservation rv;
-			rv.ptr_ = detail::payload_at(r, res.pos);
-			rv.len_ = size;
-			rv.pos_ = res.pos;
-			return rv;
+			if (h_->armed) [[unlikely]] { // room again: an epoll of ours need not wake
+				h_->armed = false;
+				detail::store_relaxed(ring_.write_armed, 0u);
+			}
+			return Result<Reservation>(std::in_place, Reservation::Key(), this,
+						   detail::payload_at(ring_, res.pos), size, res.pos);
 		}
 		if (e == EBADMSG)
 			return kCorrupt;
 		if (e == EMSGSIZE)
 			return kTooBig;
-		// EAGAIN: not enough room.
+		// EAGAIN: not enough room. Whether or not we wait, publish
+		// deferred commits first: the kernel (poll, wait) and the consumer
+		// judge by the published tail. A try_ call that answered EAGAIN
+		// with records still unpublished would leave the consumer without
+		// them while poll, seeing room, tells us to try again.
+		flush();
 		if (!wait) {
 			// About to say EAGAIN: let an epoll of our fd be woken when
-			// room appears, then look once more (detail::arm()).
+			// room appears, then look once more (detail::arm()). The
+			// cached head then says "full", so that the next reserve
+			// comes here (not the inline path) and disarms on success.
 			if (!h_->armed) {
 				h_->armed = true;
-				detail::arm(r.write_armed, 1);
+				detail::arm(ring_.write_armed, 1);
+				cached_head_ = tail_ - ring_.capacity;
 				continue;
 			}
 			const int p = h_->probe(SHMQ_WAIT_WRITABLE, res.need, SHMQ_STATE_CONSUMER);
@@ -168,10 +193,8 @@ Result<Reservation> Producer::reserve_impl(size_t size, Timeout timeout, bool wa
 			}
 			return p == 0 ? kFull : wait_error(p);
 		}
-		// Never sleep on unpublished records: the consumer may be asleep
-		// waiting for exactly those, and the kernel judges free space by
-		// the published tail, so it would not even let us sleep.
-		flush();
+		// (Never sleep on unpublished records either: the consumer may be
+		// asleep waiting for exactly those; flushed above.)
 		if (spins < h_->spin) {
 			++spins;
 			detail::cpu_relax();
@@ -190,125 +213,36 @@ Result<Reservation> Producer::reserve_impl(size_t size, Timeout timeout, bool wa
 	}
 }
 
-// The common case of reserve: open, nothing outstanding, and room for the
-// record before the ring's end according to the cached head, so no PAD, no
-// shared load. The one comparison is try_reserve's own test on the cached
-// head (used <= capacity and free >= rec, as rec <= capacity); everything
-// else, including reloading and validating the shared head, is the slow
-// path's. Returns false to mean "take the slow path".
-inline bool Producer::reserve_fast(size_t size, Reservation &rv)
-{
-	if (!h_ || reserving() || size > info_.max_message) [[unlikely]]
-		return false;
-	const detail::Ring &r = h_->ring;
-	if (size > r.max_message) [[unlikely]]
-		return false;
-	const uint64_t rec = detail::record_size(size);
-	const uint64_t off = tail_ & r.mask();
-	if (rec > r.capacity - off || tail_ - cached_head_ > r.capacity - rec) [[unlikely]]
-		return false;
-	disarm();
-	reserved_start_ = tail_;
-	reserved_end_ = tail_ + rec;
-	rv.ptr_ = r.data + off + detail::kRecordHeader;
-	rv.len_ = size;
-	rv.pos_ = tail_;
-	return true;
-}
-
-Result<Reservation> Producer::try_reserve(size_t size)
-{
-	if (Reservation rv; reserve_fast(size, rv)) [[likely]]
-		return rv;
-	return reserve_impl(size, Timeout::none(), false);
-}
-
-Result<Reservation> Producer::reserve(size_t size, Timeout timeout)
-{
-	if (Reservation rv; reserve_fast(size, rv)) [[likely]]
-		return rv;
-	return reserve_impl(size, timeout, true);
-}
-
-Result<void> Producer::commit_impl(Reservation &r, size_t used, bool publish)
+Result<void> Producer::commit_slow(Reservation &r, size_t used, bool publish) noexcept
 {
 	if (!h_)
 		return kClosed;
-	if (!reserving() || !r.ptr_ || r.pos_ + detail::record_size(r.len_) != reserved_end_)
+	if (h_->forked)
+		return kForked;
+	// The link is two-way, so r.owner_ == this means r is *res_.
+	if (r.owner_ != this)
 		return kNotReserved;
 	if (used == SIZE_MAX)
 		used = r.len_;
 	else if (used > r.len_)
 		return kUsedTooBig;
-	const detail::Ring &ring = h_->ring;
-	const uint64_t old = published_;
-	tail_ = detail::commit(ring, r.pos_, used);
-	end_reservation();
-	r = Reservation();
-	if (publish) { // flush(), without its checks: tail_ moved, h_ is open
-		published_ = tail_;
-		if (detail::publish(ring, old, tail_)) [[unlikely]]
-			h_->wake();
-	}
+	tail_ = detail::commit(ring_, r.pos_, used);
+	res_ = nullptr;
+	r.clear();
+	if (publish)
+		publish_tail();
 	return {};
 }
 
-Result<void> Producer::commit(Reservation &r, size_t used) { return commit_impl(r, used, true); }
-
-Result<void> Producer::commit_deferred(Reservation &r, size_t used)
+Result<void> Producer::send_slow(std::span<const std::byte> msg, Timeout timeout,
+				 bool wait) noexcept
 {
-	return commit_impl(r, used, false);
-}
-
-void Producer::abort(Reservation &r)
-{
-	if (h_ && reserving() && r.ptr_ && r.pos_ + detail::record_size(r.len_) == reserved_end_) {
-		// tail_ never moved: a PAD written by the reservation lies beyond
-		// it and is overwritten by the next one.
-		tail_ = reserved_start_;
-		end_reservation();
-	}
-	r = Reservation();
-}
-
-void Producer::flush()
-{
-	if (!h_ || tail_ == published_)
-		return;
-	const bool wake = detail::publish(h_->ring, published_, tail_);
-	published_ = tail_;
-	if (wake)
-		h_->wake();
-}
-
-Result<void> Producer::try_send(std::span<const std::byte> msg)
-{
-	if (Reservation rv; reserve_fast(msg.size(), rv)) [[likely]] {
-		if (!msg.empty())
-			std::memcpy(rv.ptr_, msg.data(), msg.size());
-		return commit_impl(rv, SIZE_MAX, true);
-	}
-	auto r = reserve_impl(msg.size(), Timeout::none(), false);
+	auto r = reserve_slow(msg.size(), timeout, wait);
 	if (!r)
-		return r.error();
+		return unexpected(r.error());
 	if (!msg.empty())
 		std::memcpy(r->data().data(), msg.data(), msg.size());
-	return commit_impl(r.value(), SIZE_MAX, true);
-}
-
-Result<void> Producer::send(std::span<const std::byte> msg, Timeout timeout)
-{
-	if (Reservation rv; reserve_fast(msg.size(), rv)) [[likely]] {
-		if (!msg.empty())
-			std::memcpy(rv.ptr_, msg.data(), msg.size());
-		return commit_impl(rv, SIZE_MAX, true);
-	}
-	auto r = reserve_impl(msg.size(), timeout, true);
-	if (!r)
-		return r.error();
-	if (!msg.empty())
-		std::memcpy(r->data().data(), msg.data(), msg.size());
-	return commit_impl(r.value(), SIZE_MAX, true);
+	return commit_slow(*r, SIZE_MAX, true);
 }
 
 } // namespace shmq

@@ -205,7 +205,7 @@ int run_producer(const Options &o, Shared *sh)
 			return 1;
 		}
 		fill(r->data().data(), o.msg_size, seq);
-		if (auto c = p->commit(*r); !c) {
+		if (auto c = p->commit(std::move(*r)); !c) {
 			set_err(sh->producer_err, "commit: " + c.error().message());
 			return 1;
 		}

@@ -1,103 +1,148 @@
 // SPDX-License-Identifier: MIT
-// libshmq: C++20 API over the shmq kernel module (see docs/api.md).
+// libshmq: C++20 API over the shmq kernel module (docs/design.md; man libshmq(3)).
 //
 // Fast path: send/receive/reserve/commit/peek/release touch only shared
 // memory; the library enters the kernel only to sleep (ring empty or full)
 // or to wake a peer that the kernel has marked as waiting.
 //
 // Errors are values, never exceptions: every fallible call returns
-// Result<T>, which holds either a T or an Error (an errno plus a sentence
-// saying what went wrong and what to do).
+// Result<T> = expected<T, Error> (std::expected's interface), which holds
+// either a T or an Error (an errno plus a sentence saying what went wrong
+// and what to do).
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
+
+#include <shmq/expected.hpp>
+#include <shmq/export.hpp>
+#include <shmq/ring.hpp>
 
 namespace shmq {
 
 // An errno value with a human-readable explanation.
-class Error {
+class SHMQ_API Error {
 public:
-	constexpr Error() = default;
-	constexpr Error(int code, const char *what) : code_(code), what_(what) {}
-	[[nodiscard]] constexpr int code() const { return code_; }
+	constexpr Error() noexcept = default;
+	constexpr Error(int code, const char *what) noexcept : code_(code), what_(what) {}
+	[[nodiscard]] constexpr int code() const noexcept { return code_; }
 	// Static string: explains the failure and, where possible, the fix.
-	[[nodiscard]] constexpr const char *what() const { return what_; }
+	[[nodiscard]] constexpr const char *what() const noexcept { return what_; }
 	// "what (strerror(code))".
 	[[nodiscard]] std::string message() const;
+	// Same errno and same sentence.
+	[[nodiscard]] friend constexpr bool operator==(const Error &a, const Error &b)
+	{
+		return a.code_ == b.code_ && std::string_view(a.what_) == std::string_view(b.what_);
+	}
 
 private:
 	int code_ = 0;
 	const char *what_ = "";
 };
 
-// Either a value or an Error. No exceptions; check ok() (or operator bool).
-template <class T> class [[nodiscard]] Result {
-public:
-	Result(T value) : ok_(true), value_(std::move(value)) {}
-	Result(Error err) : ok_(false), err_(err) {}
-	[[nodiscard]] bool ok() const { return ok_; }
-	explicit operator bool() const { return ok_; }
-	[[nodiscard]] T &value() & { return value_; }
-	[[nodiscard]] const T &value() const & { return value_; }
-	[[nodiscard]] T &&value() && { return std::move(value_); }
-	T *operator->() { return &value_; }
-	const T *operator->() const { return &value_; }
-	T &operator*() & { return value_; }
-	[[nodiscard]] const Error &error() const { return err_; }
-
-private:
-	bool ok_;
-	T value_{};
-	Error err_{};
-};
-
-template <> class [[nodiscard]] Result<void> {
-public:
-	Result() : ok_(true) {}
-	Result(Error err) : ok_(false), err_(err) {}
-	[[nodiscard]] bool ok() const { return ok_; }
-	explicit operator bool() const { return ok_; }
-	[[nodiscard]] const Error &error() const { return err_; }
-
-private:
-	bool ok_;
-	Error err_{};
-};
+// Either a T or an Error: shmq::expected (<shmq/expected.hpp>), which has
+// the names and semantics of C++23's std::expected. Test with has_value()
+// or operator bool; error() and operator* do not check, value() throws
+// bad_expected_access<Error> on an error.
+template <class T> using Result = expected<T, Error>;
 
 // How long a blocking call may wait. Converted once to an absolute
 // CLOCK_MONOTONIC deadline, so restarts after signals do not extend it.
 class Timeout {
 public:
-	static constexpr Timeout infinite() { return Timeout(UINT64_MAX); }
-	static constexpr Timeout none() { return Timeout(0); } // do not wait
+	static constexpr Timeout infinite() noexcept { return Timeout(UINT64_MAX); }
+	static constexpr Timeout none() noexcept { return Timeout(0); } // do not wait
+	// From now. Any duration works: one too long for a 64-bit nanosecond
+	// deadline (seconds::max(), hours::max(), duration<double>(1e300), ...)
+	// is infinite(); zero, negative, NaN and less than a nanosecond are
+	// none(). Rounds towards zero, like duration_cast.
 	template <class Rep, class Period>
-	static Timeout after(std::chrono::duration<Rep, Period> d);
+	static Timeout after(std::chrono::duration<Rep, Period> d) noexcept;
 	// Absolute CLOCK_MONOTONIC nanoseconds (UINT64_MAX = forever).
-	static constexpr Timeout at_ns(uint64_t deadline) { return Timeout(deadline); }
-	[[nodiscard]] constexpr uint64_t deadline_ns() const { return deadline_ns_; }
+	static constexpr Timeout at_ns(uint64_t deadline) noexcept { return Timeout(deadline); }
+	[[nodiscard]] constexpr uint64_t deadline_ns() const noexcept { return deadline_ns_; }
 
 private:
-	constexpr explicit Timeout(uint64_t d) : deadline_ns_(d) {}
+	constexpr explicit Timeout(uint64_t d) noexcept : deadline_ns_(d) {}
 	uint64_t deadline_ns_;
 };
 
-uint64_t monotonic_now_ns();
+SHMQ_API uint64_t monotonic_now_ns() noexcept;
+
+namespace detail {
+
+// __extension__: no -pedantic warning in the programs that include this.
+__extension__ typedef unsigned __int128 u128;
+
+constexpr u128 gcd128(u128 a, u128 b) noexcept
+{
+	while (b) {
+		const u128 t = a % b;
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+// @count ticks of @Period in nanoseconds, rounded towards zero: 0 for
+// anything not positive (NaN included), UINT64_MAX for anything that does
+// not fit. duration_cast cannot be used: it multiplies in the duration's
+// own representation (hours::max() in nanoseconds needs ~2^101) and
+// std::ratio_divide<Period, std::nano> itself overflows for coarse periods.
+template <class Rep, class Period> constexpr uint64_t saturated_ns(Rep count) noexcept
+{
+	static_assert(Period::num > 0 && Period::den > 0, "Timeout::after: a negative period?");
+	if constexpr (std::is_integral_v<Rep> && sizeof(Rep) <= sizeof(uint64_t)) {
+		if (count <= 0)
+			return 0;
+		// ns = count * num * 10^9 / den, with the fraction reduced first so
+		// that num * (10^9 / g) < 2^63 * 2^30 fits 128 bits; the product
+		// with count (< 2^64) is checked.
+		constexpr u128 g = gcd128(static_cast<u128>(Period::den), 1000000000u);
+		constexpr u128 mult = static_cast<u128>(Period::num) * (1000000000u / g);
+		constexpr u128 div = static_cast<u128>(Period::den) / g;
+		u128 prod;
+		if (__builtin_mul_overflow(static_cast<u128>(count), mult, &prod))
+			return UINT64_MAX;
+		const u128 ns = prod / div;
+		return ns >= UINT64_MAX ? UINT64_MAX : static_cast<uint64_t>(ns);
+	} else {
+		// Floating point (or another arithmetic Rep): long double has a
+		// 64-bit mantissa and a range far beyond any duration.
+		const long double ns = static_cast<long double>(count) *
+				       static_cast<long double>(Period::num) * 1e9L /
+				       static_cast<long double>(Period::den);
+		if (!(ns >= 1.0L)) // NaN, negative, zero, below a nanosecond
+			return 0;
+		if (ns >= 18446744073709551615.0L) // 2^64, exactly representable
+			return UINT64_MAX;
+		return static_cast<uint64_t>(ns);
+	}
+}
+
+} // namespace detail
 
 template <class Rep, class Period>
-Timeout Timeout::after(std::chrono::duration<Rep, Period> d)
+Timeout Timeout::after(std::chrono::duration<Rep, Period> d) noexcept
 {
-	const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
-	if (ns <= 0)
+	const uint64_t ns = detail::saturated_ns<Rep, Period>(d.count());
+	if (ns == 0)
 		return none();
+	if (ns == UINT64_MAX)
+		return infinite();
 	const uint64_t now = monotonic_now_ns();
-	const uint64_t dl = now + static_cast<uint64_t>(ns);
-	return Timeout(dl < now ? UINT64_MAX : dl);
+	uint64_t dl;
+	if (__builtin_add_overflow(now, ns, &dl) || dl == UINT64_MAX)
+		return infinite();
+	return Timeout(dl);
 }
 
 struct OpenOptions {
@@ -117,16 +162,59 @@ struct QueueInfo {
 	uint64_t features = 0;	  // SHMQ_FEAT_* bits
 };
 
-// A zero-copy write slot obtained from Producer::reserve().
-class Reservation {
+namespace detail {
+struct Mapping; // one mmap()ed region
+struct QueueHandle;
+struct Access; // libshmq internals: builds Producer/Consumer from a handle
+} // namespace detail
+
+class Producer;
+
+// A zero-copy write slot obtained from Producer::reserve(): fill data(),
+// then hand it to Producer::commit(std::move(r)). Move-only; dropping one
+// that was not committed aborts it, so an early return between reserve and
+// commit never leaves the producer stuck with EBUSY.
+//
+// A reservation and its Producer know each other: moving either keeps the
+// link. Closing (or destroying) the Producer detaches the reservation:
+// valid() becomes false, data() empty, and its destructor does nothing. As
+// with an iterator into a container, a pointer or span taken from data()
+// must not be used after the Producer is closed.
+class SHMQ_API Reservation {
+	// Only a Producer can make one (the key's constructor is private), yet
+	// the constructor is public so that Result<Reservation> can build it in
+	// place: the common case of reserve() moves nothing.
+	class Key {
+		friend class Producer;
+		constexpr Key() noexcept = default;
+	};
+
 public:
-	Reservation() = default;
-	[[nodiscard]] std::span<std::byte> data() const { return {ptr_, len_}; }
-	[[nodiscard]] size_t size() const { return len_; }
-	[[nodiscard]] bool valid() const { return ptr_ != nullptr; }
+	Reservation() noexcept = default;
+	Reservation(Reservation &&o) noexcept;
+	Reservation &operator=(Reservation &&o) noexcept;
+	Reservation(const Reservation &) = delete;
+	Reservation &operator=(const Reservation &) = delete;
+	~Reservation();
+
+	[[nodiscard]] std::span<std::byte> data() const noexcept { return {ptr_, len_}; }
+	[[nodiscard]] size_t size() const noexcept { return len_; }
+	// Outstanding: neither committed, aborted, moved from, nor detached.
+	[[nodiscard]] bool valid() const noexcept { return owner_ != nullptr; }
+
+	// For Producer (see Key): links the new reservation into @owner.
+	Reservation(Key, Producer *owner, std::byte *ptr, size_t len, uint64_t pos) noexcept;
 
 private:
 	friend class Producer;
+	friend struct detail::Access;
+	void clear() noexcept
+	{
+		owner_ = nullptr;
+		ptr_ = nullptr;
+		len_ = 0;
+	}
+	Producer *owner_ = nullptr; // the Producer whose outstanding reservation this is
 	std::byte *ptr_ = nullptr;
 	size_t len_ = 0;
 	uint64_t pos_ = 0; // free-running position of the record header
@@ -137,25 +225,41 @@ private:
 class Message {
 public:
 	Message() = default;
-	[[nodiscard]] std::span<const std::byte> data() const { return {ptr_, len_}; }
-	[[nodiscard]] size_t size() const { return len_; }
+	[[nodiscard]] std::span<const std::byte> data() const noexcept { return {ptr_, len_}; }
+	[[nodiscard]] size_t size() const noexcept { return len_; }
+	// The free-running byte position of the message's record (the value
+	// the queue's counters had at its header): it identifies the message
+	// for as long as the queue lives. A message delivered again after a
+	// consumer died between peek and release has the same position, so an
+	// at-least-once consumer that stores the position of the last message
+	// it processed can skip redeliveries. Later messages have larger
+	// positions (modulo 2^64: compare as `int64_t(a - b) > 0`).
+	[[nodiscard]] uint64_t position() const noexcept { return pos_; }
 
 private:
 	friend class Consumer;
 	const std::byte *ptr_ = nullptr;
 	size_t len_ = 0;
+	uint64_t pos_ = 0;
 };
-
-namespace detail {
-struct Mapping; // one mmap()ed region
-struct QueueHandle;
-struct Access; // libshmq internals: builds Producer/Consumer from a handle
-} // namespace detail
 
 // The sending side of a queue (opened O_WRONLY: needs write permission on
 // /dev/shmq/NAME). Movable, not copyable; closing detaches.
 // Not thread-safe: one thread at a time per Producer.
-class Producer {
+//
+// fork(): a child does not inherit the queue. Its copy of a Producer (or
+// Consumer) opened by the parent fails every call with EBADF ("opened by the
+// parent process before fork()"), flushes nothing and unmaps nothing when
+// destroyed, and holds neither the queue fd (closed in the child) nor the
+// memory (mapped MADV_DONTFORK): the parent's death is seen by the peer at
+// once, whatever the child does. A child that needs the queue opens it.
+//
+// send/try_send, reserve/try_reserve, commit/commit_deferred and flush are
+// inline: when the cached head already shows room they are a straight line
+// of loads and stores with no call into the library; anything else (a PAD
+// at the ring end, a full ring by the cached head, waiting, errors) goes to
+// the library's slow paths, which give the precise answer.
+class SHMQ_API Producer {
 public:
 	[[nodiscard]] static Result<Producer> open(std::string_view name,
 						   const OpenOptions &opt = {});
@@ -170,64 +274,110 @@ public:
 	// when the ring is full; send waits until @timeout (ETIMEDOUT).
 	// EMSGSIZE: larger than max_message. EPIPE: the consumer has gone and
 	// the ring is full. EBADMSG: the consumer corrupted the shared counters.
-	[[nodiscard]] Result<void> try_send(std::span<const std::byte> msg);
+	[[nodiscard]] Result<void> try_send(std::span<const std::byte> msg) noexcept;
 	[[nodiscard]] Result<void> send(std::span<const std::byte> msg,
-					Timeout timeout = Timeout::infinite());
+					Timeout timeout = Timeout::infinite()) noexcept;
 
 	// Zero-copy: reserve @size bytes, fill data(), then commit. One
-	// reservation may be outstanding at a time (EBUSY otherwise).
-	[[nodiscard]] Result<Reservation> try_reserve(size_t size);
+	// reservation may be outstanding at a time (EBUSY otherwise); dropping
+	// it uncommitted aborts it.
+	[[nodiscard]] Result<Reservation> try_reserve(size_t size) noexcept;
 	[[nodiscard]] Result<Reservation> reserve(size_t size,
-						  Timeout timeout = Timeout::infinite());
-	// Commit the first @used bytes (default: all) and publish, waking the
-	// consumer if it sleeps. EINVAL: not the outstanding reservation or
-	// used > size.
-	[[nodiscard]] Result<void> commit(Reservation &r, size_t used = SIZE_MAX);
-	// Commit without publishing: the consumer sees nothing until flush().
-	// Use to batch several messages behind one wake-up.
-	[[nodiscard]] Result<void> commit_deferred(Reservation &r, size_t used = SIZE_MAX);
-	// Drop the outstanding reservation.
-	void abort(Reservation &r);
+						  Timeout timeout = Timeout::infinite()) noexcept;
+	// Commit the first @used bytes (default: all) of @r and publish, waking
+	// the consumer if it sleeps; @r is consumed (no longer valid()).
+	// EINVAL: @r is not this producer's outstanding reservation, or used >
+	// size (then @r stays outstanding). EBADF: the producer is closed.
+	[[nodiscard]] Result<void> commit(Reservation &&r, size_t used = SIZE_MAX) noexcept;
+	// Commit without publishing: the consumer sees nothing until flush()
+	// (or until a reserve or send finds the ring full: before answering
+	// EAGAIN or sleeping they publish). Use to batch several messages
+	// behind one wake-up.
+	[[nodiscard]] Result<void> commit_deferred(Reservation &&r,
+						   size_t used = SIZE_MAX) noexcept;
+	// Drop @r if it is this producer's outstanding reservation (as its
+	// destructor would); anything else is left alone.
+	void abort(Reservation &&r) noexcept;
 	// Publish everything committed so far and wake the consumer if needed.
-	void flush();
+	void flush() noexcept;
 
 	// The queue fd: poll/epoll reports EPOLLOUT when half the ring is
 	// free, EPOLLHUP when the consumer has gone, EPOLLERR when destroyed.
 	// Edge-triggered epoll: write until try_send/try_reserve says EAGAIN
-	// (which arms the fd), then wait.
-	[[nodiscard]] int fd() const;
-	// Makes the blocking call (send, reserve) in progress in another
-	// thread, or the next one, fail with ECANCELED. The only call that may
-	// run concurrently with the others; not after close().
-	void interrupt();
-	[[nodiscard]] const QueueInfo &info() const { return info_; }
-	[[nodiscard]] bool is_open() const { return h_ != nullptr; }
-	void close();
+	// (which arms the fd, docs/design.md "Pollers"), then wait.
+	[[nodiscard]] int fd() const noexcept;
+	// Makes the blocking call (send, reserve) sleeping in another thread,
+	// or the next one that would sleep, fail with ECANCELED. The one call
+	// that may run concurrently with the others; not after close().
+	void interrupt() noexcept;
+	[[nodiscard]] const QueueInfo &info() const noexcept { return info_; }
+	// Open, and usable in this process (not inherited across fork()).
+	[[nodiscard]] bool is_open() const noexcept { return limit_ != 0; }
+	void close() noexcept;
 
 private:
 	friend struct detail::Access;
-	Result<Reservation> reserve_impl(size_t size, Timeout timeout, bool wait);
-	void disarm();
-	bool reserve_fast(size_t size, Reservation &rv);
-	Result<void> commit_impl(Reservation &r, size_t used, bool publish);
-	// The counters wrap at 2^64, so any value, 0 included, is a valid
-	// position. A reservation always ends past tail_ (a record is at least
-	// 8 bytes), so reserved_end_ == tail_ is the "none" mark.
-	bool reserving() const { return reserved_end_ != tail_; }
-	void end_reservation() { reserved_end_ = tail_; }
+	friend class Reservation;
+
+	// Fast-path test: usable, nothing outstanding, and room for a record
+	// of @size bytes before the ring's end by the cached head (no PAD, no
+	// shared load). The cached head is only ever trusted to show room:
+	// when it does not, the slow path reloads the shared head and
+	// validates it (tail - head <= capacity) before using it. @off: data
+	// offset of the record header, which is at tail_.
+	[[nodiscard]] bool fits(size_t size, uint64_t &off) const noexcept
+	{
+		if (res_ || size >= limit_) [[unlikely]] // limit_ 0: not usable
+			return false;
+		const uint64_t rec = detail::record_size(size);
+		off = tail_ & mask_;
+		// rec <= capacity, so "free >= rec" cannot underflow; tail_ -
+		// cached_head_ > capacity (a hostile head) fails it too.
+		return rec <= ring_.capacity - off && tail_ - cached_head_ <= ring_.capacity - rec;
+	}
+	// Publishes tail_ (ring.hpp publish(): release store, fence, waiter
+	// check) and wakes the consumer when the kernel marked it waiting.
+	void publish_tail() noexcept
+	{
+		const uint64_t old = published_;
+		published_ = tail_;
+		if (detail::publish(ring_, old, tail_)) [[unlikely]]
+			wake_consumer();
+	}
+	// Out of line, exported: everything the fast paths do not handle.
+	[[nodiscard]] Result<Reservation> reserve_slow(size_t size, Timeout timeout,
+						       bool wait) noexcept;
+	[[nodiscard]] Result<void> commit_slow(Reservation &r, size_t used, bool publish) noexcept;
+	[[nodiscard]] Result<void> send_slow(std::span<const std::byte> msg, Timeout timeout,
+					     bool wait) noexcept;
+	void wake_consumer() noexcept;
+
+	// The ring as the fast paths see it: a copy of the handle's pointers
+	// and geometry, all zero when closed.
+	detail::Ring ring_;
+	uint64_t mask_ = 0;	     // ring_.capacity - 1
+	// max_message + 1 while usable, 0 when closed (or in a forked child):
+	// the size check of fits() is then also the "open" check.
+	uint64_t limit_ = 0;
+	// The outstanding reservation (its owner_ is this). Closing detaches
+	// it, so commit's r.owner_ == this also means "open".
+	Reservation *res_ = nullptr;
+	uint64_t tail_ = 0;	     // local committed position
+	uint64_t cached_head_ = 0;   // last head read from shared memory
+	uint64_t published_ = 0;     // last tail stored to shared memory
 	detail::QueueHandle *h_ = nullptr;
 	QueueInfo info_;
-	uint64_t tail_ = 0;	      // local committed position
-	uint64_t published_ = 0;      // last tail stored to shared memory
-	uint64_t cached_head_ = 0;    // last head read from shared memory
-	uint64_t reserved_end_ = 0;   // end of the outstanding reservation, tail_: none
-	uint64_t reserved_start_ = 0; // where tail_ was when reserving (pad incl.)
 };
 
 // The receiving side of a queue (opened O_RDONLY: needs read permission).
 // Messages left unreleased when a Consumer goes away are delivered to the
 // next Consumer. Not thread-safe: one thread at a time per Consumer.
-class Consumer {
+//
+// peek/try_peek, release and receive/try_receive are inline: a MSG record
+// at head behind the cached (or freshly loaded) tail is validated exactly
+// as the ring core does and handed out without a call into the library;
+// anything else goes to the slow paths.
+class SHMQ_API Consumer {
 public:
 	[[nodiscard]] static Result<Consumer> open(std::string_view name,
 						   const OpenOptions &opt = {});
@@ -244,63 +394,334 @@ public:
 	// small: the message stays queued and counts as peeked, so peek()
 	// returns it in place and release() drops it. EBADMSG: corrupt ring
 	// contents.
-	[[nodiscard]] Result<size_t> try_receive(std::span<std::byte> buf);
+	[[nodiscard]] Result<size_t> try_receive(std::span<std::byte> buf) noexcept;
 	[[nodiscard]] Result<size_t> receive(std::span<std::byte> buf,
-					     Timeout timeout = Timeout::infinite());
+					     Timeout timeout = Timeout::infinite()) noexcept;
 
 	// Zero-copy: look at the next message without consuming it. Calling
 	// peek again before release returns the same message.
-	[[nodiscard]] Result<Message> try_peek();
-	[[nodiscard]] Result<Message> peek(Timeout timeout = Timeout::infinite());
-	// Consume the message returned by the last peek (EINVAL if none).
-	[[nodiscard]] Result<void> release();
+	[[nodiscard]] Result<Message> try_peek() noexcept;
+	[[nodiscard]] Result<Message> peek(Timeout timeout = Timeout::infinite()) noexcept;
+	// Zero-copy batch: fill @out with up to out.size() consecutive messages
+	// (in order, PAD records skipped, every header validated as peek
+	// validates it) and return how many. try_peek_many fails like
+	// try_peek when there is none; peek_many waits for at least one. A
+	// corrupt record after the first ends the batch: the valid prefix is
+	// returned, and the next call reports EBADMSG. Like peek, it replaces
+	// whatever was peeked before; nothing moves until release().
+	// EINVAL: @out is empty.
+	[[nodiscard]] Result<size_t> try_peek_many(std::span<Message> out) noexcept;
+	[[nodiscard]] Result<size_t> peek_many(std::span<Message> out,
+					       Timeout timeout = Timeout::infinite()) noexcept;
+	// Consume what the last peek or peek_many returned (EINVAL if nothing):
+	// for a batch, one store of head, one fence and one wake check.
+	[[nodiscard]] Result<void> release() noexcept;
+
+	// Recovery from a corrupt ring (peek/receive keep failing with
+	// EBADMSG): drop everything published so far by moving head to the
+	// producer's current tail, and return how many bytes that skipped
+	// (tail - head modulo 2^64, so "negative" when a hostile or broken peer
+	// had left head ahead of tail). Ends any peek; wakes a producer waiting
+	// for room. The consumer owns head, so this is always allowed; what was
+	// skipped is lost. EBADMSG: the tail itself is misaligned, so there is
+	// no record boundary to resynchronise to (destroy and recreate the
+	// queue).
+	[[nodiscard]] Result<uint64_t> resync() noexcept;
 
 	// The queue fd: EPOLLIN when a message is ready, EPOLLHUP when the
 	// producer has gone, EPOLLERR when the queue was destroyed.
 	// Edge-triggered epoll: receive until try_receive/try_peek says EAGAIN
-	// (which arms the fd), then wait.
-	[[nodiscard]] int fd() const;
-	// Makes the blocking call (receive, peek) in progress in another
-	// thread, or the next one, fail with ECANCELED. The only call that may
-	// run concurrently with the others; not after close().
-	void interrupt();
-	[[nodiscard]] const QueueInfo &info() const { return info_; }
-	[[nodiscard]] bool is_open() const { return h_ != nullptr; }
-	void close();
+	// (which arms the fd, docs/design.md "Pollers"), then wait.
+	[[nodiscard]] int fd() const noexcept;
+	// Makes the blocking call (receive, peek) sleeping in another thread,
+	// or the next one that would sleep, fail with ECANCELED. The one call
+	// that may run concurrently with the others; not after close().
+	void interrupt() noexcept;
+	[[nodiscard]] const QueueInfo &info() const noexcept { return info_; }
+	// Open, and usable in this process (not inherited across fork()).
+	[[nodiscard]] bool is_open() const noexcept { return live_; }
+	void close() noexcept;
 
 private:
 	friend struct detail::Access;
-	Result<Message> peek_impl(Timeout timeout, bool wait);
-	void disarm();
-	bool peek_fast(Message &m);
-	// As for Producer::reserving(): a peeked message always ends past
-	// head_, so peeked_end_ == head_ means nothing is peeked (0 is a valid
-	// position once the counters wrapped).
-	bool peeking() const { return peeked_end_ != head_; }
-	void end_peek() { peeked_end_ = head_; }
-	detail::QueueHandle *h_ = nullptr;
-	QueueInfo info_;
+
+	// The common case of peek: a MSG record at head. It accepts exactly
+	// what detail::try_peek accepts when the header is not a PAD, with the
+	// same checks on the same values (counters, then the header read
+	// once), and yields the same message. Anything else (closed, empty, a
+	// PAD, corrupt) returns false and the slow path starts over with
+	// try_peek, which reads the shared tail and the header again and
+	// gives the precise answer (EBADMSG dropping the cached tail, PAD
+	// consumption, waiting).
+	[[nodiscard]] bool peek_fits(Message &m) noexcept
+	{
+		const uint64_t head = head_;
+		if (cached_tail_ == head) {
+			// Only a usable consumer may touch shared memory. Otherwise
+			// ring_ is all zero, so any avail > 0 fails the capacity
+			// check below.
+			// Armed (the last try_ found the ring empty): the slow
+			// path disarms on the first message.
+			if (!live_ || armed_) [[unlikely]]
+				return false;
+			// Pairs with the producer's release store of tail.
+			cached_tail_ = detail::load_acquire(ring_.tail);
+		}
+		const uint64_t avail = cached_tail_ - head;
+		if (avail == 0 || avail > ring_.capacity ||
+		    ((head | avail) % detail::kRecordAlign) != 0) [[unlikely]]
+			return false;
+		const uint64_t off = head & mask_;
+		// One load: the producer may rewrite the header while we look at it.
+		const struct shmq_record hdr =
+			detail::unpack_header(detail::load_relaxed(detail::header_at(ring_, off)));
+		if (hdr.type != SHMQ_REC_MSG || hdr.len > ring_.max_message) [[unlikely]]
+			return false;
+		const uint64_t rec = detail::record_size(hdr.len);
+		if (rec > ring_.capacity - off || rec > avail) [[unlikely]]
+			return false;
+		peeked_end_ = head + rec;
+		m.ptr_ = ring_.data + off + detail::kRecordHeader;
+		m.len_ = hdr.len;
+		m.pos_ = head;
+		return true;
+	}
+	// Releases up to @end (ring.hpp release(): release store, fence,
+	// waiter check) and wakes the producer when its wait condition crossed.
+	void release_to(uint64_t end) noexcept
+	{
+		const bool wake = detail::release(ring_, head_, end);
+		head_ = end; // and so nothing is peeked any more
+		if (wake) [[unlikely]]
+			wake_producer();
+	}
+	// As for a Reservation: a peeked message always ends past head_, so
+	// peeked_end_ == head_ means nothing is peeked (0 is a valid position
+	// once the counters wrapped).
+	[[nodiscard]] bool peeking() const noexcept { return peeked_end_ != head_; }
+	void end_peek() noexcept { peeked_end_ = head_; }
+	// Out of line, exported.
+	[[nodiscard]] Result<Message> peek_slow(Timeout timeout, bool wait) noexcept;
+	[[nodiscard]] Result<void> release_slow() noexcept;
+	[[nodiscard]] Result<size_t> receive_slow(std::span<std::byte> buf, Timeout timeout,
+						  bool wait) noexcept;
+	[[nodiscard]] Result<size_t> peek_many_impl(std::span<Message> out, Timeout timeout,
+						    bool wait) noexcept;
+	void wake_producer() noexcept;
+
+	detail::Ring ring_;	    // see Producer::ring_
+	uint64_t mask_ = 0;	    // ring_.capacity - 1
+	bool live_ = false;	    // open here (not closed, not inherited by fork)
+	bool armed_ = false;	    // our read_armed word is set (detail::arm)
 	uint64_t head_ = 0;	    // local read position (published on release)
 	uint64_t cached_tail_ = 0;  // last tail read from shared memory
-	uint64_t peeked_end_ = 0;   // head after releasing the peeked message, head_: none
+	uint64_t peeked_end_ = 0;   // head after releasing what was peeked, head_: none
+	detail::QueueHandle *h_ = nullptr;
+	QueueInfo info_;
 };
 
+// ---------------------------------------------------------------------------
+// Inline fast paths. Memory ordering lives in <shmq/ring.hpp> (publish,
+// release, the acquire loads); these only decide fast or slow.
+
+// GCC 12's -Wdangling-pointer flags the back link when the reservation is a
+// local variable: it cannot see that the destructor (or a move) always
+// unlinks it before it goes away.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdangling-pointer"
+#endif
+inline Reservation::Reservation(Key, Producer *owner, std::byte *ptr, size_t len,
+				uint64_t pos) noexcept
+	: owner_(owner), ptr_(ptr), len_(len), pos_(pos)
+{
+	owner->res_ = this;
+}
+
+inline Reservation::Reservation(Reservation &&o) noexcept
+	: owner_(o.owner_), ptr_(o.ptr_), len_(o.len_), pos_(o.pos_)
+{
+	if (owner_)
+		owner_->res_ = this;
+	o.clear();
+}
+
+inline Reservation &Reservation::operator=(Reservation &&o) noexcept
+{
+	if (this != &o) {
+		if (owner_) // dropping an outstanding reservation aborts it
+			owner_->res_ = nullptr;
+		owner_ = o.owner_;
+		ptr_ = o.ptr_;
+		len_ = o.len_;
+		pos_ = o.pos_;
+		if (owner_)
+			owner_->res_ = this;
+		o.clear();
+	}
+	return *this;
+}
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic pop
+#endif
+
+// Aborting needs nothing but the unlink: the producer's tail_ never moved
+// for a reservation, and a PAD it wrote lies beyond tail_, overwritten by
+// the next one.
+inline Reservation::~Reservation()
+{
+	if (owner_)
+		owner_->res_ = nullptr;
+}
+
+inline Result<Reservation> Producer::try_reserve(size_t size) noexcept
+{
+	if (uint64_t off; fits(size, off)) [[likely]]
+		return Result<Reservation>(std::in_place, Reservation::Key(), this,
+					   ring_.data + off + detail::kRecordHeader, size, tail_);
+	return reserve_slow(size, Timeout::none(), false);
+}
+
+inline Result<Reservation> Producer::reserve(size_t size, Timeout timeout) noexcept
+{
+	if (uint64_t off; fits(size, off)) [[likely]]
+		return Result<Reservation>(std::in_place, Reservation::Key(), this,
+					   ring_.data + off + detail::kRecordHeader, size, tail_);
+	return reserve_slow(size, timeout, true);
+}
+
+inline Result<void> Producer::commit(Reservation &&r, size_t used) noexcept
+{
+	// The link is two-way: r.owner_ == this means r is *res_, and that
+	// this producer is usable (closing detaches the reservation).
+	const size_t n = used == SIZE_MAX ? r.len_ : used;
+	if (r.owner_ != this || n > r.len_) [[unlikely]]
+		return commit_slow(r, used, true);
+	tail_ = detail::commit_at(ring_, r.pos_ & mask_, r.pos_, n);
+	res_ = nullptr;
+	r.clear();
+	publish_tail();
+	return {};
+}
+
+inline Result<void> Producer::commit_deferred(Reservation &&r, size_t used) noexcept
+{
+	const size_t n = used == SIZE_MAX ? r.len_ : used;
+	if (r.owner_ != this || n > r.len_) [[unlikely]]
+		return commit_slow(r, used, false);
+	tail_ = detail::commit_at(ring_, r.pos_ & mask_, r.pos_, n);
+	res_ = nullptr;
+	r.clear();
+	return {};
+}
+
+inline void Producer::abort(Reservation &&r) noexcept
+{
+	if (r.owner_ == this) {
+		res_ = nullptr;
+		r.clear();
+	}
+}
+
+inline void Producer::flush() noexcept
+{
+	if (limit_ && tail_ != published_)
+		publish_tail();
+}
+
+inline Result<void> Producer::try_send(std::span<const std::byte> msg) noexcept
+{
+	if (uint64_t off; fits(msg.size(), off)) [[likely]] {
+		if (!msg.empty())
+			std::memcpy(ring_.data + off + detail::kRecordHeader, msg.data(), msg.size());
+		tail_ = detail::commit_at(ring_, off, tail_, msg.size());
+		publish_tail();
+		return {};
+	}
+	return send_slow(msg, Timeout::none(), false);
+}
+
+inline Result<void> Producer::send(std::span<const std::byte> msg, Timeout timeout) noexcept
+{
+	if (uint64_t off; fits(msg.size(), off)) [[likely]] {
+		if (!msg.empty())
+			std::memcpy(ring_.data + off + detail::kRecordHeader, msg.data(), msg.size());
+		tail_ = detail::commit_at(ring_, off, tail_, msg.size());
+		publish_tail();
+		return {};
+	}
+	return send_slow(msg, timeout, true);
+}
+
+inline Result<Message> Consumer::try_peek() noexcept
+{
+	if (Message m; peek_fits(m)) [[likely]]
+		return m;
+	return peek_slow(Timeout::none(), false);
+}
+
+inline Result<Message> Consumer::peek(Timeout timeout) noexcept
+{
+	if (Message m; peek_fits(m)) [[likely]]
+		return m;
+	return peek_slow(timeout, true);
+}
+
+inline Result<size_t> Consumer::try_peek_many(std::span<Message> out) noexcept
+{
+	return peek_many_impl(out, Timeout::none(), false);
+}
+
+inline Result<size_t> Consumer::peek_many(std::span<Message> out, Timeout timeout) noexcept
+{
+	return peek_many_impl(out, timeout, true);
+}
+
+inline Result<void> Consumer::release() noexcept
+{
+	// Closing ends the peek, so peeking() also means "open".
+	if (!peeking()) [[unlikely]]
+		return release_slow();
+	release_to(peeked_end_);
+	return {};
+}
+
+inline Result<size_t> Consumer::try_receive(std::span<std::byte> buf) noexcept
+{
+	if (Message m; peek_fits(m) && m.len_ <= buf.size()) [[likely]] {
+		if (m.len_)
+			std::memcpy(buf.data(), m.ptr_, m.len_);
+		release_to(peeked_end_);
+		return m.len_;
+	}
+	return receive_slow(buf, Timeout::none(), false);
+}
+
+inline Result<size_t> Consumer::receive(std::span<std::byte> buf, Timeout timeout) noexcept
+{
+	if (Message m; peek_fits(m) && m.len_ <= buf.size()) [[likely]] {
+		if (m.len_)
+			std::memcpy(buf.data(), m.ptr_, m.len_);
+		release_to(peeked_end_);
+		return m.len_;
+	}
+	return receive_slow(buf, timeout, true);
+}
+
 // Administration through /dev/shmq-control (root-only by default).
-[[nodiscard]] Result<void> create_queue(std::string_view name, uint64_t capacity,
+[[nodiscard]] SHMQ_API Result<void> create_queue(std::string_view name, uint64_t capacity,
 					const std::string &control = "/dev/shmq-control");
-[[nodiscard]] Result<void> destroy_queue(std::string_view name,
+[[nodiscard]] SHMQ_API Result<void> destroy_queue(std::string_view name,
 					 const std::string &control = "/dev/shmq-control");
 
 // The version of the libshmq that is linked in, "MAJOR.MINOR.PATCH" (the
 // SHMQ_VERSION_STRING of <shmq/version.h> it was built with; compare the
 // two to detect a header/library mismatch). The module's own version is
 // /sys/module/shmq/version.
-[[nodiscard]] const char *version() noexcept;
+[[nodiscard]] SHMQ_API const char *version() noexcept;
 
-// Checks a name for a new queue the way the kernel does: 1 to 63
-// characters of [A-Za-z0-9_.-], not starting with '.' or '-' (EINVAL /
-// ENAMETOOLONG). open and destroy_queue also take a leading '-', for queues
-// that a module without that rule made.
-[[nodiscard]] Result<void> validate_name(std::string_view name);
+// Checks a queue name the way the kernel does: 1 to 63 characters of
+// [A-Za-z0-9_.-], not starting with '.' or '-' (EINVAL / ENAMETOOLONG).
+[[nodiscard]] SHMQ_API Result<void> validate_name(std::string_view name);
 
 } // namespace shmq

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// libFuzzer target: the consumer's record parsing (lib/ring.hpp try_peek and
+// libFuzzer target: the consumer's record parsing (include/shmq/ring.hpp try_peek and
 // release, driven through the real shmq::Consumer try_peek/peek/try_receive/
 // receive/release) against ring contents a hostile producer controls.
 //
@@ -222,7 +222,7 @@ struct Run {
 	{
 		c.reset();
 		auto x = Access::make_consumer(plain_handle(r), s.info);
-		CHECK(x.ok());
+		CHECK(x.has_value());
 		c.emplace(std::move(x).value());
 		m.head = *r.head;
 		m.cached = m.head;
@@ -262,8 +262,8 @@ struct Run {
 			pm.emplace(kind == 0 ? c->try_peek() : c->peek(Timeout::none()));
 		ro.check(r);
 
-		const int got = receive ? (rm->ok() ? 0 : rm->error().code())
-					: (pm->ok() ? 0 : pm->error().code());
+		const int got = receive ? (rm->has_value() ? 0 : rm->error().code())
+					: (pm->has_value() ? 0 : pm->error().code());
 		if (want.err == 0 && receive && want.len > bufsize)
 			want.err = EMSGSIZE;
 		CHECK(got == want.err, got, want.err);
@@ -302,10 +302,10 @@ struct Run {
 		auto res = c->release();
 		ro.check(r);
 		if (!m.peeked_end) {
-			CHECK(!res.ok() && res.error().code() == EINVAL);
+			CHECK(!res.has_value() && res.error().code() == EINVAL);
 			return;
 		}
-		CHECK(res.ok());
+		CHECK(res.has_value());
 		m.head = *m.peeked_end;
 		m.peeked_end.reset();
 		pending_valid = false;
@@ -378,7 +378,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 7: {
 			const size_t len = in.get<uint16_t>() % (r.max_message + 16);
 			auto p = Access::make_producer(plain_handle(r), s.info);
-			if (p.ok()) {
+			if (p.has_value()) {
 				static std::byte msg[1u << 16];
 				std::memset(msg, static_cast<int>(len), len);
 				(void)p->try_send(std::span(msg, len));

@@ -78,7 +78,7 @@ void dump(const std::string &dir, const char *name, ShmRing &s, uint8_t status, 
 void send(Producer &p, size_t n)
 {
 	std::vector<std::byte> m(n, std::byte{0x5a});
-	if (!p.try_send(m).ok()) {
+	if (!p.try_send(m).has_value()) {
 		fprintf(stderr, "make_seeds: send of %zu bytes failed\n", n);
 		exit(1);
 	}
@@ -149,10 +149,10 @@ int main(int argc, char **argv)
 		ShmRing s(4096);
 		auto p = s.producer();
 		std::vector<std::byte> m(200, std::byte{1});
-		while (p.try_send(m).ok()) {
+		while (p.try_send(m).has_value()) {
 		}
 		// then 8-byte empty messages until exactly full
-		while (p.try_send(std::span<const std::byte>{}).ok()) {
+		while (p.try_send(std::span<const std::byte>{}).has_value()) {
 		}
 		if (s.tail() - s.head() != 4096) {
 			fprintf(stderr, "make_seeds: the ring is not full\n");

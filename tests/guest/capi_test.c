@@ -1038,21 +1038,38 @@ static void t_timed(void)
 		CHECK(mono_ms() - t0 >= 145, "timed send returned after %llu ms",
 		      (unsigned long long)(mono_ms() - t0));
 		/* drained by a child after a delay: a blocked timed send is
-		 * woken. The child uses the consumer descriptor it inherits;
-		 * the parent does not touch it until the child is done. */
+		 * woken. A descriptor does not work across fork (EBADF in the
+		 * child), so the parent hands the consumer role over: it closes
+		 * its descriptor (the queued messages stay), the child opens
+		 * its own and says so before the parent's send, which would
+		 * otherwise see the consumer gone (EPIPE). */
+		EXPECT_OK(shmq_mq_close(c));
+		c = SHMQ_MQ_FAILED;
+		int ready[2];
+		CHECK(pipe(ready) == 0, "pipe: %s", en(errno));
 		fflush(stdout);
-		t0 = mono_ms();
 		pid_t pid = fork();
 		if (pid == 0) {
+			close(ready[0]);
+			shmq_mqd_t c2 = shmq_mq_open(n, O_RDONLY);
+			if (!c2)
+				_exit(2);
+			if (write(ready[1], "r", 1) != 1)
+				_exit(5);
 			sleep_ms(300);
 			for (long i = 0; i < k; i++)
-				if (shmq_mq_receive(c, buf, sizeof buf, NULL) != 100)
+				if (shmq_mq_receive(c2, buf, sizeof buf, NULL) != 100)
 					_exit(3);
 			/* and the one the parent sends once woken */
-			if (shmq_mq_receive(c, buf, sizeof buf, NULL) != 100 || memcmp(buf, "new", 4))
+			if (shmq_mq_receive(c2, buf, sizeof buf, NULL) != 100 || memcmp(buf, "new", 4))
 				_exit(4);
 			_exit(0);
 		}
+		close(ready[1]);
+		char rb;
+		CHECK(read(ready[0], &rb, 1) == 1, "the draining child did not attach");
+		close(ready[0]);
+		t0 = mono_ms();
 		d = in_ms(CLOCK_REALTIME, 10000 + wake_bound_ms());
 		memcpy(buf, "new", 4); /* as large as those that filled the ring */
 		EXPECT_OK(shmq_mq_timedsend(p, buf, 100, 0, &d));
@@ -1354,25 +1371,50 @@ static void t_poll(void)
 			break;
 		shmq_mq_receive(c, buf, sizeof buf, NULL);
 	}
-	/* a poll woken by another process's send */
+	/* a poll woken by another process's send. A descriptor does not
+	 * work across fork (EBADF in the child), so the parent hands the
+	 * producer role over: it closes its descriptor and the child opens
+	 * its own, and says so before the parent polls (until a producer is
+	 * attached again, the consumer sees the hang-up). The child stays
+	 * attached until the parent has its message. */
+	EXPECT_OK(shmq_mq_close(p));
+	p = SHMQ_MQ_FAILED;
+	int ready[2], done[2];
+	CHECK(pipe(ready) == 0 && pipe(done) == 0, "pipe: %s", en(errno));
 	fflush(stdout);
-	uint64_t t0 = mono_ms();
 	pid_t pid = fork();
 	if (pid == 0) {
-		/* the child inherits the descriptors; it only sends */
+		close(ready[0]);
+		close(done[1]);
+		shmq_mqd_t p2 = shmq_mq_open(n, O_WRONLY);
+		if (!p2)
+			_exit(3);
+		if (write(ready[1], "r", 1) != 1)
+			_exit(4);
 		sleep_ms(300);
-		_exit(shmq_mq_send(p, "late", 4, 0) == 0 ? 0 : 2);
+		if (shmq_mq_send(p2, "late", 4, 0) != 0)
+			_exit(2);
+		char b;
+		if (read(done[0], &b, 1) < 0)
+			_exit(5);
+		_exit(0); /* exit detaches, as close does */
 	}
+	close(ready[1]);
+	close(done[0]);
+	char rb;
+	CHECK(read(ready[0], &rb, 1) == 1, "the sending child did not attach");
+	close(ready[0]);
+	uint64_t t0 = mono_ms();
 	r = revents(cfd, POLLIN, 10000 + wake_bound_ms());
 	uint64_t el = mono_ms() - t0;
-	CHECK(r == POLLIN && el >= 290, "poll woken by a send: revents %#x after %llu ms", r,
+	CHECK(r == POLLIN && el >= 250, "poll woken by a send: revents %#x after %llu ms", r,
 	      (unsigned long long)el);
-	CHECK(reap(pid) == 0, "sending child failed");
 	CHECK(shmq_mq_receive(c, buf, sizeof buf, NULL) == 4 && !memcmp(buf, "late", 4),
 	      "message of the child");
 	/* POLLHUP when the producer has gone */
-	EXPECT_OK(shmq_mq_close(p));
-	p = SHMQ_MQ_FAILED;
+	CHECK(write(done[1], "d", 1) == 1, "write: %s", en(errno));
+	close(done[1]);
+	CHECK(reap(pid) == 0, "sending child failed");
 	r = revents(cfd, POLLIN, 0);
 	CHECK(r == POLLHUP, "producer closed: revents %#x, want POLLHUP", r);
 out:

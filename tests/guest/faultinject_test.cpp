@@ -330,7 +330,7 @@ TEST_F(FaultInject, OpenRingFdAndMmapFailCleanly)
 	auto c = shmq::Consumer::open(q.name());
 	ASSERT_TRUE(p && c);
 	uint8_t m[100] = {7}, buf[128];
-	ASSERT_TRUE(p->try_send(as_bytes(m, sizeof m)).ok());
+	ASSERT_TRUE(p->try_send(as_bytes(m, sizeof m)).has_value());
 	auto r = c->try_receive(as_wbytes(buf, sizeof buf));
 	ASSERT_TRUE(r);
 	EXPECT_EQ(100u, *r);

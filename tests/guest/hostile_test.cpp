@@ -89,10 +89,10 @@ TEST_F(Hostile, HeadAheadOfTailIsNotWritableAndEBADMSG)
 	ASSERT_TRUE(lib) << err_str(lib.error());
 	uint8_t m[16] = {};
 	auto r = lib->try_send(as_bytes(m, sizeof m));
-	ASSERT_FALSE(r.ok());
+	ASSERT_FALSE(r.has_value());
 	EXPECT_EQ(EBADMSG, r.error().code()) << err_str(r.error());
 	auto s = lib->send(as_bytes(m, sizeof m), shmq::Timeout::after(std::chrono::milliseconds(100)));
-	ASSERT_FALSE(s.ok());
+	ASSERT_FALSE(s.has_value());
 	EXPECT_EQ(EBADMSG, s.error().code()) << err_str(s.error());
 }
 
@@ -443,7 +443,7 @@ TEST_F(Hostile, ProducerScribblingEverythingWhileConsumerSidePollsAndWaits)
 				volatile uint8_t sink = 0;
 				for (size_t i = 0; i < m->size(); i++)
 					sink = sink + uint8_t(m->data()[i]);
-				ASSERT_TRUE(c->release().ok());
+				ASSERT_TRUE(c->release().has_value());
 				break;
 			}
 			default: {
@@ -525,9 +525,9 @@ TEST_F(Hostile, ConsumerScribblingHeadWhileProducerSidePollsAndWaits)
 						<< (void *)lo << "-" << (void *)hi;
 					memset(r->data().data(), 0x44, n);
 					if (rand() % 2)
-						ASSERT_TRUE(p->commit(*r).ok());
+						ASSERT_TRUE(p->commit(std::move(*r)).has_value());
 					else
-						p->abort(*r);
+						p->abort(std::move(*r));
 				}
 			} else {
 				auto r = rand() % 2 ? p->try_send(as_bytes(buf.data(), n))

@@ -63,7 +63,7 @@ int produce_stream(const std::string &name, ProducerLog *log, int stream, uint64
 			size_t used = rng.chance(50) ? n : size_t(rng.range(kMinMsg, n));
 			make_msg(reinterpret_cast<uint8_t *>(r->data().data()), used, seq, stream);
 			log->publishing[stream] = seq + 1;
-			if (!p->commit(*r, used).ok())
+			if (!p->commit(std::move(*r), used).has_value())
 				return 22;
 			log->committed[stream] = ++seq;
 		} else { // a batch behind one flush
@@ -79,7 +79,7 @@ int produce_stream(const std::string &name, ProducerLog *log, int stream, uint64
 					break; // ring full: publish what we have
 				}
 				make_msg(reinterpret_cast<uint8_t *>(r->data().data()), n, s, stream);
-				if (!p->commit_deferred(*r).ok())
+				if (!p->commit_deferred(std::move(*r)).has_value())
 					return 24;
 			}
 			p->flush();
@@ -273,7 +273,7 @@ int consume_stream(const std::string &name, ConsumerLog *log, int incarnation)
 		}
 		if (zero_copy) {
 			log->releasing = int64_t(want);
-			if (!c->release().ok())
+			if (!c->release().has_value())
 				return fail("release failed");
 		}
 		log->next = want + 1;
@@ -605,20 +605,25 @@ int crash_producer(const std::string &name, CrashLog *log, int inc, int point, u
 			case P_DEFERRED:
 			case P_DEFERRED_RESERVED: {
 				const uint64_t k = rng.range(1, 16);
-				for (uint64_t s = seq; s < seq + k; s++) {
+				uint64_t s = seq; // next message: seq..s-1 are committed, deferred
+				for (; s < seq + k; s++) {
 					size_t n = random_size(rng, 256);
+					// A try_reserve that finds the ring full publishes
+					// the deferred commits before its EAGAIN.
+					me.publishing = s;
 					auto r = p->try_reserve(n);
 					if (!r)
 						break;
 					make_msg(reinterpret_cast<uint8_t *>(r->data().data()), n, s, inc);
-					if (!p->commit_deferred(*r).ok())
+					if (!p->commit_deferred(std::move(*r)).has_value())
 						break;
 				}
 				if (point == P_DEFERRED_RESERVED) {
 					size_t n = random_size(rng, max);
+					me.publishing = s; // as above
 					auto r = p->try_reserve(n);
 					if (r)
-						make_msg(reinterpret_cast<uint8_t *>(r->data().data()), n, seq + k, inc);
+						make_msg(reinterpret_cast<uint8_t *>(r->data().data()), n, s, inc);
 				}
 				die_now();
 			}
@@ -652,7 +657,7 @@ int crash_producer(const std::string &name, CrashLog *log, int inc, int point, u
 			size_t used = rng.chance(50) ? n : size_t(rng.range(kMinMsg, n));
 			make_msg(reinterpret_cast<uint8_t *>(r->data().data()), used, seq, inc);
 			me.publishing = seq + 1;
-			if (!p->commit(*r, used).ok()) {
+			if (!p->commit(std::move(*r), used).has_value()) {
 				crash_fail(log, strprintf("producer %d: commit failed", inc));
 				return 22;
 			}
@@ -662,6 +667,8 @@ int crash_producer(const std::string &name, CrashLog *log, int inc, int point, u
 			uint64_t k = 0;
 			for (; k < want; k++) {
 				size_t n = random_size(rng, std::min<size_t>(max, 512));
+				if (k)	// a full ring publishes the k deferred commits
+					me.publishing = seq + k;
 				auto r = p->try_reserve(n);
 				if (!r) {
 					if (r.error().code() != EAGAIN) {
@@ -672,7 +679,7 @@ int crash_producer(const std::string &name, CrashLog *log, int inc, int point, u
 					break; // full: publish what we have
 				}
 				make_msg(reinterpret_cast<uint8_t *>(r->data().data()), n, seq + k, inc);
-				if (!p->commit_deferred(*r).ok()) {
+				if (!p->commit_deferred(std::move(*r)).has_value()) {
 					crash_fail(log, strprintf("producer %d: commit_deferred failed", inc));
 					return 24;
 				}
@@ -684,7 +691,7 @@ int crash_producer(const std::string &name, CrashLog *log, int inc, int point, u
 								  err_str(r.error()).c_str()));
 					return 25;
 				}
-				p->abort(*r);
+				p->abort(std::move(*r));
 				continue;
 			}
 			me.publishing = seq + k;
@@ -777,7 +784,7 @@ int crash_consume_one(shmq::Consumer &c, const uint64_t *head, CrashLog *log, in
 	}
 	if (at_stop && point == C_BEFORE_RELEASE)
 		die_now();
-	if (!c.release().ok()) {
+	if (!c.release().has_value()) {
 		crash_fail(log, strprintf("%s: release failed", who));
 		return EINVAL;
 	}

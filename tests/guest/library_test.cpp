@@ -33,7 +33,7 @@ TEST_F(Library, ValidateNameAgreesWithTheKernel)
 	ASSERT_TRUE(ctl.ok());
 	for (const std::string &n : names) {
 		auto v = shmq::validate_name(n);
-		const int lib = v.ok() ? 0 : v.error().code();
+		const int lib = v.has_value() ? 0 : v.error().code();
 		int kern;
 		if (n.size() >= SHMQ_NAME_MAX) {
 			shmq_create_args a = create_args("", 4096);
@@ -54,24 +54,24 @@ TEST_F(Library, ControlApiReportsKernelErrors)
 {
 	const std::string n = unique_name("api");
 	auto r = shmq::create_queue(n, 64 * 1024);
-	ASSERT_TRUE(r.ok()) << err_str(r.error());
+	ASSERT_TRUE(r.has_value()) << err_str(r.error());
 	ASSERT_TRUE(wait_path(dev_path(n), true));
 	r = shmq::create_queue(n, 64 * 1024);
-	ASSERT_FALSE(r.ok());
+	ASSERT_FALSE(r.has_value());
 	EXPECT_EQ(EEXIST, r.error().code());
 	r = shmq::create_queue(unique_name("api"), 12288);
-	ASSERT_FALSE(r.ok());
+	ASSERT_FALSE(r.has_value());
 	EXPECT_EQ(EINVAL, r.error().code());
 	r = shmq::create_queue(unique_name("api"), uint64_t(1) << 62);
-	ASSERT_FALSE(r.ok());
+	ASSERT_FALSE(r.has_value());
 	EXPECT_EQ(EFBIG, r.error().code());
 	r = shmq::destroy_queue(n);
-	ASSERT_TRUE(r.ok()) << err_str(r.error());
+	ASSERT_TRUE(r.has_value()) << err_str(r.error());
 	r = shmq::destroy_queue(n);
-	ASSERT_FALSE(r.ok());
+	ASSERT_FALSE(r.has_value());
 	EXPECT_EQ(ENOENT, r.error().code());
 	r = shmq::create_queue(unique_name("api"), 4096, "/nonexistent/control");
-	ASSERT_FALSE(r.ok());
+	ASSERT_FALSE(r.has_value());
 	EXPECT_EQ(ENOENT, r.error().code());
 	EXPECT_STRNE("", r.error().what());
 }
@@ -107,10 +107,10 @@ TEST_F(Library, MessageSizeLimitsAndEmptyMessages)
 	const size_t max = p->info().max_message;
 	std::vector<uint8_t> big(max + 1, 0xee), buf(4096);
 	auto r = p->try_send(as_bytes(big.data(), max + 1));
-	ASSERT_FALSE(r.ok());
+	ASSERT_FALSE(r.has_value());
 	EXPECT_EQ(EMSGSIZE, r.error().code());
-	ASSERT_TRUE(p->try_send(as_bytes(big.data(), max)).ok()) << "max_message must fit an empty ring";
-	ASSERT_TRUE(p->try_send(as_bytes(big.data(), 0)).ok()) << "empty message";
+	ASSERT_TRUE(p->try_send(as_bytes(big.data(), max)).has_value()) << "max_message must fit an empty ring";
+	ASSERT_TRUE(p->try_send(as_bytes(big.data(), 0)).has_value()) << "empty message";
 	// A buffer too small leaves the message queued.
 	auto small = c->try_receive(as_wbytes(buf.data(), max - 1));
 	ASSERT_FALSE(small);
@@ -147,7 +147,7 @@ TEST_F(Library, HalfFreeRingTakesMaxMessageAtEveryTail)
 		ASSERT_EQ(POLLOUT, poll_one(p->fd(), POLLOUT, 0)) << "half free must be writable";
 		std::vector<uint8_t> m(p->info().max_message, 0x5f);
 		auto r = p->try_send(as_bytes(m.data(), m.size()));
-		ASSERT_TRUE(r.ok()) << "EPOLLOUT reported but max_message does not fit: " << err_str(r.error());
+		ASSERT_TRUE(r.has_value()) << "EPOLLOUT reported but max_message does not fit: " << err_str(r.error());
 	}
 }
 
@@ -162,7 +162,7 @@ TEST_F(Library, IgnoreHangupWaitsForTheNextProducer)
 		auto p = shmq::Producer::open(q_.name());
 		ASSERT_TRUE(p);
 		uint8_t m[8] = {1};
-		ASSERT_TRUE(p->try_send(as_bytes(m, sizeof m)).ok());
+		ASSERT_TRUE(p->try_send(as_bytes(m, sizeof m)).has_value());
 	}
 	uint8_t buf[64];
 	ASSERT_TRUE(c->try_receive(as_wbytes(buf, sizeof buf)));
@@ -178,7 +178,7 @@ TEST_F(Library, IgnoreHangupWaitsForTheNextProducer)
 	Child s = Child::spawn([&] {
 		auto p = shmq::Producer::open(q_.name());
 		uint8_t m[5] = {2};
-		return p && p->send(as_bytes(m, sizeof m), shmq::Timeout::after(k10s)).ok() ? 0 : 1;
+		return p && p->send(as_bytes(m, sizeof m), shmq::Timeout::after(k10s)).has_value() ? 0 : 1;
 	});
 	ASSERT_TRUE(w.wait(kWakeMs));
 	EXPECT_EQ(5, w.get());
@@ -194,11 +194,11 @@ TEST_F(Library, BlockedSendAndReceiveEndWithEIDRMOnDestroy)
 	ASSERT_TRUE(p && c);
 	// Fill the ring, so that send blocks.
 	std::vector<uint8_t> m(1000, 3);
-	while (p->try_send(as_bytes(m.data(), m.size())).ok()) {
+	while (p->try_send(as_bytes(m.data(), m.size())).has_value()) {
 	}
 	Async<int> ws([&] {
 		auto r = p->send(as_bytes(m.data(), m.size()), shmq::Timeout::after(std::chrono::seconds(20)));
-		return r.ok() ? 0 : r.error().code();
+		return r.has_value() ? 0 : r.error().code();
 	});
 	sleep_ms(kBlockMs);
 	ASSERT_FALSE(ws.done()) << errname(ws.get());
@@ -288,15 +288,15 @@ TEST_F(Library, ReservationRulesAgainstTheRealRing)
 	auto r2 = p->try_reserve(100);
 	ASSERT_FALSE(r2);
 	EXPECT_EQ(EBUSY, r2.error().code());
-	p->abort(*r1);
+	p->abort(std::move(*r1));
 	uint8_t buf[256];
 	EXPECT_FALSE(c->try_receive(as_wbytes(buf, sizeof buf))) << "aborted reservation delivered";
 	auto r3 = p->try_reserve(100);
 	ASSERT_TRUE(r3);
 	memset(r3->data().data(), 0x44, 100);
-	auto bad = p->commit(*r3, 101);
-	EXPECT_FALSE(bad.ok());
-	ASSERT_TRUE(p->commit(*r3, 40).ok());
+	auto bad = p->commit(std::move(*r3), 101);
+	EXPECT_FALSE(bad.has_value());
+	ASSERT_TRUE(p->commit(std::move(*r3), 40).has_value());
 	auto g = c->try_receive(as_wbytes(buf, sizeof buf));
 	ASSERT_TRUE(g);
 	EXPECT_EQ(40u, *g);
@@ -306,7 +306,7 @@ TEST_F(Library, ReservationRulesAgainstTheRealRing)
 	read_file(sysfs_dir(q_.name()) + "/bytes_used", &used);
 	EXPECT_EQ("0", trim(used));
 	auto rel = c->release();
-	EXPECT_FALSE(rel.ok()) << "release without peek";
+	EXPECT_FALSE(rel.has_value()) << "release without peek";
 }
 
 namespace {

@@ -251,7 +251,7 @@ TEST_F(Peer, ProducerGetsEpipeWhenRingFullAndConsumerGone)
 	EXPECT_EQ(8, sent); // 8 x 512 = 4096
 	const uint64_t t0 = now_ns();
 	auto r = p->send(as_bytes(m.data(), m.size()), shmq::Timeout::after(k10s));
-	ASSERT_FALSE(r.ok());
+	ASSERT_FALSE(r.has_value());
 	EXPECT_EQ(EPIPE, r.error().code()) << err_str(r.error());
 	EXPECT_LT(now_ns() - t0, ms_to_ns(kWakeMs)) << "EPIPE must come at once, not at the deadline";
 }
@@ -272,11 +272,11 @@ TEST_F(Peer, BlockedSendWokenWithEpipeWhenConsumerDies)
 	});
 	ASSERT_EQ(1, ready.recv(10000));
 	std::vector<uint8_t> m(500, 9);
-	while (p->try_send(as_bytes(m.data(), m.size())).ok()) {
+	while (p->try_send(as_bytes(m.data(), m.size())).has_value()) {
 	}
 	Async<int> w([&] {
 		auto r = p->send(as_bytes(m.data(), m.size()), shmq::Timeout::after(std::chrono::seconds(20)));
-		return r.ok() ? 0 : r.error().code();
+		return r.has_value() ? 0 : r.error().code();
 	});
 	sleep_ms(kBlockMs);
 	ASSERT_FALSE(w.done()) << errname(w.get());
@@ -382,7 +382,7 @@ TEST_F(Peer, DeferredCommitsInvisibleUntilFlush)
 		auto r = p->reserve(100, shmq::Timeout::after(k10s));
 		ASSERT_TRUE(r) << err_str(r.error());
 		make_msg(reinterpret_cast<uint8_t *>(r->data().data()), 100, i, 0);
-		ASSERT_TRUE(p->commit_deferred(*r).ok());
+		ASSERT_TRUE(p->commit_deferred(std::move(*r)).has_value());
 	}
 	uint8_t buf[256];
 	auto none = c->try_receive(as_wbytes(buf, sizeof buf));

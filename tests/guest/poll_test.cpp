@@ -164,9 +164,9 @@ TEST_F(Poll, ProducerWritableExactlyWhenHalfTheRingIsFree)
 	uint8_t m[8] = {};
 	// 8-byte payloads take 16 bytes each: 128 of them use exactly half.
 	for (int i = 0; i < 128; i++)
-		ASSERT_TRUE(p->try_send(as_bytes(m, sizeof m)).ok()) << i;
+		ASSERT_TRUE(p->try_send(as_bytes(m, sizeof m)).has_value()) << i;
 	EXPECT_EQ(POLLOUT, poll_one(p->fd(), POLLOUT, 0)) << "2048 of 4096 free must be writable";
-	ASSERT_TRUE(p->try_send(as_bytes(m, sizeof m)).ok());
+	ASSERT_TRUE(p->try_send(as_bytes(m, sizeof m)).has_value());
 	EXPECT_EQ(0, poll_one(p->fd(), POLLOUT, 0)) << "2032 of 4096 free must not be writable";
 	uint8_t buf[16];
 	ASSERT_TRUE(c->try_receive(as_wbytes(buf, sizeof buf)));
@@ -179,7 +179,7 @@ TEST_F(Poll, EpollOutWokenByReleaseCrossingHalf)
 	auto p = shmq::Producer::open(q_.name());
 	ASSERT_TRUE(p) << err_str(p.error());
 	std::vector<uint8_t> m(248, 1);
-	while (p->try_send(as_bytes(m.data(), m.size())).ok()) {
+	while (p->try_send(as_bytes(m.data(), m.size())).has_value()) {
 	}
 	Pipe step, stepped;
 	Child cons = Child::spawn([&] {
@@ -385,7 +385,7 @@ TEST_F(Poll, EdgeTriggeredProducerWokenWhenConsumerDrains)
 	for (int i = 0; i < rounds; i++) {
 		SCOPED_TRACE("round " + std::to_string(i));
 		int n = 0;
-		while (p->try_send(as_bytes(m.data(), m.size())).ok())
+		while (p->try_send(as_bytes(m.data(), m.size())).has_value())
 			n++;
 		ASSERT_GT(n, 0);
 		EXPECT_EQ(0u, ep.wait(0) & EPOLLOUT) << "EPOLLOUT on a full ring";

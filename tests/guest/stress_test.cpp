@@ -71,7 +71,7 @@ int run_producer(const std::string &name, const Opts &o, uint64_t seed)
 			// Sometimes reserve more than is used.
 			size_t used = rng.chance(30) ? size_t(rng.range(kMinMsg, n)) : n;
 			make_msg(reinterpret_cast<uint8_t *>(r->data().data()), used, seq, 1);
-			if (!p->commit(*r, used).ok())
+			if (!p->commit(std::move(*r), used).has_value())
 				return 22;
 			break;
 		}
@@ -88,7 +88,7 @@ int run_producer(const std::string &name, const Opts &o, uint64_t seed)
 					return 24;
 			}
 			make_msg(reinterpret_cast<uint8_t *>(r->data().data()), n, seq, 1);
-			if (!p->commit_deferred(*r).ok())
+			if (!p->commit_deferred(std::move(*r)).has_value())
 				return 25;
 			if (++pending >= rng.range(1, 32)) {
 				p->flush();
@@ -147,7 +147,7 @@ void run_consumer(shmq::Consumer &c, const Opts &o, uint64_t seed, Stats *st)
 		ASSERT_EQ(next, h.seq) << "lost, duplicated or reordered";
 		ASSERT_EQ(1u, h.stream);
 		if (mode == RecvMode::Peek) {
-			ASSERT_TRUE(c.release().ok());
+			ASSERT_TRUE(c.release().has_value());
 		}
 		next++;
 		st->bytes += n;
@@ -244,7 +244,7 @@ TEST_F(Stress, MaxSizeMessagesWrapTheRing)
 		// One byte over the limit is refused.
 		std::vector<uint8_t> big(max + 1);
 		auto r = p->try_send(as_bytes(big.data(), big.size()));
-		return !r.ok() && r.error().code() == EMSGSIZE ? 0 : 12;
+		return !r.has_value() && r.error().code() == EMSGSIZE ? 0 : 12;
 	});
 	std::vector<uint8_t> buf(max);
 	uint64_t next = 0;

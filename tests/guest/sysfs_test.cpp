@@ -252,9 +252,9 @@ TEST_F(Sysfs, BytesCountRecordsAndTheFastPathCountsNoEvents)
 {
 	make();
 	auto prod = shmq::Producer::open(q_.name());
-	ASSERT_TRUE(prod.ok()) << err_str(prod.error());
+	ASSERT_TRUE(prod.has_value()) << err_str(prod.error());
 	auto cons = shmq::Consumer::open(q_.name());
-	ASSERT_TRUE(cons.ok()) << err_str(cons.error());
+	ASSERT_TRUE(cons.has_value()) << err_str(cons.error());
 	constexpr size_t kSize = 56, kRec = 64;
 	const unsigned n = scaled(3000u, 600u);
 	std::vector<uint8_t> m(kSize, 0x33), buf(kSize);
@@ -263,21 +263,21 @@ TEST_F(Sysfs, BytesCountRecordsAndTheFastPathCountsNoEvents)
 		// up to 500 ahead (32000 bytes, under the 64K capacity)
 		for (unsigned i = 0; i < 500 && sent < n; ++i, ++sent) {
 			auto r = prod->try_send(as_bytes(m.data(), m.size()));
-			ASSERT_TRUE(r.ok()) << "message " << sent << ": " << err_str(r.error());
+			ASSERT_TRUE(r.has_value()) << "message " << sent << ": " << err_str(r.error());
 		}
 		EXPECT_EQ(uint64_t(sent) * kRec, a("bytes_published"));
 		EXPECT_EQ(uint64_t(got) * kRec, a("bytes_passed"));
 		EXPECT_EQ(uint64_t(sent - got) * kRec, a("bytes_used"));
 		while (got + 100 < sent) {
 			auto r = cons->try_receive(as_wbytes(buf.data(), buf.size()));
-			ASSERT_TRUE(r.ok()) << "message " << got << ": " << err_str(r.error());
+			ASSERT_TRUE(r.has_value()) << "message " << got << ": " << err_str(r.error());
 			ASSERT_EQ(kSize, *r);
 			++got;
 		}
 	}
 	while (got < n) {
 		auto r = cons->try_receive(as_wbytes(buf.data(), buf.size()));
-		ASSERT_TRUE(r.ok()) << err_str(r.error());
+		ASSERT_TRUE(r.has_value()) << err_str(r.error());
 		++got;
 	}
 	EXPECT_EQ(uint64_t(n) * kRec, a("bytes_published"));
@@ -294,15 +294,15 @@ TEST_F(Sysfs, BytesIncludeThePadRecordAtTheWrap)
 {
 	make(4096);
 	auto prod = shmq::Producer::open(q_.name());
-	ASSERT_TRUE(prod.ok()) << err_str(prod.error());
+	ASSERT_TRUE(prod.has_value()) << err_str(prod.error());
 	auto cons = shmq::Consumer::open(q_.name());
-	ASSERT_TRUE(cons.ok()) << err_str(cons.error());
+	ASSERT_TRUE(cons.has_value()) << err_str(cons.error());
 	std::vector<uint8_t> m(1000, 0x44), buf(1000);
 	for (int i = 0; i < 5; ++i) {
 		auto s = prod->try_send(as_bytes(m.data(), m.size()));
-		ASSERT_TRUE(s.ok()) << "message " << i << ": " << err_str(s.error());
+		ASSERT_TRUE(s.has_value()) << "message " << i << ": " << err_str(s.error());
 		auto r = cons->try_receive(as_wbytes(buf.data(), buf.size()));
-		ASSERT_TRUE(r.ok()) << "message " << i << ": " << err_str(r.error());
+		ASSERT_TRUE(r.has_value()) << "message " << i << ": " << err_str(r.error());
 	}
 	EXPECT_EQ(5u * 1008 + 64, a("bytes_published"));
 	EXPECT_EQ(5u * 1008 + 64, a("bytes_passed"));
@@ -396,7 +396,7 @@ TEST_F(Sysfs, PidsOfAttachedPeersAndZeroAfterDetach)
 	EXPECT_EQ(0u, a("consumer_pid"));
 	{
 		auto c = shmq::Consumer::open(q_.name());
-		ASSERT_TRUE(c.ok()) << err_str(c.error());
+		ASSERT_TRUE(c.has_value()) << err_str(c.error());
 		EXPECT_EQ(1u, a("consumers"));
 		EXPECT_EQ(uint64_t(getpid()), a("consumer_pid"));
 	}
@@ -600,10 +600,10 @@ TEST_F(Sysfs, ShmqctlListIsLikeLsL)
 	REQUIRE_SHMQCTL();
 	make();
 	auto prod = shmq::Producer::open(q_.name());
-	ASSERT_TRUE(prod.ok()) << err_str(prod.error());
+	ASSERT_TRUE(prod.has_value()) << err_str(prod.error());
 	std::vector<uint8_t> m(4088, 1); // 4096-byte records
 	for (int i = 0; i < 4; ++i)
-		ASSERT_TRUE(prod->try_send(as_bytes(m.data(), m.size())).ok());
+		ASSERT_TRUE(prod->try_send(as_bytes(m.data(), m.size())).has_value());
 	CmdResult r = run({kShmqctl, "list"});
 	ASSERT_EQ(0, r.status) << r.out << r.err;
 	EXPECT_EQ("", r.err);
@@ -641,10 +641,10 @@ TEST_F(Sysfs, ShmqctlTopShowsRatesBusiestFirst)
 		ready.send();
 		while (!stop->load()) {
 			for (int i = 0; i < 64; ++i)
-				if (!p->try_send(as_bytes(m.data(), m.size())).ok())
+				if (!p->try_send(as_bytes(m.data(), m.size())).has_value())
 					return 11;
 			for (int i = 0; i < 64; ++i)
-				if (!c->try_receive(as_wbytes(buf.data(), buf.size())).ok())
+				if (!c->try_receive(as_wbytes(buf.data(), buf.size())).has_value())
 					return 12;
 			sleep_ms(1); // leave the CPU to shmqctl on one vCPU
 		}

@@ -102,7 +102,7 @@ TEST_F(UnprivMember, ControlDeviceEACCES)
 	EXPECT_EQ(-EACCES, control_open(O_WRONLY));
 	EXPECT_EQ(-EACCES, control_open(O_RDONLY));
 	auto r = shmq::create_queue("gt-member-create", 4096);
-	ASSERT_FALSE(r.ok());
+	ASSERT_FALSE(r.has_value());
 	EXPECT_EQ(EACCES, r.error().code()) << err_str(r.error());
 }
 
@@ -137,14 +137,14 @@ TEST_F(UnprivMember, MessageRoundTrip)
 	ASSERT_TRUE(c) << err_str(c.error());
 	std::vector<uint8_t> buf(65536);
 	// Whatever an earlier run left behind.
-	while (c->try_receive(as_wbytes(buf.data(), buf.size())).ok()) {
+	while (c->try_receive(as_wbytes(buf.data(), buf.size())).has_value()) {
 	}
 	Rng rng(test_seed());
 	for (uint64_t i = 0; i < 100; i++) {
 		std::vector<uint8_t> m(random_size(rng, 4000));
 		make_msg(m.data(), m.size(), i, getuid());
 		auto s = p->send(as_bytes(m.data(), m.size()), shmq::Timeout::after(std::chrono::seconds(10)));
-		ASSERT_TRUE(s.ok()) << err_str(s.error());
+		ASSERT_TRUE(s.has_value()) << err_str(s.error());
 		auto r = c->receive(as_wbytes(buf.data(), buf.size()), shmq::Timeout::after(std::chrono::seconds(10)));
 		ASSERT_TRUE(r) << err_str(r.error());
 		MsgHdr h{};
@@ -199,7 +199,7 @@ TEST_F(UnprivOutsider, ControlDeviceEACCES)
 	EXPECT_EQ(-EACCES, control_open(O_RDWR));
 	EXPECT_EQ(-EACCES, control_open(O_RDONLY));
 	auto r = shmq::destroy_queue(kQueue);
-	ASSERT_FALSE(r.ok());
+	ASSERT_FALSE(r.has_value());
 	EXPECT_EQ(EACCES, r.error().code()) << err_str(r.error());
 	EXPECT_TRUE(path_exists(dev_path(kQueue)));
 }

@@ -32,10 +32,10 @@ TEST(Version, OpenCheckAcceptsTheModuleAndRefusesAMissingFeature)
 		shmq_layout l;
 		ASSERT_EQ(0, get_layout(fd.get(), &l));
 		auto ok = shmq::detail::check_module(l, role);
-		EXPECT_TRUE(ok.ok()) << ok.error().message();
+		EXPECT_TRUE(ok.has_value()) << ok.error().message();
 		l.features &= ~SHMQ_FEAT_WAIT;
 		auto bad = shmq::detail::check_module(l, role);
-		ASSERT_FALSE(bad.ok());
+		ASSERT_FALSE(bad.has_value());
 		EXPECT_EQ(EPROTO, bad.error().code());
 		EXPECT_NE(nullptr, strstr(bad.error().what(), "lacks feature SHMQ_FEAT_WAIT"))
 			<< bad.error().what();

@@ -27,7 +27,7 @@ Child send_from_child(const std::string &name, size_t n = 32)
 			return 10;
 		std::vector<uint8_t> m(n, 0x61);
 		auto r = p->send(as_bytes(m.data(), m.size()), shmq::Timeout::after(std::chrono::seconds(10)));
-		return r.ok() ? 0 : 20 + r.error().code() % 200;
+		return r.has_value() ? 0 : 20 + r.error().code() % 200;
 	});
 }
 
@@ -194,7 +194,7 @@ TEST_F(Wait, WriterOnFullRingWokenWhenConsumerReleasesEnough)
 	ASSERT_TRUE(prod) << err_str(prod.error());
 	std::vector<uint8_t> m(248, 0x33);
 	int sent = 0;
-	while (prod->try_send(as_bytes(m.data(), m.size())).ok())
+	while (prod->try_send(as_bytes(m.data(), m.size())).has_value())
 		sent++;
 	ASSERT_EQ(16, sent);
 	Pipe step, stepped;
@@ -501,11 +501,11 @@ TEST_F(Wait, LibrarySendTimesOutOnFullRing)
 	auto c = shmq::Consumer::open(q_.name()); // attached, never reads
 	ASSERT_TRUE(c);
 	std::vector<uint8_t> m(1000, 1);
-	while (p->try_send(as_bytes(m.data(), m.size())).ok()) {
+	while (p->try_send(as_bytes(m.data(), m.size())).has_value()) {
 	}
 	const uint64_t t0 = now_ns();
 	auto r = p->send(as_bytes(m.data(), m.size()), shmq::Timeout::after(std::chrono::milliseconds(200)));
-	ASSERT_FALSE(r.ok());
+	ASSERT_FALSE(r.has_value());
 	EXPECT_EQ(ETIMEDOUT, r.error().code()) << err_str(r.error());
 	EXPECT_GE(now_ns() - t0, ms_to_ns(200));
 }

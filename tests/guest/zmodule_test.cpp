@@ -206,7 +206,7 @@ class ZModuleUnloadWhenIdleThenReload : public ZModule {
 		auto c = shmq::Consumer::open(q.name());
 		ASSERT_TRUE(p && c);
 		uint8_t m[5] = {1, 2, 3, 4, 5}, buf[16];
-		ASSERT_TRUE(p->try_send(as_bytes(m, sizeof m)).ok());
+		ASSERT_TRUE(p->try_send(as_bytes(m, sizeof m)).has_value());
 		auto r = c->try_receive(as_wbytes(buf, sizeof buf));
 		ASSERT_TRUE(r);
 		EXPECT_EQ(5u, *r);

@@ -33,6 +33,29 @@ int main(int argc, char **argv)
 
 	shmq::Producer idle;
 	check(!idle.is_open(), "a default Producer is not open");
+	// The fast paths are inline in the header; on a closed object they
+	// fall back to the library's exported slow paths.
+	std::byte b[8] = {};
+	auto s = idle.try_send(b);
+	check(!s && s.error().code() == EBADF, "inline try_send on a closed Producer: EBADF");
+	auto rv = idle.try_reserve(8);
+	check(!rv && rv.error().code() == EBADF, "inline try_reserve on a closed Producer: EBADF");
+	shmq::Consumer cidle;
+	auto m = cidle.try_peek();
+	check(!m && m.error().code() == EBADF, "inline try_peek on a closed Consumer: EBADF");
+	auto rn = cidle.try_receive(b);
+	check(!rn && rn.error().code() == EBADF, "inline try_receive on a closed Consumer: EBADF");
+	check(!cidle.release() && cidle.release().error().code() == EBADF,
+	      "inline release on a closed Consumer: EBADF");
+	check(shmq::Timeout::after(std::chrono::seconds::max()).deadline_ns() == UINT64_MAX,
+	      "Timeout::after(seconds::max()) is infinite");
+	bool thrown = false;
+	try {
+		(void)s.value();
+	} catch (const shmq::bad_expected_access<shmq::Error> &e) {
+		thrown = e.error().code() == EBADF;
+	}
+	check(thrown, "Result::value() on an error throws bad_expected_access<Error>");
 
 	shmq::OpenOptions o;
 	o.dev_dir = "/nonexistent/shmq-install-test";

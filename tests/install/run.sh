@@ -90,8 +90,13 @@ test_soname() {
 	[ "$(readlink "$l/libshmq.so")" = "libshmq.so.$MAJOR" ] || fail "libshmq.so link"
 	readelf -d "$l/libshmq.so.$VERSION" | grep -F "Library soname: [libshmq.so.$MAJOR]" ||
 		fail "soname of libshmq.so.$VERSION is not libshmq.so.$MAJOR"
-	nm -D --defined-only "$l/libshmq.so.$VERSION" | grep -q ' _ZN4shmq7versionEv$' ||
-		fail "libshmq.so does not export shmq::version()"
+	nm -D --defined-only "$l/libshmq.so.$VERSION" | grep -q ' _ZN4shmq7versionEv@@SHMQ_0$' ||
+		fail "libshmq.so does not export shmq::version() (version node SHMQ_0)"
+}
+
+# Only the public API is exported: no shmq::detail, no std instantiations.
+test_exports() {
+	bash "$root/lib/check-exports.sh" "$dest/usr/lib/libshmq.so.$VERSION"
 }
 
 test_module() {
@@ -237,6 +242,7 @@ test_dkms() {
 t VersionHeaderMatchesVERSION test_version_header
 t MakeInstallDestdir test_make_install
 t SonameAndSymlinks test_soname
+t ExportsOnlyThePublicApi test_exports
 t ModuleVersionAndVermagic test_module
 t ToolsReportVersion test_tools_version
 t OutsideProjectPkgConfig test_pkg_config

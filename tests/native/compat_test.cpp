@@ -51,7 +51,7 @@ TEST(Compat, AcceptsTheModulesLayoutForBothRoles)
 {
 	for (int role : {SHMQ_ROLE_PRODUCER, SHMQ_ROLE_CONSUMER}) {
 		auto r = check_module(good_layout(role), role);
-		EXPECT_TRUE(r.ok()) << r.error().message();
+		EXPECT_TRUE(r.has_value()) << r.error().message();
 	}
 }
 
@@ -59,7 +59,7 @@ TEST(Compat, IgnoresFeatureBitsItDoesNotKnow)
 {
 	auto l = good_layout(SHMQ_ROLE_CONSUMER);
 	l.features |= 1ULL << 40 | 1ULL << 63;
-	EXPECT_TRUE(check_module(l, SHMQ_ROLE_CONSUMER).ok());
+	EXPECT_TRUE(check_module(l, SHMQ_ROLE_CONSUMER).has_value());
 }
 
 TEST(Compat, EachMissingV2FeatureIsEPROTONamingItAndTheModuleVersion)
@@ -81,7 +81,7 @@ TEST(Compat, EachMissingV2FeatureIsEPROTONamingItAndTheModuleVersion)
 		auto l = good_layout(SHMQ_ROLE_PRODUCER);
 		l.features = SHMQ_FEATURES_V2 & ~f.bit;
 		auto r = check_module(l, SHMQ_ROLE_PRODUCER);
-		ASSERT_FALSE(r.ok()) << f.name;
+		ASSERT_FALSE(r.has_value()) << f.name;
 		EXPECT_EQ(EPROTO, r.error().code()) << f.name;
 		const std::string m = r.error().what();
 		EXPECT_NE(std::string::npos, m.find(std::string("lacks feature ") + f.name)) << m;
@@ -96,7 +96,7 @@ TEST(Compat, NoFeaturesAtAllIsEPROTO)
 	auto l = good_layout(SHMQ_ROLE_CONSUMER);
 	l.features = 0;
 	auto r = check_module(l, SHMQ_ROLE_CONSUMER);
-	ASSERT_FALSE(r.ok());
+	ASSERT_FALSE(r.has_value());
 	EXPECT_EQ(EPROTO, r.error().code());
 	EXPECT_NE(nullptr, std::strstr(r.error().what(), "SHMQ_FEAT_SPSC_RING")) << r.error().what();
 }
@@ -105,7 +105,7 @@ TEST(Compat, ALayoutItDoesNotUnderstandIsEPROTO)
 {
 	auto expect_layout_error = [](const struct shmq_layout &l, int role, const char *what) {
 		auto r = check_module(l, role);
-		ASSERT_FALSE(r.ok()) << what;
+		ASSERT_FALSE(r.has_value()) << what;
 		EXPECT_EQ(EPROTO, r.error().code()) << what;
 		EXPECT_NE(nullptr, std::strstr(r.error().what(), "memory layout")) << what;
 	};
@@ -131,7 +131,7 @@ TEST(Compat, AnUnknownQueueFeatureBitIsEPROTOEvenWithEveryModuleFeature)
 		l.features = ~0ULL;
 		l.queue_features |= bit;
 		auto r = check_module(l, SHMQ_ROLE_CONSUMER);
-		ASSERT_FALSE(r.ok()) << std::hex << bit;
+		ASSERT_FALSE(r.has_value()) << std::hex << bit;
 		EXPECT_EQ(EPROTO, r.error().code());
 		EXPECT_NE(nullptr, std::strstr(r.error().what(), "SHMQ_QUEUE_")) << r.error().what();
 	}
@@ -142,7 +142,7 @@ TEST(Compat, NoQueueFeatureBitIsEPROTO)
 	auto l = good_layout(SHMQ_ROLE_PRODUCER);
 	l.queue_features = 0;
 	auto r = check_module(l, SHMQ_ROLE_PRODUCER);
-	ASSERT_FALSE(r.ok());
+	ASSERT_FALSE(r.has_value());
 	EXPECT_EQ(EPROTO, r.error().code());
 }
 
@@ -154,7 +154,7 @@ TEST(Compat, ANonZeroReservedLayoutFieldIsEPROTO)
 		auto l = good_layout(SHMQ_ROLE_PRODUCER);
 		l.reserved[i] = 1;
 		auto r = check_module(l, SHMQ_ROLE_PRODUCER);
-		ASSERT_FALSE(r.ok()) << "reserved[" << i << "]";
+		ASSERT_FALSE(r.has_value()) << "reserved[" << i << "]";
 		EXPECT_EQ(EPROTO, r.error().code());
 		EXPECT_NE(nullptr, std::strstr(r.error().what(), "reserved")) << r.error().what();
 	}
@@ -164,8 +164,8 @@ TEST(Compat, AnArmedWordOutsideItsRegionIsEPROTO)
 {
 	auto l = good_layout(SHMQ_ROLE_CONSUMER);
 	l.read_armed_off = 4094;
-	EXPECT_FALSE(check_module(l, SHMQ_ROLE_CONSUMER).ok());
+	EXPECT_FALSE(check_module(l, SHMQ_ROLE_CONSUMER).has_value());
 	l = good_layout(SHMQ_ROLE_CONSUMER);
 	l.write_armed_off = 4096;
-	EXPECT_FALSE(check_module(l, SHMQ_ROLE_CONSUMER).ok());
+	EXPECT_FALSE(check_module(l, SHMQ_ROLE_CONSUMER).has_value());
 }

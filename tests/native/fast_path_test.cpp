@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
-// The inline fast paths of Producer::reserve/send and Consumer::peek/receive
-// (lib/producer.cpp, lib/consumer.cpp) work on cached counters: they must
-// accept exactly what the ring core (lib/ring.hpp) accepts and hand
-// everything else to the slow path, which gives the precise answer.
+// The inline fast paths of Producer::reserve/send/commit and
+// Consumer::peek/receive/release (include/shmq/shmq.hpp) work on cached
+// counters: they must accept exactly what the ring core
+// (include/shmq/ring.hpp) accepts and hand everything else to the slow
+// paths (lib/producer.cpp, lib/consumer.cpp), which give the precise answer.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -27,8 +28,8 @@ struct CachedTail {
 		s.set_header(16, 8, SHMQ_REC_MSG);
 		s.set_counters(32, 0);
 		c = s.consumer();
-		EXPECT_TRUE(c.try_peek().ok());
-		EXPECT_TRUE(c.release().ok());
+		EXPECT_TRUE(c.try_peek().has_value());
+		EXPECT_TRUE(c.release().has_value());
 		EXPECT_EQ(s.head(), 16u);
 	}
 };
@@ -58,7 +59,7 @@ TEST(FastPath, CorruptHeaderBehindACachedTailIsEBADMSG)
 		EXPECT_EQ(t.s.head(), 16u);
 		t.s.set_header(16, 8, SHMQ_REC_MSG);
 		auto n = t.c.try_receive(buf);
-		ASSERT_TRUE(n.ok()) << n.error().message();
+		ASSERT_TRUE(n.has_value()) << n.error().message();
 		EXPECT_EQ(*n, 8u);
 		EXPECT_EQ(t.s.head(), 32u);
 	}
@@ -72,7 +73,7 @@ TEST(FastPath, RecordThatFitsToTheRingEndHasNoPad)
 	auto p = s.producer();
 	auto c = s.consumer();
 	const std::string fits(56, 'a'); // 8 + 56 = 64: up to the end
-	ASSERT_TRUE(p.try_send(bytes(fits)).ok());
+	ASSERT_TRUE(p.try_send(bytes(fits)).has_value());
 	EXPECT_EQ(s.header(4096 - 64).type, SHMQ_REC_MSG);
 	EXPECT_EQ(s.tail(), 4096u);
 	std::byte buf[128];
@@ -82,7 +83,7 @@ TEST(FastPath, RecordThatFitsToTheRingEndHasNoPad)
 	auto p2 = s.producer();
 	auto c2 = s.consumer();
 	const std::string over(57, 'b'); // needs 72 bytes: PAD, then offset 0
-	ASSERT_TRUE(p2.try_send(bytes(over)).ok());
+	ASSERT_TRUE(p2.try_send(bytes(over)).has_value());
 	EXPECT_EQ(s.header(4096 - 64).type, SHMQ_REC_PAD);
 	EXPECT_EQ(s.header(0).type, SHMQ_REC_MSG);
 	EXPECT_EQ(s.tail(), 2 * 4096u + 72);
@@ -100,12 +101,12 @@ TEST(FastPath, ReserveRereadsAndValidatesHeadWhenTheCacheShowsNoRoom)
 	auto p = s.producer();
 	const std::string msg(1000, 'x'); // 1008-byte records: 4 fill 4032
 	for (int i = 0; i < 4; ++i)
-		ASSERT_TRUE(p.try_send(bytes(msg)).ok());
+		ASSERT_TRUE(p.try_send(bytes(msg)).has_value());
 	s.set_counters(s.tail(), s.tail() + 8); // hostile: head ahead of tail
 	EXPECT_EQ(p.try_send(bytes(msg)).error().code(), EBADMSG);
 	EXPECT_EQ(p.try_reserve(1000).error().code(), EBADMSG);
 	s.set_counters(s.tail(), s.tail()); // everything consumed
-	EXPECT_TRUE(p.try_send(bytes(msg)).ok());
+	EXPECT_TRUE(p.try_send(bytes(msg)).has_value());
 }
 
 // With the cached head showing room the shared head is not read at all,
@@ -116,14 +117,48 @@ TEST(FastPath, ReserveChecksStayOnTheFastPath)
 	auto p = s.producer();
 	EXPECT_EQ(p.try_reserve(s.info.max_message + 1).error().code(), EMSGSIZE);
 	auto r = p.try_reserve(8);
-	ASSERT_TRUE(r.ok());
+	ASSERT_TRUE(r.has_value());
 	EXPECT_EQ(p.try_reserve(8).error().code(), EBUSY);
 	EXPECT_EQ(p.try_send(bytes("x")).error().code(), EBUSY);
-	ASSERT_TRUE(p.commit(*r).ok());
+	ASSERT_TRUE(p.commit(std::move(*r)).has_value());
 	EXPECT_EQ(s.tail(), 16u);
 	Producer closed;
 	EXPECT_EQ(closed.try_reserve(8).error().code(), EBADF);
 	EXPECT_EQ(closed.try_send(bytes("x")).error().code(), EBADF);
 	Consumer cclosed;
 	EXPECT_EQ(cclosed.try_peek().error().code(), EBADF);
+}
+
+// Closed and moved-from objects fail every fast-path call with EBADF (the
+// fast paths test no "open" flag of their own: a closed object's zero limit,
+// zero geometry and ended peek send them to the slow path).
+TEST(FastPath, ClosedAndMovedFromObjectsTakeTheSlowPath)
+{
+	ShmRing s(4096);
+	s.set_header(0, 8, SHMQ_REC_MSG);
+	s.set_counters(16, 0);
+	auto p = s.producer();
+	auto c = s.consumer();
+	ASSERT_TRUE(c.try_peek().has_value()); // the tail is cached now
+	Producer p2(std::move(p));
+	Consumer c2(std::move(c));
+	std::byte buf[16];
+	EXPECT_EQ(p.try_send(bytes("x")).error().code(), EBADF);
+	EXPECT_EQ(p.send(bytes("x"), Timeout::none()).error().code(), EBADF);
+	EXPECT_EQ(p.reserve(0).error().code(), EBADF);
+	EXPECT_EQ(c.try_peek().error().code(), EBADF);
+	EXPECT_EQ(c.release().error().code(), EBADF);
+	EXPECT_EQ(c.receive(buf, Timeout::none()).error().code(), EBADF);
+	// The moved-to objects carry on, peek included.
+	ASSERT_TRUE(c2.release().has_value());
+	EXPECT_EQ(s.head(), 16u);
+	c2.close();
+	EXPECT_EQ(c2.try_receive(buf).error().code(), EBADF);
+	auto r = p2.try_reserve(0);
+	ASSERT_TRUE(r.has_value());
+	p2.close();
+	EXPECT_EQ(p2.commit(std::move(*r)).error().code(), EBADF);
+	EXPECT_EQ(p2.try_send(bytes("")).error().code(), EBADF);
+	p2.flush(); // nothing to do, and nothing touched
+	EXPECT_EQ(s.tail(), 16u);
 }

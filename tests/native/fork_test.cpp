@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <csignal>
 #include <cstring>
 #include <functional>
@@ -250,7 +251,7 @@ TEST(Fork, ZeroCopyBatchesArriveExactlyOnceInOrder)
 			}
 			fill(r->data().data(), n, seq);
 			const bool last_of_batch = mix(seq) % 8 == 0;
-			if (!(last_of_batch ? p.commit(*r) : p.commit_deferred(*r)))
+			if (!(last_of_batch ? p.commit(std::move(*r)) : p.commit_deferred(std::move(*r))))
 				return kSendFailed;
 		}
 		p.flush();
@@ -326,7 +327,7 @@ TEST(Fork, ConsumerKilledAfterPeekLosesNothing)
 	for (uint64_t seq = 0; seq < kCount; ++seq) {
 		const size_t n = 16 + seq % 40;
 		fill(buf.data(), n, seq);
-		ASSERT_TRUE(p.try_send(std::span(buf).first(n)).ok());
+		ASSERT_TRUE(p.try_send(std::span(buf).first(n)).has_value());
 	}
 	const pid_t victim = spawn([&]() -> int {
 		s.protect_for(SHMQ_ROLE_CONSUMER);
@@ -343,7 +344,7 @@ TEST(Fork, ConsumerKilledAfterPeekLosesNothing)
 	auto c = s.consumer();
 	for (uint64_t seq = 400; seq < kCount; ++seq) {
 		auto n = c.try_receive(buf);
-		ASSERT_TRUE(n.ok()) << seq;
+		ASSERT_TRUE(n.has_value()) << seq;
 		uint64_t got;
 		std::memcpy(&got, buf.data(), 8);
 		ASSERT_EQ(got, seq);
@@ -375,13 +376,13 @@ TEST(Fork, ProducerKilledMidReservationPublishesNothing)
 	auto c = s.consumer();
 	std::vector<std::byte> buf(2048);
 	auto n = c.try_receive(buf);
-	ASSERT_TRUE(n.ok());
+	ASSERT_TRUE(n.has_value());
 	EXPECT_EQ(*n, 3u);
 	EXPECT_EQ(c.try_receive(buf).error().code(), EAGAIN);
 	auto p = s.producer();
-	ASSERT_TRUE(p.try_send(std::as_bytes(std::span("next"))).ok());
+	ASSERT_TRUE(p.try_send(std::as_bytes(std::span("next"))).has_value());
 	n = c.try_receive(buf);
-	ASSERT_TRUE(n.ok());
+	ASSERT_TRUE(n.has_value());
 	EXPECT_EQ(std::string(reinterpret_cast<char *>(buf.data())), "next");
 }
 
@@ -396,4 +397,159 @@ TEST(Fork, ConsumerProtectionsForbidWritingData)
 		return kOk;
 	});
 	EXPECT_EQ(reap(pid), 128 + SIGSEGV);
+}
+
+// ---------------------------------------------------------------------------
+// Objects inherited across fork(): the child must not run a second position
+// on the parent's ring. (The ring here is plain MAP_SHARED memory, which the
+// child does inherit, unlike a real queue's MADV_DONTFORK mappings: so any
+// write the child made through an inherited object would show.)
+
+namespace {
+
+enum ForkExit : int {
+	kChildOk = 0,
+	kSendNotEBADF = 40,
+	kReserveNotEBADF,
+	kCommitNotEBADF,
+	kPeekNotEBADF,
+	kReleaseNotEBADF,
+	kReceiveNotEBADF,
+	kBatchNotEBADF,
+	kResyncNotEBADF,
+	kStillOpen,
+	kNoForkMessage,
+	kReservationStillValid,
+	kCountersMoved,
+};
+
+// EBADF whose message says the object came from the parent.
+template <class R> bool inherited_ebadf(const R &r)
+{
+	return !r && r.error().code() == EBADF && std::strstr(r.error().what(), "before fork()");
+}
+
+} // namespace
+
+TEST(Fork, ChildCallsOnInheritedObjectsFailWithEBADF)
+{
+	ShmRing s(4096);
+	auto p = s.producer();
+	auto c = s.consumer();
+	ASSERT_TRUE(p.try_send(std::as_bytes(std::span("first"))).has_value());
+	ASSERT_TRUE(p.try_send(std::as_bytes(std::span("second"))).has_value());
+	ASSERT_TRUE(c.try_peek().has_value()); // peeked, not released
+	auto r = p.try_reserve(16);	       // outstanding
+	ASSERT_TRUE(r.has_value());
+	const uint64_t tail = s.tail(), head = s.head();
+	const pid_t pid = spawn([&]() -> int {
+		std::byte buf[64];
+		std::array<Message, 4> batch;
+		if (!inherited_ebadf(p.try_send(std::as_bytes(std::span("x")))) ||
+		    !inherited_ebadf(p.send(std::as_bytes(std::span("x")), Timeout::none())))
+			return kSendNotEBADF;
+		if (r->valid())
+			return kReservationStillValid;
+		if (!inherited_ebadf(p.commit(std::move(*r))))
+			return kCommitNotEBADF;
+		if (!inherited_ebadf(p.try_reserve(8)) || !inherited_ebadf(p.reserve(8)))
+			return kReserveNotEBADF;
+		if (!inherited_ebadf(c.try_peek()) || !inherited_ebadf(c.peek(Timeout::none())))
+			return kPeekNotEBADF;
+		if (!inherited_ebadf(c.release()))
+			return kReleaseNotEBADF;
+		if (!inherited_ebadf(c.try_receive(buf)) || !inherited_ebadf(c.receive(buf)))
+			return kReceiveNotEBADF;
+		if (!inherited_ebadf(c.try_peek_many(batch)))
+			return kBatchNotEBADF;
+		if (!inherited_ebadf(c.resync()))
+			return kResyncNotEBADF;
+		if (p.is_open() || c.is_open() || p.fd() != -1 || c.fd() != -1)
+			return kStillOpen;
+		p.flush();
+		p.close();
+		c.close();
+		if (s.tail() != tail || s.head() != head)
+			return kCountersMoved;
+		return kChildOk;
+	});
+	EXPECT_EQ(reap(pid), kChildOk);
+	// The parent's objects are untouched: its reservation and its peek.
+	EXPECT_TRUE(p.is_open() && c.is_open());
+	ASSERT_TRUE(r->valid());
+	std::memcpy(r->data().data(), "third", 6);
+	ASSERT_TRUE(p.commit(std::move(*r), 6).has_value());
+	ASSERT_TRUE(c.release().has_value());
+	std::byte buf[64];
+	EXPECT_EQ(c.try_receive(buf).value(), 7u); // "second"
+	EXPECT_EQ(c.try_receive(buf).value(), 6u); // "third"
+	EXPECT_EQ(s.head(), s.tail());
+}
+
+// The child leaves with exit() after the parent published more: its
+// ~Producer once flushed its stale copy of the deferred commits and moved
+// the shared tail backwards over the parent's messages.
+TEST(Fork, ChildExitNeverMovesTheTailBackwards)
+{
+	ShmRing s(4096);
+	auto c = s.consumer();
+	// Heap-allocated and destroyed by exit() in the child (an atexit
+	// handler), as a global would be.
+	static Producer *p;
+	p = new Producer(s.producer());
+	auto r = p->try_reserve(8);
+	ASSERT_TRUE(r.has_value());
+	std::memcpy(r->data().data(), "deferred", 8);
+	ASSERT_TRUE(p->commit_deferred(std::move(*r)).has_value()); // tail_ 16, published 0
+	int go[2];
+	ASSERT_EQ(pipe(go), 0);
+	fflush(stdout);
+	const pid_t pid = fork();
+	if (pid == 0) {
+		char b;
+		close(go[1]);
+		if (read(go[0], &b, 1) != 1)
+			_exit(2);
+		atexit([] { delete p; });
+		exit(0);
+	}
+	close(go[0]);
+	p->flush(); // 16
+	for (int i = 0; i < 5; ++i)
+		ASSERT_TRUE(p->try_send(std::as_bytes(std::span("after fork"))).has_value());
+	const uint64_t tail = s.tail();
+	EXPECT_EQ(tail, 16u + 5 * 24);
+	ASSERT_EQ(write(go[1], "g", 1), 1);
+	close(go[1]);
+	EXPECT_EQ(reap(pid), 0);
+	EXPECT_EQ(s.tail(), tail) << "the child's exit moved the tail";
+	std::byte buf[64];
+	EXPECT_EQ(c.try_receive(buf).value(), 8u);
+	for (int i = 0; i < 5; ++i)
+		EXPECT_EQ(c.try_receive(buf).value(), 11u) << i;
+	EXPECT_EQ(c.try_receive(buf).error().code(), EAGAIN);
+	delete p;
+	p = nullptr;
+}
+
+// A child may open its own objects, and a grandchild is disarmed again.
+TEST(Fork, ObjectsOpenedInTheChildWork)
+{
+	ShmRing s(4096);
+	auto inherited = s.producer();
+	inherited.close(); // the parent hands the producer role over
+	const pid_t pid = spawn([&]() -> int {
+		auto p = s.producer();
+		if (!p.try_send(std::as_bytes(std::span("from the child"))))
+			return kSendNotEBADF;
+		const pid_t grandchild = fork();
+		if (grandchild == 0)
+			_exit(inherited_ebadf(p.try_send(std::as_bytes(std::span("x")))) ? 0 : 1);
+		return reap(grandchild) == 0 ? kChildOk : kStillOpen;
+	});
+	EXPECT_EQ(reap(pid), kChildOk);
+	auto c = s.consumer();
+	std::byte buf[64];
+	EXPECT_EQ(c.try_receive(buf).value(), 15u);
+	EXPECT_EQ(c.try_receive(buf).error().code(), EAGAIN);
 }

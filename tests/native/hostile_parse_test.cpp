@@ -19,15 +19,15 @@ TEST(ConsumerHostile, ReleaseAfterAPeekThatConsumedAPadKeepsHead)
 	s.set_counters(4096, start);
 	auto c = s.consumer();
 	auto m = c.try_peek();
-	ASSERT_TRUE(m.ok());
+	ASSERT_TRUE(m.has_value());
 	EXPECT_EQ(m->size(), 8u);
 	s.set_header(start, 56, SHMQ_REC_PAD);
 	auto again = c.try_peek();
-	ASSERT_FALSE(again.ok());
+	ASSERT_FALSE(again.has_value());
 	EXPECT_EQ(again.error().code(), EAGAIN);
 	EXPECT_EQ(s.head(), 4096u);
 	auto r = c.release();
-	ASSERT_FALSE(r.ok());
+	ASSERT_FALSE(r.has_value());
 	EXPECT_EQ(r.error().code(), EINVAL);
 	EXPECT_EQ(s.head(), 4096u) << "head moved backwards";
 }
@@ -40,14 +40,14 @@ TEST(ConsumerHostile, ReleaseAfterAFailedPeekIsEINVAL)
 	s.set_header(0, 8, SHMQ_REC_MSG);
 	s.set_counters(16, 0);
 	auto c = s.consumer();
-	ASSERT_TRUE(c.try_peek().ok());
+	ASSERT_TRUE(c.try_peek().has_value());
 	s.set_header(0, 0xffffffff, SHMQ_REC_MSG); // garbage
 	EXPECT_EQ(c.try_peek().error().code(), EBADMSG);
 	EXPECT_EQ(c.release().error().code(), EINVAL);
 	EXPECT_EQ(s.head(), 0u);
 	s.set_header(0, 8, SHMQ_REC_MSG); // repaired: delivered once
-	ASSERT_TRUE(c.try_peek().ok());
-	ASSERT_TRUE(c.release().ok());
+	ASSERT_TRUE(c.try_peek().has_value());
+	ASSERT_TRUE(c.release().has_value());
 	EXPECT_EQ(s.head(), 16u);
 }
 
@@ -65,8 +65,8 @@ TEST(ConsumerHostile, CorruptTailIsReadAgainOnceRepaired)
 	EXPECT_EQ(c.try_peek().error().code(), EBADMSG);
 	s.set_counters(16, 0);
 	auto m = c.try_peek();
-	ASSERT_TRUE(m.ok()) << m.error().message();
+	ASSERT_TRUE(m.has_value()) << m.error().message();
 	EXPECT_EQ(m->size(), 8u);
-	ASSERT_TRUE(c.release().ok());
+	ASSERT_TRUE(c.release().has_value());
 	EXPECT_EQ(s.head(), 16u);
 }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The ring protocol core (lib/ring.hpp) on plain shared memory.
+// The ring protocol core (include/shmq/ring.hpp) on plain shared memory.
 #include <gtest/gtest.h>
 
 #include <cstring>

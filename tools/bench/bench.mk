@@ -100,3 +100,22 @@ bench-guest: $(BENCH_BIN)
 bench-report:
 	@$(BENCH_ENV) bash $(BENCH_TOP)/tests/guest/bench.sh report
 # ==== end of the guest benchmark block =======================================
+
+# ==== instruction counts (tools/bench/instr/) ================================
+#   make bench-instr    instructions per 64 B message of libshmq's zero-copy and
+#                       copying fast paths and of a hand-written SPSC ring,
+#                       natively under callgrind over plain shared memory, in
+#                       one run; prints a table. BENCH_INSTR_ARGS: options of
+#                       shmq-bench-instr (--messages --batch --size --capacity)
+BENCH_INSTR_BIN  := $(BUILD)/tools/shmq-bench-instr
+BENCH_INSTR_ARGS ?=
+
+.PHONY: bench-instr
+bench-instr: $(BENCH_INSTR_BIN)
+	@bash $(BENCH_TOP)/tools/bench/instr/run.sh $(BENCH_INSTR_BIN) $(BENCH_INSTR_ARGS)
+
+$(BENCH_INSTR_BIN): $(BUILD)/tools/bench/instr/instr.o $(BENCH_LIB_A)
+	@mkdir -p $(@D)
+	$(CXX) -o $@ $< $(BENCH_LIB_A)
+
+-include $(BUILD)/tools/bench/instr/instr.d

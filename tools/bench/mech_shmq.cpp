@@ -51,7 +51,7 @@ public:
 		auto r = p_.reserve(n);
 		if (!r)
 			fail_shmq("reserve", r.error());
-		res_ = r.value();
+		res_ = std::move(*r);
 		return res_.data().data();
 	}
 	void commit(size_t n, bool more) override
@@ -65,10 +65,11 @@ public:
 			auto r = p_.reserve(n);
 			if (!r)
 				fail_shmq("reserve", r.error());
-			res_ = r.value();
+			res_ = std::move(*r);
 			std::memcpy(res_.data().data(), buf_.data(), n);
 		}
-		auto r = more ? p_.commit_deferred(res_, n) : p_.commit(res_, n);
+		auto r = more ? p_.commit_deferred(std::move(res_), n)
+			      : p_.commit(std::move(res_), n);
 		if (!r)
 			fail_shmq("commit", r.error());
 	}

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The shmq ring protocol (docs/design.md) on raw pointers, without system
 // calls: usable by Producer/Consumer over the kernel's pages and by tests
-// over plain shared memory.
+// over plain shared memory. Installed because the inline fast paths of
+// <shmq/shmq.hpp> are built on it; namespace shmq::detail is not an API.
 //
 // Everything read from shared memory is untrusted: the other side may write
 // any value at any time. Counters are read once per decision; record headers
@@ -154,6 +155,12 @@ struct Reserved {
 {
 	store_relaxed(header_at(r, pos & r.mask()),
 		      pack_header(static_cast<uint32_t>(len), SHMQ_REC_MSG));
+	return pos + record_size(len);
+}
+// The same with the data offset of @pos (pos & mask) already known.
+[[nodiscard]] inline uint64_t commit_at(const Ring &r, uint64_t off, uint64_t pos, uint64_t len)
+{
+	store_relaxed(header_at(r, off), pack_header(static_cast<uint32_t>(len), SHMQ_REC_MSG));
 	return pos + record_size(len);
 }
 

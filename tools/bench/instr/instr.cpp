@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: MIT
+// shmq-bench-instr: instructions per message of libshmq's fast paths, counted
+// by callgrind (tools/bench/instr/run.sh, `make bench-instr`), next to a
+// hand-written minimal SPSC ring doing the same work in the same run.
+//
+// One thread, plain shared memory laid out like the kernel's pages
+// (tests/native/shm_ring.hpp), no waiting on either side: batches of
+// --batch messages of --size payload bytes are produced, then consumed.
+// Each section is bracketed by CALLGRIND_ZERO_STATS / CALLGRIND_DUMP_STATS_AT
+// so a dump holds exactly that section's instructions; run.sh divides by
+// the message count. Every message carries its sequence number in its first
+// 8 bytes, written by the producer and checked by the consumer, in every
+// section: the loops cannot be optimised away and all do the same work.
+//
+//   zero-copy  Producer::reserve + commit, Consumer::peek + release
+//   copy       Producer::send, Consumer::receive (each with its memcpy)
+//   ring       the ring of tools/bench/mech_ring.cpp (same records, same
+//              cached counters, same fences and waiter checks), without its
+//              waits and virtual calls, and trusting its peer
+//
+// Outside valgrind it runs the same loops and checks (a smoke test).
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <valgrind/callgrind.h>
+
+#include "../../../tests/native/shm_ring.hpp"
+
+namespace {
+
+[[noreturn]] void die(const char *what, const std::string &detail = "")
+{
+	std::fprintf(stderr, "shmq-bench-instr: %s%s%s\n", what, detail.empty() ? "" : ": ",
+		     detail.c_str());
+	std::exit(1);
+}
+
+uint64_t seq_of(const std::byte *p)
+{
+	uint64_t s;
+	std::memcpy(&s, p, sizeof s);
+	return s;
+}
+
+// ---------------------------------------------------------------------------
+// The hand-written ring: tools/bench/mech_ring.cpp's RingTx/RingRx with the
+// futex waits taken out (this benchmark never waits) and no virtual calls.
+
+constexpr uint32_t kRecMsg = 0x4d534731, kRecPad = 0x50414431;
+
+struct alignas(64) Control {
+	alignas(64) std::atomic<uint64_t> tail;
+	alignas(64) std::atomic<uint64_t> head;
+	alignas(64) std::atomic<uint32_t> read_waiting;
+	alignas(64) std::atomic<uint32_t> write_waiting;
+	std::atomic<uint64_t> write_need;
+};
+
+struct HandRing {
+	Control *c;
+	std::byte *data;
+	uint64_t cap;
+	uint64_t mask() const { return cap - 1; }
+	uint64_t *hdr(uint64_t off) const { return reinterpret_cast<uint64_t *>(data + off); }
+};
+
+inline uint64_t rec_size(uint64_t n) { return (8 + n + 7) & ~uint64_t{7}; }
+inline uint64_t pack(uint32_t len, uint32_t type) { return uint64_t{type} << 32 | len; }
+
+class HandTx {
+public:
+	explicit HandTx(const HandRing &r) : r_(r) {}
+	std::byte *begin(size_t n)
+	{
+		const uint64_t rec = rec_size(n);
+		const uint64_t off = tail_ & r_.mask();
+		const uint64_t pad = rec > r_.cap - off ? r_.cap - off : 0;
+		const uint64_t need = pad + rec;
+		if (r_.cap - (tail_ - cached_head_) < need) [[unlikely]] {
+			cached_head_ = r_.c->head.load(std::memory_order_acquire);
+			if (r_.cap - (tail_ - cached_head_) < need)
+				die("hand ring: full (the benchmark never waits)");
+		}
+		if (pad)
+			std::atomic_ref<uint64_t>(*r_.hdr(off))
+				.store(pack(static_cast<uint32_t>(pad - 8), kRecPad),
+				       std::memory_order_relaxed);
+		pos_ = tail_ + pad;
+		return r_.data + (pos_ & r_.mask()) + 8;
+	}
+	void commit(size_t n)
+	{
+		std::atomic_ref<uint64_t>(*r_.hdr(pos_ & r_.mask()))
+			.store(pack(static_cast<uint32_t>(n), kRecMsg), std::memory_order_relaxed);
+		const uint64_t old = tail_;
+		tail_ = pos_ + rec_size(n);
+		r_.c->tail.store(tail_, std::memory_order_release);
+		std::atomic_thread_fence(std::memory_order_seq_cst);
+		if (r_.c->read_waiting.load(std::memory_order_acquire) &&
+		    r_.c->head.load(std::memory_order_acquire) == old) [[unlikely]]
+			die("hand ring: a reader waits?");
+	}
+
+private:
+	HandRing r_;
+	uint64_t tail_ = 0, cached_head_ = 0, pos_ = 0;
+};
+
+class HandRx {
+public:
+	explicit HandRx(const HandRing &r) : r_(r) {}
+	std::span<const std::byte> receive()
+	{
+		for (;;) {
+			if (cached_tail_ == head_) {
+				cached_tail_ = r_.c->tail.load(std::memory_order_acquire);
+				if (cached_tail_ == head_) [[unlikely]]
+					die("hand ring: empty (the benchmark never waits)");
+			}
+			const uint64_t avail = cached_tail_ - head_;
+			const uint64_t off = head_ & r_.mask();
+			const uint64_t word =
+				std::atomic_ref<uint64_t>(*r_.hdr(off)).load(std::memory_order_relaxed);
+			if (static_cast<uint32_t>(word >> 32) == kRecPad) {
+				release_to(head_ + (r_.cap - off));
+				continue;
+			}
+			const uint32_t len = static_cast<uint32_t>(word);
+			if (rec_size(len) > avail) [[unlikely]]
+				die("hand ring: corrupt record");
+			end_ = head_ + rec_size(len);
+			return {r_.data + off + 8, len};
+		}
+	}
+	void release() { release_to(end_); }
+
+private:
+	void release_to(uint64_t new_head)
+	{
+		const uint64_t old = head_;
+		r_.c->head.store(new_head, std::memory_order_release);
+		head_ = new_head;
+		std::atomic_thread_fence(std::memory_order_seq_cst);
+		if (!r_.c->write_waiting.load(std::memory_order_acquire))
+			return;
+		const uint64_t need = r_.c->write_need.load(std::memory_order_relaxed);
+		const uint64_t tail = r_.c->tail.load(std::memory_order_acquire);
+		if (r_.cap - (tail - old) < need && r_.cap - (tail - new_head) >= need)
+			die("hand ring: a writer waits?");
+	}
+	HandRing r_;
+	uint64_t head_ = 0, cached_tail_ = 0, end_ = 0;
+};
+
+// ---------------------------------------------------------------------------
+
+struct Config {
+	uint64_t messages = 320000;
+	uint64_t batch = 500;
+	size_t size = 64;
+	uint64_t capacity = 65536;
+};
+
+// One section: a warm-up batch outside the counted region, then @messages
+// in batches, between CALLGRIND_ZERO_STATS and CALLGRIND_DUMP_STATS_AT(name).
+template <class Produce, class Consume>
+void section(const char *name, const Config &cfg, Produce produce, Consume consume)
+{
+	uint64_t seq = 0, want = 0;
+	const auto run = [&](uint64_t n) {
+		for (uint64_t done = 0; done < n; done += cfg.batch) {
+			for (uint64_t i = 0; i < cfg.batch; ++i)
+				produce(seq++);
+			for (uint64_t i = 0; i < cfg.batch; ++i)
+				consume(want++);
+		}
+	};
+	run(cfg.batch);
+	CALLGRIND_ZERO_STATS;
+	run(cfg.messages);
+	CALLGRIND_DUMP_STATS_AT(name);
+	std::printf("%s: %llu messages of %zu bytes checked\n", name,
+		    static_cast<unsigned long long>(cfg.messages), cfg.size);
+}
+
+void zero_copy(const Config &cfg)
+{
+	shmq::test::ShmRing s(cfg.capacity);
+	auto p = s.producer();
+	auto c = s.consumer();
+	section(
+		"zero-copy", cfg,
+		[&](uint64_t seq) {
+			auto r = p.reserve(cfg.size);
+			if (!r) [[unlikely]]
+				die("reserve", r.error().message());
+			std::memcpy(r->data().data(), &seq, sizeof seq);
+			if (auto e = p.commit(std::move(*r)); !e) [[unlikely]]
+				die("commit", e.error().message());
+		},
+		[&](uint64_t want) {
+			auto m = c.peek();
+			if (!m) [[unlikely]]
+				die("peek", m.error().message());
+			if (m->size() != cfg.size || seq_of(m->data().data()) != want) [[unlikely]]
+				die("zero-copy: wrong message");
+			if (auto e = c.release(); !e) [[unlikely]]
+				die("release", e.error().message());
+		});
+}
+
+void copy(const Config &cfg)
+{
+	shmq::test::ShmRing s(cfg.capacity);
+	auto p = s.producer();
+	auto c = s.consumer();
+	std::vector<std::byte> in(cfg.size), out(cfg.size);
+	section(
+		"copy", cfg,
+		[&](uint64_t seq) {
+			std::memcpy(in.data(), &seq, sizeof seq);
+			if (auto e = p.send(in); !e) [[unlikely]]
+				die("send", e.error().message());
+		},
+		[&](uint64_t want) {
+			auto n = c.receive(out);
+			if (!n) [[unlikely]]
+				die("receive", n.error().message());
+			if (*n != cfg.size || seq_of(out.data()) != want) [[unlikely]]
+				die("copy: wrong message");
+		});
+}
+
+void hand_ring(const Config &cfg)
+{
+	void *mem = std::aligned_alloc(4096, 4096 + cfg.capacity);
+	if (!mem)
+		die("out of memory");
+	std::memset(mem, 0, 4096 + cfg.capacity);
+	HandRing r{new (mem) Control{}, static_cast<std::byte *>(mem) + 4096, cfg.capacity};
+	HandTx tx(r);
+	HandRx rx(r);
+	section(
+		"ring", cfg,
+		[&](uint64_t seq) {
+			std::byte *b = tx.begin(cfg.size);
+			std::memcpy(b, &seq, sizeof seq);
+			tx.commit(cfg.size);
+		},
+		[&](uint64_t want) {
+			const auto m = rx.receive();
+			if (m.size() != cfg.size || seq_of(m.data()) != want) [[unlikely]]
+				die("ring: wrong message");
+			rx.release();
+		});
+	std::free(mem);
+}
+
+uint64_t number(const char *opt, const char *v)
+{
+	char *end = nullptr;
+	errno = 0;
+	const unsigned long long n = std::strtoull(v, &end, 10);
+	if (errno || !end || *end || n == 0)
+		die("not a positive number", std::string(opt) + " " + v);
+	return n;
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+	Config cfg;
+	for (int i = 1; i < argc; ++i) {
+		const std::string a = argv[i];
+		if (i + 1 >= argc)
+			die("usage: shmq-bench-instr [--messages N] [--batch N] [--size BYTES] "
+			    "[--capacity BYTES]");
+		const char *v = argv[++i];
+		if (a == "--messages")
+			cfg.messages = number(argv[i - 1], v);
+		else if (a == "--batch")
+			cfg.batch = number(argv[i - 1], v);
+		else if (a == "--size")
+			cfg.size = number(argv[i - 1], v);
+		else if (a == "--capacity")
+			cfg.capacity = number(argv[i - 1], v);
+		else
+			die("unknown option", a);
+	}
+	const uint64_t rec = (cfg.size + 8 + 7) & ~uint64_t{7};
+	// A batch plus the PAD at the wrap must fit: the benchmark never waits.
+	if (cfg.size < 8 || cfg.size > cfg.capacity / 4 - 8 || cfg.messages % cfg.batch ||
+	    (cfg.batch + 1) * rec > cfg.capacity)
+		die("need 8 <= size <= capacity/4 - 8, messages a multiple of batch, and a batch "
+		    "(plus one record) within the capacity");
+	zero_copy(cfg);
+	copy(cfg);
+	hand_ring(cfg);
+	return 0;
+}
