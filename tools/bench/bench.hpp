@@ -101,6 +101,10 @@ public:
 	virtual std::unique_ptr<Rx> open_rx() = 0; // in the receiving child
 	size_t buffer = 0; // effective buffer bytes (0: unknown)
 	std::string note;  // e.g. limits that were adjusted
+	// After a successful run of @messages, in the parent, before the
+	// channel goes: what the mechanism itself counted (shmq: wake system
+	// calls), appended to the row's note; empty for nothing.
+	virtual std::string summary(uint64_t messages) { (void)messages; return {}; }
 };
 
 enum class Workload { PingPong, Stream, Batch };

@@ -620,6 +620,7 @@ Row run_cell(Mechanism &m, Workload w, size_t size, const Options &o, unsigned c
 		why = reap(pid, sh, o.timeout, w == Workload::PingPong ? pp_names : stream_names);
 	else if (pid[0] > 0)
 		::waitpid(pid[0], nullptr, 0);
+	const std::string counted = why.empty() ? ch[0]->summary(sh->messages) : std::string();
 	ch[0].reset();
 	ch[1].reset();
 
@@ -628,6 +629,8 @@ Row run_cell(Mechanism &m, Workload w, size_t size, const Options &o, unsigned c
 		row.note = why;
 	} else {
 		row.status = "ok";
+		if (!counted.empty())
+			row.note += (row.note.empty() ? "" : "; ") + counted;
 		row.messages = sh->messages;
 		row.bytes = sh->messages * size;
 		row.seconds = double(sh->t_end - sh->t_start) / 1e9;

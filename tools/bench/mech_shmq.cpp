@@ -13,10 +13,19 @@
 //                   and flush once per batch
 //   shmq-copy-spin  shmq-copy with OpenOptions::spin (busy-poll, then sleep)
 //   shmq-zc-spin    shmq-zc with OpenOptions::spin
+//   shmq-epoll      shmq-copy, but the consumer waits in edge-triggered
+//                   epoll_wait on its fd and takes messages with
+//                   try_receive until EAGAIN, as an event loop would
+//
+// Every shmq row notes the SHMQ_IOC_WAKE calls the run made (both sides,
+// warm-up included: the queue's sysfs counter) per timed message: the
+// figure that wake suppression (docs/design.md, "Pollers") keeps down.
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include <shmq/shmq.hpp>
@@ -83,9 +92,37 @@ private:
 
 class ShmqRx final : public Rx {
 public:
-	ShmqRx(shmq::Consumer c, bool zc, size_t n) : c_(std::move(c)), zc_(zc), buf_(zc ? 0 : n) {}
+	ShmqRx(shmq::Consumer c, bool zc, size_t n, bool epoll)
+		: c_(std::move(c)), zc_(zc), buf_(zc ? 0 : n)
+	{
+		if (!epoll)
+			return;
+		ep_ = ::epoll_create1(EPOLL_CLOEXEC);
+		struct epoll_event ev = {};
+		ev.events = EPOLLIN | EPOLLET;
+		if (ep_ < 0 || ::epoll_ctl(ep_, EPOLL_CTL_ADD, c_.fd(), &ev) != 0)
+			throw Failure(std::string("epoll: ") + std::strerror(errno));
+	}
+	~ShmqRx() override
+	{
+		if (ep_ >= 0)
+			::close(ep_);
+	}
 	std::span<const std::byte> receive() override
 	{
+		if (ep_ >= 0) {
+			for (;;) {
+				auto r = c_.try_receive({buf_.data(), buf_.size()});
+				if (r)
+					return {buf_.data(), *r};
+				if (r.error().code() != EAGAIN)
+					fail_shmq("try_receive", r.error());
+				// EAGAIN armed the fd: the next message wakes us.
+				struct epoll_event ev;
+				if (::epoll_wait(ep_, &ev, 1, -1) < 0 && errno != EINTR)
+					throw Failure(std::string("epoll_wait: ") + std::strerror(errno));
+			}
+		}
 		if (!zc_) {
 			auto r = c_.receive({buf_.data(), buf_.size()});
 			if (!r)
@@ -108,11 +145,13 @@ private:
 	shmq::Consumer c_;
 	bool zc_;
 	Buffer buf_;
+	int ep_ = -1;
 };
 
 class ShmqChannel final : public Channel {
 public:
-	ShmqChannel(const ChannelConfig &cfg, bool zc, bool spin) : cfg_(cfg), zc_(zc), spin_(spin)
+	ShmqChannel(const ChannelConfig &cfg, bool zc, bool spin, bool epoll)
+		: cfg_(cfg), zc_(zc), spin_(spin), epoll_(epoll)
 	{
 		name_ = "shmq-bench-" + cfg.tag;
 		if (auto r = shmq::create_queue(name_, cfg.capacity, kControl); !r) {
@@ -142,20 +181,34 @@ public:
 		auto c = shmq::Consumer::open(name_, options(cfg_, spin_));
 		if (!c)
 			fail_shmq("Consumer::open " + name_, c.error());
-		return std::make_unique<ShmqRx>(std::move(c.value()), zc_, cfg_.msg_size);
+		return std::make_unique<ShmqRx>(std::move(c.value()), zc_, cfg_.msg_size, epoll_);
+	}
+	std::string summary(uint64_t messages) override
+	{
+		FILE *f = std::fopen(("/sys/class/shmq/" + name_ + "/wakes").c_str(), "r");
+		unsigned long long wakes = 0;
+		const bool ok = f && std::fscanf(f, "%llu", &wakes) == 1;
+		if (f)
+			std::fclose(f);
+		if (!ok || !messages)
+			return {};
+		char buf[96];
+		std::snprintf(buf, sizeof buf, "%.3f wakes/msg (%llu)", double(wakes) / double(messages),
+			      wakes);
+		return buf;
 	}
 
 private:
 	ChannelConfig cfg_;
-	bool zc_, spin_;
+	bool zc_, spin_, epoll_;
 	std::string name_;
 	bool created_ = false;
 };
 
 class ShmqMechanism final : public Mechanism {
 public:
-	ShmqMechanism(const char *n, const char *d, bool zc, bool spin)
-		: name_(n), desc_(d), zc_(zc), spin_(spin)
+	ShmqMechanism(const char *n, const char *d, bool zc, bool spin, bool epoll = false)
+		: name_(n), desc_(d), zc_(zc), spin_(spin), epoll_(epoll)
 	{
 	}
 	const char *name() const override { return name_; }
@@ -174,17 +227,21 @@ public:
 		// The kernel caps a record at capacity/4.
 		if (cfg.msg_size + 8 > cfg.capacity / 4)
 			throw Skip("message larger than max_message (capacity/4 - 8)");
-		return std::make_unique<ShmqChannel>(cfg, zc_, spin_);
+		return std::make_unique<ShmqChannel>(cfg, zc_, spin_, epoll_);
 	}
 
 private:
 	const char *name_, *desc_;
-	bool zc_, spin_;
+	bool zc_, spin_, epoll_;
 };
 
 const Registration reg_copy(10, "shmq-copy", [] {
 	return std::unique_ptr<Mechanism>(new ShmqMechanism(
 		"shmq-copy", "shmq send/receive (copying), blocking", false, false));
+});
+const Registration reg_epoll(15, "shmq-epoll", [] {
+	return std::unique_ptr<Mechanism>(new ShmqMechanism(
+		"shmq-epoll", "shmq send / try_receive + edge-triggered epoll_wait", false, false, true));
 });
 const Registration reg_zc(20, "shmq-zc", [] {
 	return std::unique_ptr<Mechanism>(new ShmqMechanism(
