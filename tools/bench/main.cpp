@@ -498,6 +498,13 @@ std::string reap(pid_t pid[2], Shared *sh, double timeout_s, const char *const n
 			alive[i] = false;
 			if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 				continue;
+			// A child that failed because its peer went away (EPIPE:
+			// "... has gone") failed only in consequence of the other's
+			// failure: report the other's reason when there is one, so
+			// that the cause does not depend on which exit is reaped first.
+			const bool consequence = sh->err[i][0] && std::strstr(sh->err[i], " has gone");
+			if (consequence && sh->err[1 - i][0] && !std::strstr(sh->err[1 - i], " has gone"))
+				why = std::string(names[1 - i]) + ": " + sh->err[1 - i];
 			if (why.empty()) {
 				const char *who = names[i];
 				if (sh->err[i][0])
