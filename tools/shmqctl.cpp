@@ -751,8 +751,16 @@ std::string present(const std::string &name, const AttrSpec &a, const std::strin
 		return s;
 	}
 	case Kind::Pid: {
-		if (!*v)
+		if (!*v) {
+			// producer_pid -> producers: attached although the pid is 0
+			// means the opener exited and a process that inherited its
+			// file or mapping holds the attachment (docs/abi.md).
+			const std::string side = std::string(a.name).substr(0, std::string(a.name).find('_'));
+			if (sys_num(name, (side + "s").c_str()).value_or(0) != 0)
+				return "0 (the process that attached has exited; one that inherited "
+				       "its file or mapping keeps the attachment)";
 			return "0 (none attached)";
+		}
 		const std::string c = comm_of(*v);
 		return raw + (c.empty() ? "" : " (" + c + ")");
 	}

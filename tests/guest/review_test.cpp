@@ -934,6 +934,26 @@ TEST(Sysfs14, PidOfAnOpenerThatExitedIsNotShown)
 	opener.kill_and_reap(SIGKILL);
 	EXPECT_EQ(1u, sysfs_u64(q.name(), "producers")) << "the holder keeps the attachment";
 	EXPECT_EQ(0u, sysfs_u64(q.name(), "producer_pid")) << "the dead opener is still shown";
+	// shmqctl stat says what that means.
+	if (path_exists("/bin/shmqctl")) {
+		Pipe out;
+		Child st = Child::spawn([&]() -> int {
+			dup2(out.wfd(), 1);
+			execl("/bin/shmqctl", "shmqctl", "stat", "--", q.name().c_str(), (char *)nullptr);
+			return 127;
+		});
+		ASSERT_TRUE(st.wait_exit(20000));
+		EXPECT_TRUE(st.exited_with(0)) << st.describe();
+		std::string text;
+		char buf[4096];
+		while (out.readable(0)) {
+			ssize_t n = ::read(out.rfd(), buf, sizeof buf);
+			if (n <= 0)
+				break;
+			text.append(buf, size_t(n));
+		}
+		EXPECT_NE(std::string::npos, text.find("has exited")) << text;
+	}
 	::kill(pid_t(holder), SIGKILL);
 	EXPECT_TRUE(eventually(5000, [&] { return sysfs_u64(q.name(), "producers") == 0; }));
 }
