@@ -3,11 +3,14 @@
 # (+ the libshmq.so.$(major) and libshmq.so symlinks, as installed).
 # Included by the top-level Makefile, which defines BUILD and CXX.
 # The version is the top-level VERSION file; the soname's number is its
-# major: bump the major when the C++ ABI breaks.
+# major (MAJOR.MINOR before 1.0): bump the major when the C++ ABI breaks.
 
 LIBSHMQ_TOP      := $(patsubst %/lib/lib.mk,%,$(abspath $(lastword $(MAKEFILE_LIST))))
 SHMQ_VERSION     ?= $(shell cat $(LIBSHMQ_TOP)/VERSION)
-LIBSHMQ_SOVERSION := $(firstword $(subst ., ,$(SHMQ_VERSION)))
+# Before 1.0 every minor release may break the ABI (0.4.0 did: inline fast
+# paths, expected<>), so the soname's number is then MAJOR.MINOR.
+LIBSHMQ_VPARTS   := $(subst ., ,$(SHMQ_VERSION))
+LIBSHMQ_SOVERSION := $(if $(filter 0,$(word 1,$(LIBSHMQ_VPARTS))),0.$(word 2,$(LIBSHMQ_VPARTS)),$(word 1,$(LIBSHMQ_VPARTS)))
 LIBSHMQ_SONAME   := libshmq.so.$(LIBSHMQ_SOVERSION)
 # Hidden by default: only what <shmq/export.hpp>'s SHMQ_API marks, and the C
 # API, is exported, and lib/libshmq.map keeps everything else (instantiated
