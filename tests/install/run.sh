@@ -15,7 +15,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 BUILD=${BUILD:-$root/build}
 VERSION=$(cat "$root/VERSION")
+# The soname's number, as lib/lib.mk makes it: MAJOR, or MAJOR.MINOR
+# before 1.0 (each 0.x release may break the ABI).
 MAJOR=${VERSION%%.*}
+if [ "$MAJOR" = 0 ]; then
+	SOV=$(echo "$VERSION" | cut -d. -f1-2)
+else
+	SOV=$MAJOR
+fi
 KDIR=${KDIR:-$(ls -d /usr/src/linux-headers-6.1.*-amd64 2>/dev/null | sort -V | tail -n 1)}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/shmq-install-test.XXXXXX")
 [ "${KEEP:-}" = 1 ] || trap 'rm -rf "$tmp"' EXIT
@@ -86,10 +93,10 @@ test_make_install() {
 
 test_soname() {
 	local l=$dest/usr/lib
-	[ "$(readlink "$l/libshmq.so.$MAJOR")" = "libshmq.so.$VERSION" ] || fail "libshmq.so.$MAJOR link"
-	[ "$(readlink "$l/libshmq.so")" = "libshmq.so.$MAJOR" ] || fail "libshmq.so link"
-	readelf -d "$l/libshmq.so.$VERSION" | grep -F "Library soname: [libshmq.so.$MAJOR]" ||
-		fail "soname of libshmq.so.$VERSION is not libshmq.so.$MAJOR"
+	[ "$(readlink "$l/libshmq.so.$SOV")" = "libshmq.so.$VERSION" ] || fail "libshmq.so.$SOV link"
+	[ "$(readlink "$l/libshmq.so")" = "libshmq.so.$SOV" ] || fail "libshmq.so link"
+	readelf -d "$l/libshmq.so.$VERSION" | grep -F "Library soname: [libshmq.so.$SOV]" ||
+		fail "soname of libshmq.so.$VERSION is not libshmq.so.$SOV"
 	nm -D --defined-only "$l/libshmq.so.$VERSION" | grep -q ' _ZN4shmq7versionEv@@SHMQ_0$' ||
 		fail "libshmq.so does not export shmq::version() (version node SHMQ_0)"
 }
@@ -127,9 +134,9 @@ pc_env=(PKG_CONFIG_LIBDIR="$dest/usr/lib/pkgconfig" PKG_CONFIG_PATH= PKG_CONFIG_
 run_outside() {
 	local bin=$1 shared=$2
 	if [ "$shared" = 1 ]; then
-		readelf -d "$bin" | grep -F "Shared library: [libshmq.so.$MAJOR]" || fail "$bin: no NEEDED libshmq.so.$MAJOR"
-		LD_LIBRARY_PATH=$dest/usr/lib ldd "$bin" | grep -F "$dest/usr/lib/libshmq.so.$MAJOR" ||
-			fail "$bin: libshmq.so.$MAJOR does not resolve into DESTDIR"
+		readelf -d "$bin" | grep -F "Shared library: [libshmq.so.$SOV]" || fail "$bin: no NEEDED libshmq.so.$SOV"
+		LD_LIBRARY_PATH=$dest/usr/lib ldd "$bin" | grep -F "$dest/usr/lib/libshmq.so.$SOV" ||
+			fail "$bin: libshmq.so.$SOV does not resolve into DESTDIR"
 		LD_LIBRARY_PATH=$dest/usr/lib "$bin" "$VERSION" || fail "$bin failed"
 	else
 		if readelf -d "$bin" | grep -F libshmq; then fail "$bin: links libshmq dynamically"; fi
@@ -157,13 +164,18 @@ test_cmake() {
 	cmake --build "$tmp/cm" -j2 || return 1
 	run_outside "$tmp/cm/app-cmake-shared" 1 || return 1
 	run_outside "$tmp/cm/app-cmake-static" 0 || return 1
-	# the version file refuses the next major
-	if cmake -S "$here" -B "$tmp/cm2" -DCMAKE_PREFIX_PATH="$dest/usr" \
-		-DSHMQ_WANT="$((MAJOR + 1)).0" >"$tmp/cm2.log" 2>&1; then
-		fail "find_package(shmq $((MAJOR + 1)).0) accepted $VERSION"
-	fi
-	grep -q "not compatible\|considered but not accepted\|version: $VERSION" "$tmp/cm2.log" ||
-		{ cat "$tmp/cm2.log"; fail "no version mismatch message"; }
+	# the version file refuses the next major, and before 1.0 an older
+	# minor release (another ABI)
+	local want
+	for want in "$((MAJOR + 1)).0" $([ "$MAJOR" = 0 ] && echo "0.$(( $(echo "$VERSION" | cut -d. -f2) - 1 ))"); do
+		rm -rf "$tmp/cm2"
+		if cmake -S "$here" -B "$tmp/cm2" -DCMAKE_PREFIX_PATH="$dest/usr" \
+			-DSHMQ_WANT="$want" >"$tmp/cm2.log" 2>&1; then
+			fail "find_package(shmq $want) accepted $VERSION"
+		fi
+		grep -q "not compatible\|considered but not accepted\|version: $VERSION" "$tmp/cm2.log" ||
+			{ cat "$tmp/cm2.log"; fail "no version mismatch message"; }
+	done
 }
 
 test_uninstall() {
@@ -202,7 +214,7 @@ done
 had_group=\$(getent group shmq || true)
 make --no-print-directory -C "$root" BUILD="$BUILD" install KVER="$kver" KDIR="$KDIR"
 getent group shmq || { echo "FAIL: no group shmq after install"; exit 1; }
-ldconfig -p | grep -F "libshmq.so.$MAJOR " | grep -qF /usr/local/lib/ || { echo "FAIL: libshmq.so.$MAJOR not in the ld.so cache"; exit 1; }
+ldconfig -p | grep -F "libshmq.so.$SOV " | grep -qF /usr/local/lib/ || { echo "FAIL: libshmq.so.$SOV not in the ld.so cache"; exit 1; }
 [ "\$(pkg-config --modversion shmq)" = "$VERSION" ] || { echo "FAIL: pkg-config without any path finds no shmq $VERSION"; exit 1; }
 if [ -d "/lib/modules/$kver/kernel" ]; then
 	[ "\$(modinfo -k "$kver" -n shmq)" = "/lib/modules/$kver/extra/shmq.ko" ] || { echo "FAIL: modinfo -k $kver shmq: not the installed module (depmod?)"; exit 1; }
