@@ -587,6 +587,17 @@ int crash_producer(const std::string &name, CrashLog *log, int inc, int point, u
 		me.committed = seq; // first committed, then ctail (see resolve)
 		me.ctail = load_u64(tail);
 	};
+	// A try_reserve that finds the ring full publishes the deferred commits
+	// before it looks again, and may then find room after all and succeed:
+	// messages before @upto are published then, the ones deferred after
+	// this reservation are not. Seen by the tail having moved.
+	auto note_try_published = [&](uint64_t upto) {
+		const uint64_t t = load_u64(tail);
+		if (t != me.ctail) {
+			me.committed = upto; // first committed, then ctail (see resolve)
+			me.ctail = t;
+		}
+	};
 	for (;;) {
 		if (seq >= stop) {
 			switch (point) {
@@ -614,6 +625,7 @@ int crash_producer(const std::string &name, CrashLog *log, int inc, int point, u
 					auto r = p->try_reserve(n);
 					if (!r)
 						break;
+					note_try_published(s);
 					make_msg(reinterpret_cast<uint8_t *>(r->data().data()), n, s, inc);
 					if (!p->commit_deferred(std::move(*r)).has_value())
 						break;
@@ -670,6 +682,8 @@ int crash_producer(const std::string &name, CrashLog *log, int inc, int point, u
 				if (k)	// a full ring publishes the k deferred commits
 					me.publishing = seq + k;
 				auto r = p->try_reserve(n);
+				if (r && k)
+					note_try_published(seq + k);
 				if (!r) {
 					if (r.error().code() != EAGAIN) {
 						crash_fail(log, strprintf("producer %d: try_reserve: %s", inc,
