@@ -13,7 +13,16 @@ syms=$(nm -D --defined-only "$so" | awk '{ print $NF }' | sed 's/@.*//' | c++fil
 [ -n "$syms" ] || { echo "check-exports: $so exports nothing" >&2; exit 1; }
 bad=$(printf '%s\n' "$syms" | grep -Ev '^(shmq::|shmq_mq_[a-z_]+$|SHMQ_[0-9_.]+$)' || true)
 detail=$(printf '%s\n' "$syms" | grep -E '(^|[^A-Za-z_])shmq::detail::' || true)
+# Weak (W/V) or unique (u) definitions are inline functions or template
+# instantiations that leaked: a program would bind them to our copy, built
+# for our object layout, instead of its own.
+weak=$(nm -D --defined-only "$so" | awk '$2 ~ /^[WVu]$/ { print $NF }' | sed 's/@.*//' | c++filt || true)
 rc=0
+if [ -n "$weak" ]; then
+	echo "check-exports: $so exports weak (inline) definitions:" >&2
+	printf '%s\n' "$weak" | sed 's/^/  /' >&2
+	rc=1
+fi
 if [ -n "$detail" ]; then
 	echo "check-exports: $so exports internals of shmq::detail:" >&2
 	printf '%s\n' "$detail" | sed 's/^/  /' >&2

@@ -206,8 +206,9 @@ void atfork_child()
 		h->ring = Ring();
 		Access::disarm_after_fork(*h);
 	}
-	// The prepare handler's lock belongs to the parent's thread: start over.
-	pthread_mutex_init(&g_registry.mu, nullptr);
+	// The prepare handler's lock was taken by the thread that forked, which
+	// is this child's only thread: release it.
+	pthread_mutex_unlock(&g_registry.mu);
 }
 
 void install_atfork() { (void)pthread_atfork(atfork_prepare, atfork_parent, atfork_child); }
@@ -227,6 +228,10 @@ QueueHandle::QueueHandle()
 
 QueueHandle::~QueueHandle()
 {
+	// Unmap and close under the lock too: a fork between leaving the
+	// registry and closing would hand the child an fd (and with it the
+	// attachment) that its handler never sees. In a forked child the
+	// mappings are forgotten and the fd is -1.
 	pthread_mutex_lock(&g_registry.mu);
 	if (reg_prev)
 		reg_prev->reg_next = reg_next;
@@ -234,15 +239,23 @@ QueueHandle::~QueueHandle()
 		g_registry.first = reg_next;
 	if (reg_next)
 		reg_next->reg_prev = reg_prev;
-	pthread_mutex_unlock(&g_registry.mu);
-	// In a forked child the mappings are forgotten and the fd is -1.
 	status.reset();
 	producer.reset();
 	consumer.reset();
 	data.reset();
 	if (fd >= 0)
 		::close(fd);
+	fd = -1;
+	pthread_mutex_unlock(&g_registry.mu);
 }
+
+ForkLock::ForkLock() noexcept
+{
+	pthread_once(&g_atfork_once, install_atfork);
+	pthread_mutex_lock(&g_registry.mu);
+}
+
+ForkLock::~ForkLock() { pthread_mutex_unlock(&g_registry.mu); }
 
 void Access::disarm_after_fork(QueueHandle &h) noexcept
 {
@@ -273,6 +286,14 @@ void Access::set_owner(QueueHandle *h, Producer *p, Consumer *c) noexcept
 	h->owner_producer = p;
 	h->owner_consumer = c;
 	pthread_mutex_unlock(&g_registry.mu);
+}
+
+void Access::set_owner_locked(QueueHandle *h, Producer *p, Consumer *c) noexcept
+{
+	if (!h)
+		return;
+	h->owner_producer = p;
+	h->owner_consumer = c;
 }
 
 void QueueHandle::wake()
@@ -439,7 +460,7 @@ bool layout_ok(const struct shmq_layout &l, int role)
 	return l.role == static_cast<uint32_t>(role) && l.record_header_size == kRecordHeader &&
 	       l.record_align == kRecordAlign && l.capacity >= SHMQ_MIN_CAPACITY &&
 	       (l.capacity & (l.capacity - 1)) == 0 && l.capacity <= (uint64_t{1} << 62) &&
-	       l.max_message <= l.capacity / 2 - kRecordHeader && region_ok(l.status) &&
+	       l.max_message <= l.capacity / 4 - kRecordHeader && region_ok(l.status) &&
 	       region_ok(l.producer) && region_ok(l.consumer) && region_ok(l.data) &&
 	       l.data.size >= l.capacity && field_ok(l.tail_off, 8, l.producer) &&
 	       field_ok(l.write_armed_off, 4, l.producer) && field_ok(l.head_off, 8, l.consumer) &&
@@ -526,10 +547,17 @@ Result<std::unique_ptr<QueueHandle>> open_queue(std::string_view name, const Ope
 	std::string path = opt.dev_dir;
 	path += '/';
 	path += name;
+	// Allocated first: nothing below may fail while a queue fd is not yet
+	// owned by a handle (it would keep the role attached).
+	auto h = std::make_unique<QueueHandle>();
+	// From the open to the last MADV_DONTFORK and the ring fd's close, no
+	// fork may copy the process: the child would inherit an fd or a mapping
+	// its handler does not know, and with it the attachment. (Declared after
+	// h, so released before h's destructor takes the same lock.)
+	const ForkLock no_fork;
 	const int fd = ::open(path.c_str(), (prod ? O_WRONLY : O_RDONLY) | O_CLOEXEC);
 	if (fd < 0)
 		return open_error(errno, role, opt.dev_dir);
-	auto h = std::make_unique<QueueHandle>();
 	h->fd = fd;
 	h->spin = opt.spin;
 	h->ignore_hangup = opt.ignore_hangup;

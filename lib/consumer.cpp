@@ -76,32 +76,35 @@ Result<Consumer> Consumer::open(std::string_view name, const OpenOptions &opt)
 	return detail::Access::make_consumer(std::move(*h), info);
 }
 
+// Under the ForkLock, for the reason given at Producer's move.
 Consumer::Consumer(Consumer &&o) noexcept
-	: ring_(std::exchange(o.ring_, detail::Ring())), mask_(std::exchange(o.mask_, 0)),
-	  live_(std::exchange(o.live_, false)), armed_(std::exchange(o.armed_, false)),
-	  head_(o.head_), cached_tail_(o.cached_tail_),
-	  peeked_end_(std::exchange(o.peeked_end_, o.head_)), h_(std::exchange(o.h_, nullptr)),
-	  info_(o.info_)
 {
-	detail::Access::set_owner(h_, nullptr, this);
+	const detail::ForkLock no_fork;
+	take(o);
 }
 
 Consumer &Consumer::operator=(Consumer &&o) noexcept
 {
 	if (this != &o) {
-		close();
-		ring_ = std::exchange(o.ring_, detail::Ring());
-		mask_ = std::exchange(o.mask_, 0);
-		live_ = std::exchange(o.live_, false);
-		armed_ = std::exchange(o.armed_, false);
-		head_ = o.head_;
-		cached_tail_ = o.cached_tail_;
-		peeked_end_ = std::exchange(o.peeked_end_, o.head_);
-		h_ = std::exchange(o.h_, nullptr);
-		info_ = o.info_;
-		detail::Access::set_owner(h_, nullptr, this);
+		close(); // takes the registry lock itself
+		const detail::ForkLock no_fork;
+		take(o);
 	}
 	return *this;
+}
+
+void Consumer::take(Consumer &o) noexcept
+{
+	ring_ = std::exchange(o.ring_, detail::Ring());
+	mask_ = std::exchange(o.mask_, 0);
+	live_ = std::exchange(o.live_, false);
+	armed_ = std::exchange(o.armed_, false);
+	head_ = o.head_;
+	cached_tail_ = o.cached_tail_;
+	peeked_end_ = std::exchange(o.peeked_end_, o.head_);
+	h_ = std::exchange(o.h_, nullptr);
+	info_ = o.info_;
+	detail::Access::set_owner_locked(h_, nullptr, this);
 }
 
 Consumer::~Consumer() { close(); }
@@ -260,6 +263,11 @@ Result<size_t> Consumer::peek_many_impl(std::span<Message> out, Timeout timeout,
 	size_t n = 1;
 	uint64_t pos = peeked_end_;
 	while (n < out.size()) {
+		// Never more than one ring's worth: a producer that moves tail
+		// during the batch must not make it alias itself, nor head jump
+		// by more than the capacity at release.
+		if (pos - head_ >= ring_.capacity)
+			break;
 		// On EBADMSG try_peek drops its cached tail to pos: keep ours, so
 		// that the next peek meets the corrupt record again (EBADMSG)
 		// once the valid prefix is released.

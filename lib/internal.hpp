@@ -104,10 +104,25 @@ struct Access {
 	[[nodiscard]] static QueueHandle *handle(const Consumer &c) { return c.h_; }
 	// Records @p (or @c, or neither: nullptr) as the owner of @h.
 	static void set_owner(QueueHandle *h, Producer *p, Consumer *c) noexcept;
+	// The same, with a ForkLock held.
+	static void set_owner_locked(QueueHandle *h, Producer *p, Consumer *c) noexcept;
 	// In a forked child: makes the fast paths of the owner of @h fall
 	// through to the slow paths (which answer EBADF) and detaches an
 	// outstanding reservation. Only writes this process's memory.
 	static void disarm_after_fork(QueueHandle &h) noexcept;
+};
+
+// Holds the registry of handles (the lock fork()'s prepare handler takes)
+// for its scope: while it is held no fork can copy a half-done state, such
+// as a queue fd not yet in a handle, a mapping not yet MADV_DONTFORK, or an
+// object moved but not yet re-owned. Not recursive; QueueHandle's
+// constructor and destructor take it themselves.
+class ForkLock {
+public:
+	ForkLock() noexcept;
+	~ForkLock();
+	ForkLock(const ForkLock &) = delete;
+	ForkLock &operator=(const ForkLock &) = delete;
 };
 
 // Rings on plain memory (tests): a handle with no fd and unowned pointers.

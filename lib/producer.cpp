@@ -82,34 +82,40 @@ Result<Producer> Producer::open(std::string_view name, const OpenOptions &opt)
 
 // The outstanding reservation, if any, follows the producer: its back link
 // is repointed at the new object.
+// A move runs under the ForkLock: a fork between taking o's fields and
+// re-owning the handle would have the child's handler disarm o (already
+// empty) and leave this object's fast paths pointing into mappings that
+// MADV_DONTFORK kept out of the child.
 Producer::Producer(Producer &&o) noexcept
-	: ring_(std::exchange(o.ring_, detail::Ring())), mask_(std::exchange(o.mask_, 0)),
-	  limit_(std::exchange(o.limit_, 0)), res_(std::exchange(o.res_, nullptr)), tail_(o.tail_), cached_head_(o.cached_head_),
-	  published_(o.published_), h_(std::exchange(o.h_, nullptr)), info_(o.info_)
 {
-	if (res_)
-		res_->owner_ = this;
-	detail::Access::set_owner(h_, this, nullptr);
+	const detail::ForkLock no_fork;
+	take(o);
 }
 
 Producer &Producer::operator=(Producer &&o) noexcept
 {
 	if (this != &o) {
-		close();
-		ring_ = std::exchange(o.ring_, detail::Ring());
-		mask_ = std::exchange(o.mask_, 0);
-		limit_ = std::exchange(o.limit_, 0);
-		res_ = std::exchange(o.res_, nullptr);
-		if (res_)
-			res_->owner_ = this;
-		tail_ = o.tail_;
-		cached_head_ = o.cached_head_;
-		published_ = o.published_;
-		h_ = std::exchange(o.h_, nullptr);
-		info_ = o.info_;
-		detail::Access::set_owner(h_, this, nullptr);
+		close(); // takes the registry lock itself
+		const detail::ForkLock no_fork;
+		take(o);
 	}
 	return *this;
+}
+
+void Producer::take(Producer &o) noexcept
+{
+	ring_ = std::exchange(o.ring_, detail::Ring());
+	mask_ = std::exchange(o.mask_, 0);
+	limit_ = std::exchange(o.limit_, 0);
+	res_ = std::exchange(o.res_, nullptr);
+	if (res_)
+		res_->owner_ = this;
+	tail_ = o.tail_;
+	cached_head_ = o.cached_head_;
+	published_ = o.published_;
+	h_ = std::exchange(o.h_, nullptr);
+	info_ = o.info_;
+	detail::Access::set_owner_locked(h_, this, nullptr);
 }
 
 Producer::~Producer() { close(); }
@@ -191,6 +197,10 @@ Result<Reservation> Producer::reserve_slow(size_t size, Timeout timeout, bool wa
 				probed = true;
 				continue;
 			}
+			// The second look reloaded the head: say "full" again, so
+			// that a smaller message does not succeed inline and leave
+			// the arm set (it would cost the consumer spurious wakes).
+			cached_head_ = tail_ - ring_.capacity;
 			return p == 0 ? kFull : wait_error(p);
 		}
 		// (Never sleep on unpublished records either: the consumer may be

@@ -54,7 +54,9 @@ struct Ring {
 	[[nodiscard]] uint64_t mask() const { return capacity - 1; }
 };
 
-// Checks what Ring relies on: alignment of the words, geometry.
+// Checks what Ring relies on: alignment of the words, geometry. A record
+// (with the PAD before it) must need less than capacity/2, what EPOLLOUT
+// and the pollers' wake condition promise: so max_message <= capacity/4 - 8.
 [[nodiscard]] inline bool ring_geometry_ok(const Ring &r)
 {
 	auto aligned = [](const void *p, size_t a) {
@@ -64,7 +66,7 @@ struct Ring {
 	       aligned(r.read_wake, 4) && aligned(r.write_wake, 4) && aligned(r.read_armed, 4) &&
 	       aligned(r.write_armed, 4) && aligned(r.state, 4) && aligned(r.data, 8) &&
 	       r.capacity >= SHMQ_MIN_CAPACITY && std::has_single_bit(r.capacity) &&
-	       r.capacity <= (uint64_t{1} << 62) && r.max_message <= r.capacity / 2 - kRecordHeader &&
+	       r.capacity <= (uint64_t{1} << 62) && r.max_message <= r.capacity / 4 - kRecordHeader &&
 	       r.max_message <= UINT32_MAX;
 }
 

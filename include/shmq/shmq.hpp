@@ -191,11 +191,11 @@ class SHMQ_API Reservation {
 
 public:
 	Reservation() noexcept = default;
-	Reservation(Reservation &&o) noexcept;
-	Reservation &operator=(Reservation &&o) noexcept;
+	inline Reservation(Reservation &&o) noexcept;
+	inline Reservation &operator=(Reservation &&o) noexcept;
 	Reservation(const Reservation &) = delete;
 	Reservation &operator=(const Reservation &) = delete;
-	~Reservation();
+	inline ~Reservation();
 
 	[[nodiscard]] std::span<std::byte> data() const noexcept { return {ptr_, len_}; }
 	[[nodiscard]] size_t size() const noexcept { return len_; }
@@ -203,7 +203,7 @@ public:
 	[[nodiscard]] bool valid() const noexcept { return owner_ != nullptr; }
 
 	// For Producer (see Key): links the new reservation into @owner.
-	Reservation(Key, Producer *owner, std::byte *ptr, size_t len, uint64_t pos) noexcept;
+	inline Reservation(Key, Producer *owner, std::byte *ptr, size_t len, uint64_t pos) noexcept;
 
 private:
 	friend class Producer;
@@ -274,32 +274,32 @@ public:
 	// when the ring is full; send waits until @timeout (ETIMEDOUT).
 	// EMSGSIZE: larger than max_message. EPIPE: the consumer has gone and
 	// the ring is full. EBADMSG: the consumer corrupted the shared counters.
-	[[nodiscard]] Result<void> try_send(std::span<const std::byte> msg) noexcept;
-	[[nodiscard]] Result<void> send(std::span<const std::byte> msg,
+	[[nodiscard]] inline Result<void> try_send(std::span<const std::byte> msg) noexcept;
+	[[nodiscard]] inline Result<void> send(std::span<const std::byte> msg,
 					Timeout timeout = Timeout::infinite()) noexcept;
 
 	// Zero-copy: reserve @size bytes, fill data(), then commit. One
 	// reservation may be outstanding at a time (EBUSY otherwise); dropping
 	// it uncommitted aborts it.
-	[[nodiscard]] Result<Reservation> try_reserve(size_t size) noexcept;
-	[[nodiscard]] Result<Reservation> reserve(size_t size,
+	[[nodiscard]] inline Result<Reservation> try_reserve(size_t size) noexcept;
+	[[nodiscard]] inline Result<Reservation> reserve(size_t size,
 						  Timeout timeout = Timeout::infinite()) noexcept;
 	// Commit the first @used bytes (default: all) of @r and publish, waking
 	// the consumer if it sleeps; @r is consumed (no longer valid()).
 	// EINVAL: @r is not this producer's outstanding reservation, or used >
 	// size (then @r stays outstanding). EBADF: the producer is closed.
-	[[nodiscard]] Result<void> commit(Reservation &&r, size_t used = SIZE_MAX) noexcept;
+	[[nodiscard]] inline Result<void> commit(Reservation &&r, size_t used = SIZE_MAX) noexcept;
 	// Commit without publishing: the consumer sees nothing until flush()
 	// (or until a reserve or send finds the ring full: before answering
 	// EAGAIN or sleeping they publish). Use to batch several messages
 	// behind one wake-up.
-	[[nodiscard]] Result<void> commit_deferred(Reservation &&r,
+	[[nodiscard]] inline Result<void> commit_deferred(Reservation &&r,
 						   size_t used = SIZE_MAX) noexcept;
 	// Drop @r if it is this producer's outstanding reservation (as its
 	// destructor would); anything else is left alone.
-	void abort(Reservation &&r) noexcept;
+	inline void abort(Reservation &&r) noexcept;
 	// Publish everything committed so far and wake the consumer if needed.
-	void flush() noexcept;
+	inline void flush() noexcept;
 
 	// The queue fd: poll/epoll reports EPOLLOUT when half the ring is
 	// free, EPOLLHUP when the consumer has gone, EPOLLERR when destroyed.
@@ -308,7 +308,10 @@ public:
 	[[nodiscard]] int fd() const noexcept;
 	// Makes the blocking call (send, reserve) sleeping in another thread,
 	// or the next one that would sleep, fail with ECANCELED. The one call
-	// that may run concurrently with the others; not after close().
+	// that may run concurrently with the others. The object must outlive
+	// it: interrupt() racing with close(), a move or the destructor is a
+	// use-after-free (own the Producer outside the worker thread, interrupt,
+	// join the worker, then destroy it).
 	void interrupt() noexcept;
 	[[nodiscard]] const QueueInfo &info() const noexcept { return info_; }
 	// Open, and usable in this process (not inherited across fork()).
@@ -318,6 +321,9 @@ public:
 private:
 	friend struct detail::Access;
 	friend class Reservation;
+
+	// The body of the moves: takes o's state, runs under detail::ForkLock.
+	void take(Producer &o) noexcept;
 
 	// Fast-path test: usable, nothing outstanding, and room for a record
 	// of @size bytes before the ring's end by the cached head (no PAD, no
@@ -394,14 +400,14 @@ public:
 	// small: the message stays queued and counts as peeked, so peek()
 	// returns it in place and release() drops it. EBADMSG: corrupt ring
 	// contents.
-	[[nodiscard]] Result<size_t> try_receive(std::span<std::byte> buf) noexcept;
-	[[nodiscard]] Result<size_t> receive(std::span<std::byte> buf,
+	[[nodiscard]] inline Result<size_t> try_receive(std::span<std::byte> buf) noexcept;
+	[[nodiscard]] inline Result<size_t> receive(std::span<std::byte> buf,
 					     Timeout timeout = Timeout::infinite()) noexcept;
 
 	// Zero-copy: look at the next message without consuming it. Calling
 	// peek again before release returns the same message.
-	[[nodiscard]] Result<Message> try_peek() noexcept;
-	[[nodiscard]] Result<Message> peek(Timeout timeout = Timeout::infinite()) noexcept;
+	[[nodiscard]] inline Result<Message> try_peek() noexcept;
+	[[nodiscard]] inline Result<Message> peek(Timeout timeout = Timeout::infinite()) noexcept;
 	// Zero-copy batch: fill @out with up to out.size() consecutive messages
 	// (in order, PAD records skipped, every header validated as peek
 	// validates it) and return how many. try_peek_many fails like
@@ -410,12 +416,12 @@ public:
 	// returned, and the next call reports EBADMSG. Like peek, it replaces
 	// whatever was peeked before; nothing moves until release().
 	// EINVAL: @out is empty.
-	[[nodiscard]] Result<size_t> try_peek_many(std::span<Message> out) noexcept;
-	[[nodiscard]] Result<size_t> peek_many(std::span<Message> out,
+	[[nodiscard]] inline Result<size_t> try_peek_many(std::span<Message> out) noexcept;
+	[[nodiscard]] inline Result<size_t> peek_many(std::span<Message> out,
 					       Timeout timeout = Timeout::infinite()) noexcept;
 	// Consume what the last peek or peek_many returned (EINVAL if nothing):
 	// for a batch, one store of head, one fence and one wake check.
-	[[nodiscard]] Result<void> release() noexcept;
+	[[nodiscard]] inline Result<void> release() noexcept;
 
 	// Recovery from a corrupt ring (peek/receive keep failing with
 	// EBADMSG): drop everything published so far by moving head to the
@@ -435,7 +441,10 @@ public:
 	[[nodiscard]] int fd() const noexcept;
 	// Makes the blocking call (receive, peek) sleeping in another thread,
 	// or the next one that would sleep, fail with ECANCELED. The one call
-	// that may run concurrently with the others; not after close().
+	// that may run concurrently with the others. The object must outlive
+	// it: interrupt() racing with close(), a move or the destructor is a
+	// use-after-free (own the Consumer outside the worker thread, interrupt,
+	// join the worker, then destroy it).
 	void interrupt() noexcept;
 	[[nodiscard]] const QueueInfo &info() const noexcept { return info_; }
 	// Open, and usable in this process (not inherited across fork()).
@@ -444,6 +453,9 @@ public:
 
 private:
 	friend struct detail::Access;
+
+	// The body of the moves: takes o's state, runs under detail::ForkLock.
+	void take(Consumer &o) noexcept;
 
 	// The common case of peek: a MSG record at head. It accepts exactly
 	// what detail::try_peek accepts when the header is not a PAD, with the
@@ -592,10 +604,12 @@ inline Result<Reservation> Producer::reserve(size_t size, Timeout timeout) noexc
 
 inline Result<void> Producer::commit(Reservation &&r, size_t used) noexcept
 {
-	// The link is two-way: r.owner_ == this means r is *res_, and that
-	// this producer is usable (closing detaches the reservation).
+	// The link is two-way: res_ == &r means r is our outstanding
+	// reservation, and that this producer is usable (closing, and the
+	// fork handler, detach it; tested on our side of the link so that a
+	// reservation copied by fork() in the middle of a move cannot pass).
 	const size_t n = used == SIZE_MAX ? r.len_ : used;
-	if (r.owner_ != this || n > r.len_) [[unlikely]]
+	if (res_ != &r || n > r.len_) [[unlikely]]
 		return commit_slow(r, used, true);
 	tail_ = detail::commit_at(ring_, r.pos_ & mask_, r.pos_, n);
 	res_ = nullptr;
@@ -607,7 +621,7 @@ inline Result<void> Producer::commit(Reservation &&r, size_t used) noexcept
 inline Result<void> Producer::commit_deferred(Reservation &&r, size_t used) noexcept
 {
 	const size_t n = used == SIZE_MAX ? r.len_ : used;
-	if (r.owner_ != this || n > r.len_) [[unlikely]]
+	if (res_ != &r || n > r.len_) [[unlikely]]
 		return commit_slow(r, used, false);
 	tail_ = detail::commit_at(ring_, r.pos_ & mask_, r.pos_, n);
 	res_ = nullptr;

@@ -6,12 +6,14 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <csignal>
 #include <cstring>
 #include <functional>
 #include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <thread>
 #include <vector>
 
 #include "shm_ring.hpp"
@@ -552,4 +554,95 @@ TEST(Fork, ObjectsOpenedInTheChildWork)
 	std::byte buf[64];
 	EXPECT_EQ(c.try_receive(buf).value(), 15u);
 	EXPECT_EQ(c.try_receive(buf).error().code(), EAGAIN);
+}
+
+// A fork while another thread moves a producer between two objects: the
+// move once took the fields first and re-owned the handle afterwards, so a
+// fork in between disarmed the moved-from (empty) object in the child and
+// left the moved-to one live there; its try_send then wrote into the
+// parent's ring. The moves now run under the fork lock.
+TEST(Fork, ForkDuringAMoveNeverLeavesALiveObjectInTheChild)
+{
+	ShmRing s(1 << 16);
+	Producer a = s.producer(), b;
+	std::atomic<bool> stop{false};
+	std::atomic<uint64_t> moves{0};
+	std::thread mover([&] {
+		while (!stop.load(std::memory_order_relaxed)) {
+			b = std::move(a);
+			a = std::move(b);
+			moves.fetch_add(1, std::memory_order_relaxed);
+		}
+	});
+	while (moves.load() < 1000)
+		sched_yield();
+	int bad = 0;
+	for (int i = 0; i < 300 && bad == 0; ++i) {
+		const uint64_t tail = s.tail();
+		const pid_t pid = fork();
+		if (pid == 0) {
+			const auto ra = a.try_send(std::as_bytes(std::span("x")));
+			const auto rb = b.try_send(std::as_bytes(std::span("x")));
+			if (ra || rb || ra.error().code() != EBADF || rb.error().code() != EBADF)
+				_exit(1);
+			if (!inherited_ebadf(ra) && !inherited_ebadf(rb))
+				_exit(2); // neither object knows it was inherited
+			_exit(s.tail() == tail ? 0 : 3);
+		}
+		bad = reap(pid);
+		if (s.tail() != tail)
+			bad = 4;
+	}
+	stop = true;
+	mover.join();
+	EXPECT_EQ(bad, 0) << "1: a child's send did not fail with EBADF, 2: no object was "
+			     "disarmed, 3/4: the child wrote into the parent's ring";
+	EXPECT_GT(moves.load(), 1000u);
+	ASSERT_TRUE(a.is_open());
+	EXPECT_TRUE(a.try_send(std::as_bytes(std::span("still ours"))).has_value());
+}
+
+// The same for a consumer: a live moved-to consumer in the child would
+// release (move head) in the parent's ring.
+TEST(Fork, ForkDuringAConsumerMoveNeverLeavesALiveObjectInTheChild)
+{
+	ShmRing s(1 << 16);
+	auto p = s.producer();
+	ASSERT_TRUE(p.try_send(std::as_bytes(std::span("for the parent"))).has_value());
+	Consumer a = s.consumer(), b;
+	std::atomic<bool> stop{false};
+	std::atomic<uint64_t> moves{0};
+	std::thread mover([&] {
+		while (!stop.load(std::memory_order_relaxed)) {
+			b = std::move(a);
+			a = std::move(b);
+			moves.fetch_add(1, std::memory_order_relaxed);
+		}
+	});
+	while (moves.load() < 1000)
+		sched_yield();
+	int bad = 0;
+	for (int i = 0; i < 300 && bad == 0; ++i) {
+		const uint64_t head = s.head();
+		const pid_t pid = fork();
+		if (pid == 0) {
+			std::byte buf[64];
+			const auto ra = a.try_receive(buf);
+			const auto rb = b.try_receive(buf);
+			if (ra || rb || ra.error().code() != EBADF || rb.error().code() != EBADF)
+				_exit(1);
+			if (!inherited_ebadf(ra) && !inherited_ebadf(rb))
+				_exit(2);
+			_exit(s.head() == head ? 0 : 3);
+		}
+		bad = reap(pid);
+		if (s.head() != head)
+			bad = 4;
+	}
+	stop = true;
+	mover.join();
+	EXPECT_EQ(bad, 0) << "1: a child's receive did not fail with EBADF, 2: no object was "
+			     "disarmed, 3/4: the child released in the parent's ring";
+	std::byte buf[64];
+	EXPECT_EQ(a.try_receive(buf).value(), 15u);
 }
