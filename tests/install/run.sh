@@ -97,8 +97,9 @@ test_soname() {
 	[ "$(readlink "$l/libshmq.so")" = "libshmq.so.$SOV" ] || fail "libshmq.so link"
 	readelf -d "$l/libshmq.so.$VERSION" | grep -F "Library soname: [libshmq.so.$SOV]" ||
 		fail "soname of libshmq.so.$VERSION is not libshmq.so.$SOV"
-	nm -D --defined-only "$l/libshmq.so.$VERSION" | grep -q ' _ZN4shmq7versionEv@@SHMQ_0$' ||
-		fail "libshmq.so does not export shmq::version() (version node SHMQ_0)"
+	nm -D --defined-only "$l/libshmq.so.$VERSION" |
+		awk -v s="_ZN4shmq7versionEv@@SHMQ_$SOV" '$NF == s { f = 1 } END { exit !f }' ||
+		fail "libshmq.so does not export shmq::version() (version node SHMQ_$SOV, lib/libshmq.map, named after the soname)"
 }
 
 # Only the public API is exported: no shmq::detail, no std instantiations.
