@@ -193,3 +193,25 @@ TEST(Batch, EmptySpanIsEINVALAndClosedIsEBADF)
 	EXPECT_EQ(closed.try_peek_many(out).error().code(), EBADF);
 	EXPECT_EQ(closed.peek_many(out, Timeout::none()).error().code(), EBADF);
 }
+
+// A batch never reaches more than one ring's worth past head. Each record
+// is checked against the tail relative to where it starts, so a producer
+// that raises tail while the batch runs (here: after the tail was cached)
+// made the batch wrap onto the same records again, handing out every
+// message twice, and release() then moved head by more than the capacity.
+TEST(Batch, ABatchStopsAtOneRingsWorthAlthoughTheTailRunsAhead)
+{
+	ShmRing s(4096);
+	for (uint64_t off = 0; off < 4096; off += 256)
+		s.set_header(off, 248, SHMQ_REC_MSG);
+	s.set_counters(4096, 0);
+	auto c = s.consumer();
+	ASSERT_TRUE(c.try_peek().has_value()); // caches tail 4096
+	s.set_counters(8192, 0);	       // hostile: a second ring's worth
+	std::vector<Message> out(40);
+	auto n = c.try_peek_many(out);
+	ASSERT_TRUE(n.has_value());
+	EXPECT_EQ(*n, 16u) << "the batch aliased the ring onto itself";
+	ASSERT_TRUE(c.release().has_value());
+	EXPECT_EQ(s.head(), 4096u);
+}

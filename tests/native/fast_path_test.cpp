@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <vector>
 
 #include "shm_ring.hpp"
 
@@ -161,4 +162,26 @@ TEST(FastPath, ClosedAndMovedFromObjectsTakeTheSlowPath)
 	EXPECT_EQ(p2.try_send(bytes("")).error().code(), EBADF);
 	p2.flush(); // nothing to do, and nothing touched
 	EXPECT_EQ(s.tail(), 16u);
+}
+
+// try_send answering EAGAIN arms the write side (an epoll of the producer's
+// fd is then woken when room appears) and leaves the cached head saying
+// "full", so that the next successful send takes the slow path, which
+// disarms. Its second look reloads the head; left like that, a smaller
+// message that fits by it succeeded inline and the arm stayed set, costing
+// the consumer a wake call on every release for a producer that waits for
+// nothing.
+TEST(FastPath, ASmallSendAfterEAGAINDisarmsTheWriteSide)
+{
+	ShmRing s(4096);
+	auto p = s.producer();
+	const std::vector<std::byte> big(1000), biggest(1016), small(8);
+	for (int i = 0; i < 4; ++i) // 4 x 1008 bytes: 64 left
+		ASSERT_TRUE(p.try_send(big).has_value()) << i;
+	auto r = p.try_send(biggest);
+	ASSERT_FALSE(r.has_value());
+	EXPECT_EQ(r.error().code(), EAGAIN);
+	EXPECT_EQ(s.write_armed(), 1u);
+	ASSERT_TRUE(p.try_send(small).has_value()); // 16 of the 64 bytes
+	EXPECT_EQ(s.write_armed(), 0u) << "a send that succeeded left the write side armed";
 }
