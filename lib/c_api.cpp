@@ -628,5 +628,14 @@ int shmq_mq_fd(shmq_mqd_t mqd) SHMQ_NOTHROW
 	return mqd->handle()->fd;
 }
 
+int shmq_mq_interrupt(shmq_mqd_t mqd) SHMQ_NOTHROW
+{
+	if (bad(mqd))
+		return fail(EBADF);
+	// Lock-free: the waiter sleeps without the descriptor's mutex.
+	mqd->handle()->interrupt();
+	return 0;
+}
+
 } // extern "C"
 #pragma GCC visibility pop

@@ -55,7 +55,7 @@ extern "C" {
 /* Version of this C API: incremented when functions, fields or flags are
  * added or their meaning changes. 2: SHMQ_MQ_USE_CAPACITY, SHMQ_MQ_FAILED
  * is (shmq_mqd_t)-1 (was NULL). */
-#define SHMQ_C_API_VERSION 2
+#define SHMQ_C_API_VERSION 3
 
 /* A message queue descriptor: an opaque handle owned by the caller until
  * shmq_mq_close(). */
@@ -182,6 +182,13 @@ int shmq_mq_setattr(shmq_mqd_t mqd, const struct shmq_mq_attr *newattr,
  * when half the ring is free (any message then fits). Both: POLLHUP when
  * the peer has gone, POLLERR|POLLHUP when unlinked. -1 with EBADF. */
 int shmq_mq_fd(shmq_mqd_t mqd) SHMQ_NOTHROW;
+
+/* Makes the send or receive sleeping on @mqd in another thread, or the next
+ * one that would sleep, fail with ECANCELED: how to stop a blocked thread,
+ * since no call is a cancellation point. @mqd must stay open until this
+ * returns. 0, or -1 with EBADF. (No POSIX counterpart; since
+ * SHMQ_C_API_VERSION 3.) */
+int shmq_mq_interrupt(shmq_mqd_t mqd) SHMQ_NOTHROW;
 
 #ifdef __cplusplus
 }

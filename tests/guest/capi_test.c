@@ -2002,6 +2002,67 @@ static void t_cancel(void)
 	EXPECT_OK(shmq_mq_unlink(n));
 }
 
+/* shmq_mq_interrupt: a receiver and a sender blocked in other threads come
+ * back with ECANCELED; the next calls work; bad descriptors are EBADF. */
+struct blocked_call {
+	shmq_mqd_t q;
+	int producer;
+	int rc, err;
+	volatile int started;
+};
+
+static void *blocked_thread(void *arg)
+{
+	struct blocked_call *b = arg;
+	char buf[64] = {0};
+	b->started = 1;
+	if (b->producer)
+		b->rc = shmq_mq_send(b->q, buf, 8, 0);
+	else
+		b->rc = (int)shmq_mq_receive(b->q, buf, sizeof buf, NULL);
+	b->err = errno;
+	return NULL;
+}
+
+static void t_interrupt(void)
+{
+	char n[80];
+	qname(n, sizeof n, "intr", 0);
+	if (!create_q(n, 4096))
+		return;
+	shmq_mqd_t c = shmq_mq_open(n, O_RDONLY);
+	shmq_mqd_t p = shmq_mq_open(n, O_WRONLY);
+	CHECK(c != SHMQ_MQ_FAILED && p != SHMQ_MQ_FAILED, "open: %s", strerror(errno));
+	if (c == SHMQ_MQ_FAILED || p == SHMQ_MQ_FAILED)
+		return;
+	for (int producer = 0; producer < 2; producer++) {
+		char buf[64] = {0};
+		if (producer) /* fill the ring so that a send blocks */
+			while (shmq_mq_timedsend(p, buf, 8, 0, &(struct timespec){0, 0}) == 0) {
+			}
+		struct blocked_call b = {producer ? p : c, producer, 0, 0, 0};
+		pthread_t t;
+		CHECK(pthread_create(&t, NULL, blocked_thread, &b) == 0, "pthread_create");
+		while (!b.started) {
+		}
+		sleep_ms(100);
+		EXPECT_OK(shmq_mq_interrupt(producer ? p : c));
+		pthread_join(t, NULL);
+		CHECK(b.rc == -1 && b.err == ECANCELED, "%s: rc %d errno %s (want -1 ECANCELED)",
+		      producer ? "send" : "receive", b.rc, strerror(b.err));
+	}
+	/* taken: the queue still works */
+	char buf[64];
+	struct timespec d = in_ms(CLOCK_REALTIME, 5000);
+	CHECK(shmq_mq_timedreceive(c, buf, sizeof buf, NULL, &d) == 8, "receive after: %s",
+	      strerror(errno));
+	EXPECT_ERR(EBADF, shmq_mq_interrupt(NULL));
+	EXPECT_ERR(EBADF, shmq_mq_interrupt(SHMQ_MQ_FAILED));
+	EXPECT_OK(shmq_mq_close(p));
+	EXPECT_OK(shmq_mq_close(c));
+	EXPECT_OK(shmq_mq_unlink(n));
+}
+
 /* ------------------------------------------------------------------ main */
 
 struct section {
@@ -2017,7 +2078,7 @@ static const struct section sections[] = {
 	{"peer", t_peer, 1},	 {"poll", t_poll, 1},	  {"fork", t_fork, 1},
 	{"threads", t_threads, 1}, {"attrgarbage", t_attrgarbage, 1},
 	{"failed", t_failed, 1},	 {"corrupt", t_corrupt, 1},	  {"limits", t_limits, 1},
-	{"notaqueue", t_notaqueue, 1}, {"cancel", t_cancel, 1},
+	{"notaqueue", t_notaqueue, 1}, {"cancel", t_cancel, 1}, {"interrupt", t_interrupt, 1},
 	{"unpriv", t_unpriv, 0},
 };
 enum { kSections = sizeof sections / sizeof sections[0] };

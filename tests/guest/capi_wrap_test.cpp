@@ -157,6 +157,9 @@ TEST_F(CApi, NodeThatIsNotAQueueIsENOTTY) { run_section("notaqueue"); }
 // A pending pthread_cancel does not cut a call short (that would abort:
 // the calls are noexcept); it takes effect at the next cancellation point.
 TEST_F(CApi, NoCallIsACancellationPoint) { run_section("cancel"); }
+// No call is a cancellation point: shmq_mq_interrupt is how a blocked
+// thread is stopped.
+TEST_F(CApi, InterruptStopsABlockedSendAndReceiveWithECANCELED) { run_section("interrupt"); }
 
 TEST(UnprivCApi, MemberOrOutsider)
 {
