@@ -215,6 +215,11 @@ Parsed parse_args(const char *cmd, int argc, char **argv, std::initializer_list<
 		}
 		if (c == '?') {
 			std::string word;
+			if (optopt >= 0x100) { // a long option given =value it takes none
+				if (const Opt *o = by_code(optopt))
+					fail(std::string("option '--") + o->name + "' takes no value");
+				fail("cannot parse the arguments");
+			}
 			if (optopt) { // a short option: the word it was in
 				word = at < argc && argv[at][0] == '-' && std::strchr(argv[at], optopt)
 					       ? argv[at]
@@ -509,7 +514,9 @@ shmq::Timeout timeout_from_ms(std::optional<uint64_t> ms)
 {
 	if (!ms)
 		return shmq::Timeout::infinite();
-	return shmq::Timeout::after(std::chrono::milliseconds(*ms));
+	// Unsigned milliseconds: Timeout::after saturates a huge count to
+	// infinite (a signed milliseconds would wrap to a negative one: none).
+	return shmq::Timeout::after(std::chrono::duration<uint64_t, std::milli>(*ms));
 }
 
 int cmd_create(int argc, char **argv)

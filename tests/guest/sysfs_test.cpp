@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <fstream>
 #include <sstream>
+#include <thread>
 #include <sys/klog.h>
 
 using namespace shmqt;
@@ -707,6 +708,32 @@ TEST_F(Sysfs, ShmqctlSendsDashWordsAfterDoubleDashAndRefusesUnknownOptions)
 	EXPECT_NE(std::string::npos, r.err.find("shmqctl: recv: " + q_.name() + ": ")) << r.err;
 	r = run({kShmqctl, "recv", q_.name(), "--count", "-1"});
 	EXPECT_EQ(2, r.status) << r.err;
+}
+
+// --timeout takes any count of milliseconds up to 2^64-1: a huge one is a
+// wait with no deadline. It was converted to signed milliseconds, wrapped
+// to a negative count and became "no wait at all" (status 1 at once).
+TEST_F(Sysfs, ShmqctlHugeTimeoutWaitsInsteadOfFailingAtOnce)
+{
+	REQUIRE_SHMQCTL();
+	make();
+	auto prod = shmq::Producer::open(q_.name());
+	ASSERT_TRUE(prod.has_value()) << err_str(prod.error());
+	std::thread late([&] {
+		std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+		const char m[] = "late";
+		EXPECT_TRUE(prod->send(as_bytes(m, 4), shmq::Timeout::after(std::chrono::seconds(30))).has_value());
+	});
+	const auto t0 = std::chrono::steady_clock::now();
+	CmdResult r = run({kShmqctl, "recv", q_.name(), "--timeout", "18446744073709551615"});
+	const auto waited = std::chrono::steady_clock::now() - t0;
+	late.join();
+	EXPECT_EQ(0, r.status) << r.err;
+	EXPECT_EQ("late\n", r.out);
+	EXPECT_GE(waited, std::chrono::milliseconds(1000)) << "recv did not wait for the message";
+	r = run({kShmqctl, "recv", q_.name(), "--timeout", "18446744073709551616"});
+	EXPECT_EQ(2, r.status) << "2^64 ms is not a count shmqctl can hold: " << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("bad --timeout")) << r.err;
 }
 
 // stat --json and list --json: valid JSON (parsed by jq), one object per

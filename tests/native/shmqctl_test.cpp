@@ -128,6 +128,20 @@ TEST_F(Shmqctl, EveryCommandRefusesUnknownOptionsWithStatus2AndAUsageHint)
 	EXPECT_EQ("shmqctl: option '--dev-dir' needs a value (see 'shmqctl --help')\n", r.err);
 }
 
+// A flag given a value (--json=3) used to be reported as the unknown
+// option '--json=3' or as nothing useful: it is "takes no value".
+TEST_F(Shmqctl, FlagGivenAValueSaysItTakesNone)
+{
+	Ran r = ctl({"list", "--json=3"});
+	EXPECT_EQ(2, r.status) << r.err;
+	EXPECT_EQ("", r.out);
+	EXPECT_NE(std::string::npos, r.err.find("shmqctl: list: option '--json' takes no value")) << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("see 'shmqctl list --help'")) << r.err;
+	r = ctl({"stat", "orders", "--json=yes"});
+	EXPECT_EQ(2, r.status) << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("shmqctl: stat: option '--json' takes no value")) << r.err;
+}
+
 TEST_F(Shmqctl, OptionWithoutItsValueIsAUsageError)
 {
 	Ran r = ctl({"create", "q", "--size"});
