@@ -556,15 +556,13 @@ TEST(Fork, ObjectsOpenedInTheChildWork)
 	EXPECT_EQ(c.try_receive(buf).error().code(), EAGAIN);
 }
 
-// A fork while another thread moves a producer between two objects: the
-// move once took the fields first and re-owned the handle afterwards, so a
-// fork in between disarmed the moved-from (empty) object in the child and
-// left the moved-to one live there; its try_send then wrote into the
-// parent's ring. The moves now run under the fork lock.
-TEST(Fork, ForkDuringAMoveNeverLeavesALiveObjectInTheChild)
+// Moves @a to @b and back in another thread while forking 300 times; each
+// child runs @child (its exit code: 0 good) on the frozen pair, and
+// @counter (the shared counter the child must not move) is compared around
+// each fork. Returns the first bad code (4: the counter moved), or 0.
+template <class T, class Child, class Counter>
+int fork_during_moves(T &a, T &b, Child child, Counter counter)
 {
-	ShmRing s(1 << 16);
-	Producer a = s.producer(), b;
 	std::atomic<bool> stop{false};
 	std::atomic<uint64_t> moves{0};
 	std::thread mover([&] {
@@ -578,26 +576,42 @@ TEST(Fork, ForkDuringAMoveNeverLeavesALiveObjectInTheChild)
 		sched_yield();
 	int bad = 0;
 	for (int i = 0; i < 300 && bad == 0; ++i) {
-		const uint64_t tail = s.tail();
+		const uint64_t before = counter();
 		const pid_t pid = fork();
-		if (pid == 0) {
-			const auto ra = a.try_send(std::as_bytes(std::span("x")));
-			const auto rb = b.try_send(std::as_bytes(std::span("x")));
-			if (ra || rb || ra.error().code() != EBADF || rb.error().code() != EBADF)
-				_exit(1);
-			if (!inherited_ebadf(ra) && !inherited_ebadf(rb))
-				_exit(2); // neither object knows it was inherited
-			_exit(s.tail() == tail ? 0 : 3);
-		}
+		if (pid == 0)
+			_exit(child(before));
 		bad = reap(pid);
-		if (s.tail() != tail)
+		if (bad == 0 && counter() != before)
 			bad = 4;
 	}
 	stop = true;
 	mover.join();
+	return bad;
+}
+
+// A fork while another thread moves a producer between two objects: the
+// move once took the fields first and re-owned the handle afterwards, so a
+// fork in between disarmed the moved-from (empty) object in the child and
+// left the moved-to one live there; its try_send then wrote into the
+// parent's ring. The moves now run under the fork lock.
+TEST(Fork, ForkDuringAMoveNeverLeavesALiveObjectInTheChild)
+{
+	ShmRing s(1 << 16);
+	Producer a = s.producer(), b;
+	const int bad = fork_during_moves(
+		a, b,
+		[&](uint64_t tail) {
+			const auto ra = a.try_send(std::as_bytes(std::span("x")));
+			const auto rb = b.try_send(std::as_bytes(std::span("x")));
+			if (ra || rb || ra.error().code() != EBADF || rb.error().code() != EBADF)
+				return 1;
+			if (!inherited_ebadf(ra) && !inherited_ebadf(rb))
+				return 2; // neither object knows it was inherited
+			return s.tail() == tail ? 0 : 3;
+		},
+		[&] { return s.tail(); });
 	EXPECT_EQ(bad, 0) << "1: a child's send did not fail with EBADF, 2: no object was "
 			     "disarmed, 3/4: the child wrote into the parent's ring";
-	EXPECT_GT(moves.load(), 1000u);
 	ASSERT_TRUE(a.is_open());
 	EXPECT_TRUE(a.try_send(std::as_bytes(std::span("still ours"))).has_value());
 }
@@ -610,37 +624,19 @@ TEST(Fork, ForkDuringAConsumerMoveNeverLeavesALiveObjectInTheChild)
 	auto p = s.producer();
 	ASSERT_TRUE(p.try_send(std::as_bytes(std::span("for the parent"))).has_value());
 	Consumer a = s.consumer(), b;
-	std::atomic<bool> stop{false};
-	std::atomic<uint64_t> moves{0};
-	std::thread mover([&] {
-		while (!stop.load(std::memory_order_relaxed)) {
-			b = std::move(a);
-			a = std::move(b);
-			moves.fetch_add(1, std::memory_order_relaxed);
-		}
-	});
-	while (moves.load() < 1000)
-		sched_yield();
-	int bad = 0;
-	for (int i = 0; i < 300 && bad == 0; ++i) {
-		const uint64_t head = s.head();
-		const pid_t pid = fork();
-		if (pid == 0) {
+	const int bad = fork_during_moves(
+		a, b,
+		[&](uint64_t head) {
 			std::byte buf[64];
 			const auto ra = a.try_receive(buf);
 			const auto rb = b.try_receive(buf);
 			if (ra || rb || ra.error().code() != EBADF || rb.error().code() != EBADF)
-				_exit(1);
+				return 1;
 			if (!inherited_ebadf(ra) && !inherited_ebadf(rb))
-				_exit(2);
-			_exit(s.head() == head ? 0 : 3);
-		}
-		bad = reap(pid);
-		if (s.head() != head)
-			bad = 4;
-	}
-	stop = true;
-	mover.join();
+				return 2;
+			return s.head() == head ? 0 : 3;
+		},
+		[&] { return s.head(); });
 	EXPECT_EQ(bad, 0) << "1: a child's receive did not fail with EBADF, 2: no object was "
 			     "disarmed, 3/4: the child released in the parent's ring";
 	std::byte buf[64];
