@@ -251,7 +251,8 @@ do_uninstall() {
 dkms_tree() {
 	local dst=$1
 	mkdir -p "$dst/include/shmq"
-	cp "$root/kernel/Kbuild" "$root/kernel/shmq.c" "$dst/"
+	# Every source Kbuild's shmq-y names, and the internal header.
+	cp "$root/kernel/Kbuild" "$root"/kernel/*.c "$root"/kernel/*.h "$dst/"
 	cp "$root/include/shmq/uapi.h" "$root/include/shmq/version.h" "$dst/include/shmq/"
 	cp "$root/VERSION" "$dst/"
 	sed -e "s|@VERSION@|$VERSION|g" "$root/kernel/dkms.conf.in" >"$dst/dkms.conf"

@@ -41,16 +41,31 @@
 #define SHMQ_FEAT_PEER_HUP	(1ULL << 3) /* EPIPE/EPOLLHUP on peer loss */
 #define SHMQ_FEAT_WAKE_ARM	(1ULL << 4) /* SHMQ_WAKE_* words, armed words */
 #define SHMQ_FEAT_INTERRUPT	(1ULL << 5) /* SHMQ_IOC_INTERRUPT          */
+#define SHMQ_FEAT_LANES		(1ULL << 6) /* SHMQ_IOC_CREATE2, lanes, the
+					       lane directory, LANE_INFO/DROP */
+#define SHMQ_FEAT_REGIONS	(1ULL << 7) /* SHMQ_IOC_LAYOUT2            */
+/* Designed (docs/design-lanes.md), not offered by this module yet: */
+#define SHMQ_FEAT_FANOUT	(1ULL << 8) /* max_consumers > 1           */
+#define SHMQ_FEAT_POLICIES	(1ULL << 9) /* overflow policies           */
+#define SHMQ_FEAT_OWNER		(1ULL << 10) /* mode, gid, per-user limits */
 #define SHMQ_FEATURES_V2	(SHMQ_FEAT_SPSC_RING | SHMQ_FEAT_WAIT | \
 				 SHMQ_FEAT_POLL | SHMQ_FEAT_PEER_HUP | \
 				 SHMQ_FEAT_WAKE_ARM | SHMQ_FEAT_INTERRUPT)
+#define SHMQ_FEATURES_V3	(SHMQ_FEATURES_V2 | SHMQ_FEAT_LANES | \
+				 SHMQ_FEAT_REGIONS)
 
 /* Properties of one queue, in shmq_layout.queue_features: "incompatible"
  * bits. A library must refuse to attach to a queue that has a bit it does
  * not know (a new kind of queue whose memory means something else), with
  * a message saying which libshmq understands it. */
 #define SHMQ_QUEUE_SPSC		(1ULL << 0) /* one producer, one consumer,
-					       the ring of docs/design.md */
+					       the ring of docs/design.md
+					       (made by SHMQ_IOC_CREATE) */
+#define SHMQ_QUEUE_LANES	(1ULL << 1) /* max_producers lanes, each the
+					       ring of docs/design.md, and a
+					       lane directory (SHMQ_IOC_CREATE2) */
+#define SHMQ_QUEUE_SEQ_HEADER	(1ULL << 2) /* reserved: 16-byte records of
+					       lossy policies, not made yet */
 
 /* Roles, from the open mode of /dev/shmq/NAME. */
 #define SHMQ_ROLE_PRODUCER	1	/* O_WRONLY */
@@ -74,6 +89,40 @@ struct shmq_create_args {
 	__u64 reserved[4];	/* must be 0 */
 	char name[SHMQ_NAME_MAX];
 };
+
+/* SHMQ_IOC_CREATE2: create a queue of @max_producers lanes of @lane_size
+ * bytes each (docs/design.md, "Lanes"). Each producer that opens the queue
+ * gets a lane of its own; its pages are allocated at that open and charged
+ * to the opener's memory cgroup. The limits are charged with the worst case
+ * (every lane in use) at creation.
+ * Errors: as SHMQ_IOC_CREATE, and EINVAL for max_producers above the
+ * max_producers module parameter, max_consumers other than 0 or 1,
+ * overflow other than SHMQ_OVERFLOW_BLOCK, lag_limit, mode or a gid other
+ * than (__u32)-1 (not offered yet: see SHMQ_FEAT_FANOUT, _POLICIES, _OWNER),
+ * or any flag. */
+struct shmq_create2_args {
+	__u64 lane_size;	/* bytes per lane: power of two >= min_capacity */
+	__u64 lag_limit;	/* fan-out, block: must be 0 for now */
+	__u32 flags;		/* SHMQ_CREATE_*: none offered, must be 0 */
+	__u32 max_producers;	/* lanes; 0: 64 (or the parameter if lower) */
+	__u32 max_consumers;	/* 0 or 1 for now */
+	__u32 overflow;		/* SHMQ_OVERFLOW_*: BLOCK (0) for now */
+	__u32 mode;		/* 0 for now (the udev rules decide) */
+	__u32 gid;		/* (__u32)-1 for now */
+	__u64 reserved[4];	/* must be 0 */
+	char name[SHMQ_NAME_MAX];
+};
+
+#define SHMQ_OVERFLOW_BLOCK		0	/* producers wait for room */
+#define SHMQ_OVERFLOW_FAIL		1	/* reserved (fan-out) */
+#define SHMQ_OVERFLOW_DROP_NEWEST	2	/* reserved (fan-out) */
+#define SHMQ_OVERFLOW_OVERWRITE_OLDEST	3	/* reserved (fan-out) */
+#define SHMQ_OVERFLOW_LATEST		4	/* reserved (fan-out) */
+
+/* The default and the ceiling of max_producers (the ceiling can be lowered
+ * with the max_producers module parameter). */
+#define SHMQ_DEFAULT_PRODUCERS	64
+#define SHMQ_MAX_PRODUCERS	1024
 
 /* SHMQ_IOC_DESTROY: remove queue @name from the namespace. Its device node
  * disappears at once; open files and mappings stay valid until closed, but
@@ -135,6 +184,119 @@ struct shmq_layout {
 	__u64 reserved[8];	/* written as 0 */
 };
 
+/* ---------------------------------------------------------------------
+ * Lanes (SHMQ_FEAT_LANES, SHMQ_FEAT_REGIONS; docs/design.md, "Lanes").
+ *
+ * The status region of every queue starts with the state word and the
+ * read-side wake word (offsets in the layout), then holds the lane
+ * directory: one struct shmq_lane_dir per lane, at dir_off + lane *
+ * dir_stride. Written by the kernel under its lock, read-only for
+ * everybody; dir_gen (a __u32 in the status region) is incremented with
+ * release semantics after every change of an entry's state or generation.
+ */
+#define SHMQ_LANE_FREE		0	/* no producer, no pages */
+#define SHMQ_LANE_ATTACHED	1	/* a producer holds it */
+#define SHMQ_LANE_DRAINING	2	/* its producer has gone; what it
+					   committed is still delivered */
+
+struct shmq_lane_dir {
+	__u32 state;		/* SHMQ_LANE_* */
+	__u32 generation;	/* new (never 0) at every attach */
+	__u32 write_wake;	/* SHMQ_WAKE_* of this lane's producer */
+	__u32 __pad;
+	__u64 write_need;	/* smallest need of its sleepers */
+	__u64 reserved[5];
+};
+
+/* Kinds of struct shmq_region2. */
+#define SHMQ_REGION_STATUS	1	/* state, wake words, lane directory */
+#define SHMQ_REGION_CONSUMER	2	/* a consumer slot: read_armed, heads */
+#define SHMQ_REGION_LANE	3	/* a lane: its producer page, then
+					   lane_size bytes of records */
+
+struct shmq_region2 {
+	__u32 kind;		/* SHMQ_REGION_* */
+	__u32 index;		/* consumer slot or lane */
+	__u64 offset;		/* mmap offset in the ring fd, page aligned */
+	__u64 size;		/* bytes, page multiple */
+	__u32 prot;		/* what this fd may map: PROT_READ, or
+				   PROT_READ | PROT_WRITE */
+	__u32 __pad;
+};
+
+/* SHMQ_IOC_LAYOUT2 (in/out): the layout as a list of regions. The caller
+ * passes @regions (a user pointer to @regions_cap entries); the kernel
+ * writes min(cap, count) entries and every other field. Lanes that this
+ * fd may not map at all (other producers' lanes, for a producer) are not
+ * listed. A consumer may map every lane at once: the lanes are contiguous
+ * from the first one's offset, lane_stride bytes apart, and a free lane
+ * reads as zeros. Errors: EINVAL (non-zero reserved or output fields on
+ * input), EFAULT. */
+struct shmq_layout2 {
+	__u64 regions;		/* in: user pointer to struct shmq_region2[] */
+	__u32 regions_cap;	/* in: entries there */
+	__u32 regions_count;	/* out: entries of the whole list */
+	__u64 features;		/* SHMQ_FEAT_* */
+	__u64 queue_features;	/* SHMQ_QUEUE_* */
+	__u64 lane_size;	/* data bytes per lane, power of two */
+	__u64 max_message;	/* largest payload: lane_size/4 - header */
+	__u64 min_capacity;	/* smallest lane_size SHMQ_IOC_CREATE2 takes */
+	__u64 lane_stride;	/* bytes from one lane region to the next */
+	__u32 role;		/* SHMQ_ROLE_* of this fd */
+	__u32 page_size;
+	__u32 record_header_size;
+	__u32 record_align;
+	__u32 max_producers;	/* lanes */
+	__u32 max_consumers;	/* consumer slots (1) */
+	__u32 overflow;		/* SHMQ_OVERFLOW_* */
+	__u32 slot;		/* producer: its lane; consumer: its slot */
+	/* byte offsets of the shared fields inside their regions */
+	__u32 tail_off;		/* __u64, lane region (producer page) */
+	__u32 write_armed_off;	/* __u32, lane region */
+	__u32 data_off;		/* lane region: first byte of the records */
+	__u32 read_armed_off;	/* __u32, consumer region */
+	__u32 head_off;		/* __u64, consumer region: head of lane 0 */
+	__u32 head_stride;	/* bytes from head of lane j to lane j + 1 */
+	__u32 state_off;	/* __u32, status region, SHMQ_STATE_* */
+	__u32 read_wake_off;	/* __u32, status region, SHMQ_WAKE_* */
+	__u32 dir_gen_off;	/* __u32, status region */
+	__u32 dir_off;		/* struct shmq_lane_dir of lane 0 */
+	__u32 dir_stride;	/* bytes from one entry to the next */
+	__u32 __pad;
+	__u64 reserved[8];	/* written as 0 */
+};
+
+/* SHMQ_IOC_LANE_INFO (in/out, consumer): who holds or held @lane. The
+ * credentials are the producer's at its open (its file's credentials and
+ * thread group), translated into the caller's user and pid namespaces:
+ * uid/gid (__u32)-1 when not mapped there, pid 0 when the producer is not
+ * visible there or has exited. Errors: EINVAL (lane out of range, non-zero
+ * reserved fields), ENOENT (the lane is free), EACCES (not a consumer). */
+struct shmq_lane_info {
+	__u32 lane;		/* in */
+	__u32 state;		/* out: SHMQ_LANE_* */
+	__u32 generation;	/* out */
+	__u32 uid;		/* out: effective uid at open */
+	__u32 gid;		/* out: effective gid at open */
+	__s32 pid;		/* out: thread-group id */
+	__u64 bytes_queued;	/* out: tail - head for this consumer, clamped */
+	__u64 reserved[4];	/* in: must be 0; out: 0 */
+};
+
+/* SHMQ_IOC_LANE_DROP (consumer): detach lane @lane of @generation, whose
+ * records the consumer found corrupt: it leaves the directory at once and
+ * nothing more its producer writes reaches any consumer; the producer's
+ * next wait or wake fails with ECONNRESET and its lane is freed when it
+ * closes. Errors: EINVAL (range, reserved, flags), ESTALE (the lane is not
+ * at @generation any more), ENOENT (free), EACCES (not a consumer). */
+struct shmq_lane_ref {
+	__u32 lane;
+	__u32 generation;
+	__u32 flags;		/* must be 0 */
+	__u32 __pad;		/* must be 0 */
+	__u64 reserved[2];	/* must be 0 */
+};
+
 /* Bits of the status region's state word. */
 #define SHMQ_STATE_PRODUCER	(1U << 0) /* a producer is attached */
 #define SHMQ_STATE_CONSUMER	(1U << 1) /* a consumer is attached */
@@ -163,7 +325,10 @@ struct shmq_layout {
 /* SHMQ_IOC_WAIT flags. */
 #define SHMQ_WAIT_IGNORE_HUP	(1U << 0) /* keep waiting for a new peer
 					     instead of failing with EPIPE */
-#define SHMQ_WAIT_FLAGS_ALL	(SHMQ_WAIT_IGNORE_HUP)
+#define SHMQ_WAIT_DIR_GEN	(1U << 1) /* READABLE on a lane queue: also
+					     return 0 at once when dir_gen
+					     differs from reserved[0] */
+#define SHMQ_WAIT_FLAGS_ALL	(SHMQ_WAIT_IGNORE_HUP | SHMQ_WAIT_DIR_GEN)
 
 /* SHMQ_IOC_WAIT: sleep until @cond holds, evaluated by the kernel from the
  * shared counters, or until the absolute CLOCK_MONOTONIC time @timeout_ns
@@ -181,7 +346,8 @@ struct shmq_wait_args {
 	__u64 min_bytes;
 	__u32 cond;		/* SHMQ_WAIT_READABLE or SHMQ_WAIT_WRITABLE */
 	__u32 flags;		/* SHMQ_WAIT_* */
-	__u64 reserved[2];	/* must be 0 */
+	__u64 reserved[2];	/* must be 0; with SHMQ_WAIT_DIR_GEN,
+				   reserved[0] is the dir_gen seen */
 };
 
 /* SHMQ_IOC_RING_FD: return a new fd (the return value of ioctl) that maps
@@ -191,7 +357,10 @@ struct shmq_wait_args {
  * every mapping are gone. */
 
 /* SHMQ_IOC_WAKE: wake the other side (the producer wakes readers, the
- * consumer wakes writers and pollers). The argument must be 0. */
+ * consumer wakes writers and pollers). The argument must be 0, except for
+ * a consumer of a lane queue: 0 wakes the producers of every lane,
+ * lane + 1 only that lane's (EINVAL beyond max_producers). A producer of
+ * a dropped lane gets ECONNRESET. */
 
 /* SHMQ_IOC_INTERRUPT: make the SHMQ_IOC_WAIT sleeping on this queue fd's
  * attachment, or the next one that would sleep, return ECANCELED: a way for
@@ -211,6 +380,10 @@ struct shmq_wait_args {
 #define SHMQ_IOC_WAIT		_IOW(SHMQ_IOC_MAGIC, 0x12, struct shmq_wait_args)
 #define SHMQ_IOC_WAKE		_IO(SHMQ_IOC_MAGIC, 0x13)
 #define SHMQ_IOC_INTERRUPT	_IO(SHMQ_IOC_MAGIC, 0x14)
+#define SHMQ_IOC_CREATE2	_IOW(SHMQ_IOC_MAGIC, 0x02, struct shmq_create2_args)
+#define SHMQ_IOC_LAYOUT2	_IOWR(SHMQ_IOC_MAGIC, 0x15, struct shmq_layout2)
+#define SHMQ_IOC_LANE_INFO	_IOWR(SHMQ_IOC_MAGIC, 0x16, struct shmq_lane_info)
+#define SHMQ_IOC_LANE_DROP	_IOW(SHMQ_IOC_MAGIC, 0x17, struct shmq_lane_ref)
 
 /* ---------------------------------------------------------------------
  * Records in the data region (written by the producer, validated by the

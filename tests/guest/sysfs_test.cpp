@@ -523,7 +523,7 @@ TEST_F(Sysfs, CorruptCountersAreClampedAndLoggedOnce)
 		found = kernel_log().find(key) != std::string::npos;
 	}
 	ASSERT_TRUE(found) << "no kernel message containing: " << key;
-	const std::string who = strprintf("(producer pid %d, consumer pid %d; seen by %s[%d])", int(getpid()),
+	const std::string who = strprintf("(lane 0, producer pid %d, consumer pid %d; seen by %s[%d])", int(getpid()),
 					  int(getpid()), my_comm().c_str(), int(getpid()));
 	EXPECT_NE(std::string::npos, line_with(kernel_log(), key).find(who)) << line_with(kernel_log(), key);
 	// Once per queue: more checks and polls do not repeat it.
