@@ -5,6 +5,7 @@
 #include <cstring>
 #include <ctime>
 #include <string>
+#include <vector>
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -29,6 +30,11 @@ std::string Error::message() const
 	m += " (";
 	m += s;
 	m += ")";
+	if (lane_ >= 0) {
+		m += " [lane ";
+		m += std::to_string(lane_);
+		m += "]";
+	}
 	return m;
 }
 
@@ -127,6 +133,47 @@ Result<void> create_queue(std::string_view name, uint64_t capacity, const std::s
 	a.capacity = capacity;
 	std::memcpy(a.name, name.data(), name.size());
 	return control_ioctl(control, SHMQ_IOC_CREATE, a, true);
+}
+
+Result<void> create_queue(std::string_view name, const CreateOptions &opt)
+{
+	if (opt.max_producers == 0)
+		return create_queue(name, opt.capacity, opt.control);
+	if (auto v = validate_name(name); !v)
+		return unexpected(v.error());
+	const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+	if (opt.capacity < std::max<uint64_t>(SHMQ_MIN_CAPACITY, page) ||
+	    (opt.capacity & (opt.capacity - 1)) != 0)
+		return unexpected(Error(EINVAL, "the lane size must be a power of two of at least 4096 "
+					"bytes and of at least the page size"));
+	if (opt.max_producers > SHMQ_MAX_PRODUCERS)
+		return unexpected(Error(EINVAL, "max_producers is at most 1024 (and at most the "
+					"module's max_producers parameter)"));
+	struct shmq_create2_args a;
+	std::memset(&a, 0, sizeof a);
+	a.lane_size = opt.capacity;
+	a.max_producers = opt.max_producers;
+	a.max_consumers = 1;
+	a.overflow = SHMQ_OVERFLOW_BLOCK;
+	a.gid = UINT32_MAX;
+	std::memcpy(a.name, name.data(), name.size());
+	const int fd = ::open(opt.control.c_str(), O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return control_error(errno, true, true);
+	int e = 0;
+	if (ioctl(fd, SHMQ_IOC_CREATE2, &a) < 0)
+		e = errno;
+	::close(fd);
+	if (e == EINVAL)
+		return unexpected(Error(e, "rejected: max_producers above the module's max_producers "
+					"parameter (cat /sys/module/shmq/parameters/max_producers), or "
+					"a lane size the module does not take"));
+	if (e == ENOTTY)
+		return unexpected(Error(e, "the shmq module does not offer lane queues "
+					"(SHMQ_IOC_CREATE2): load shmq.ko " SHMQ_VERSION_STRING));
+	if (e)
+		return control_error(e, true, false);
+	return {};
 }
 
 Result<void> destroy_queue(std::string_view name, const std::string &control)
@@ -503,7 +550,7 @@ static_assert([] {
 }(), "kNeeded must list exactly the bits of SHMQ_FEATURES_V2");
 
 // The kinds of queue (SHMQ_QUEUE_* bits) this library can attach to.
-constexpr uint64_t kKnownQueueFeatures = SHMQ_QUEUE_SPSC;
+constexpr uint64_t kKnownQueueFeatures = SHMQ_QUEUE_SPSC | SHMQ_QUEUE_LANES;
 
 } // namespace
 
@@ -520,9 +567,17 @@ Result<void> check_module(const struct shmq_layout &l, int role)
 					" does not know (unknown SHMQ_QUEUE_* bits in its layout): "
 					"use the libshmq that comes with the module (cat "
 					"/sys/module/shmq/version)"));
-	if (!(l.queue_features & SHMQ_QUEUE_SPSC))
+	if (!(l.queue_features & (SHMQ_QUEUE_SPSC | SHMQ_QUEUE_LANES)))
 		return unexpected(Error(EPROTO, "the module does not say what kind of queue this is "
 					"(no SHMQ_QUEUE_* bit): load a shmq.ko of the same release"));
+	if ((l.queue_features & SHMQ_QUEUE_LANES) && (l.queue_features & SHMQ_QUEUE_SPSC))
+		return unexpected(Error(EPROTO, "the module says the queue is both SHMQ_QUEUE_SPSC and "
+					"SHMQ_QUEUE_LANES: load a shmq.ko of the same release"));
+	if ((l.queue_features & SHMQ_QUEUE_LANES) &&
+	    (l.features & (SHMQ_FEAT_LANES | SHMQ_FEAT_REGIONS)) != (SHMQ_FEAT_LANES | SHMQ_FEAT_REGIONS))
+		return unexpected(Error(EPROTO, "a lane queue on a shmq module that does not offer "
+					"SHMQ_FEAT_LANES and SHMQ_FEAT_REGIONS: load a shmq.ko of the "
+					"same release (cat /sys/module/shmq/version)"));
 	// The module writes reserved fields as zero unless a bit announces what
 	// they mean; a non-zero one here is something this library cannot read.
 	for (const uint64_t r : l.reserved)
@@ -536,6 +591,125 @@ Result<void> check_module(const struct shmq_layout &l, int role)
 				     " does not understand: load a shmq.ko of the same release (modinfo "
 				     "shmq; cat /sys/module/shmq/version)"));
 	return {};
+}
+
+namespace {
+
+constexpr const char *kBadLayout2 =
+	"shmq module reports a lane queue layout (SHMQ_IOC_LAYOUT2) that libshmq " SHMQ_VERSION_STRING
+	" does not understand: load a shmq.ko of the same release (modinfo shmq; cat "
+	"/sys/module/shmq/version)";
+
+// SHMQ_IOC_LAYOUT2 with the whole region list, checked as far as every
+// role needs it.
+Result<void> read_layout2(int fd, int role, struct shmq_layout2 &l2,
+			  std::vector<struct shmq_region2> &regions)
+{
+	regions.resize(SHMQ_MAX_PRODUCERS + 2);
+	std::memset(&l2, 0, sizeof l2);
+	l2.regions = reinterpret_cast<uintptr_t>(regions.data());
+	l2.regions_cap = static_cast<uint32_t>(regions.size());
+	if (ioctl(fd, SHMQ_IOC_LAYOUT2, &l2) < 0)
+		return unexpected(Error(errno, "reading the lane queue's layout (SHMQ_IOC_LAYOUT2) failed"));
+	for (const uint64_t r : l2.reserved)
+		if (r)
+			return unexpected(Error(EPROTO, kBadLayout2));
+	if (l2.regions_count > regions.size() || l2.role != static_cast<uint32_t>(role) ||
+	    l2.max_producers == 0 || l2.max_producers > SHMQ_MAX_PRODUCERS ||
+	    l2.record_header_size != kRecordHeader || l2.record_align != kRecordAlign ||
+	    l2.page_size == 0 || l2.lane_size < SHMQ_MIN_CAPACITY ||
+	    (l2.lane_size & (l2.lane_size - 1)) != 0 || l2.lane_size > (uint64_t{1} << 40) ||
+	    l2.max_message > l2.lane_size / 4 - kRecordHeader ||
+	    (role == SHMQ_ROLE_PRODUCER && l2.slot >= l2.max_producers))
+		return unexpected(Error(EPROTO, kBadLayout2));
+	regions.resize(l2.regions_count);
+	return {};
+}
+
+// Whether a field of @width bytes at @off lies inside @size bytes, aligned.
+bool field_in(uint64_t off, uint32_t width, uint64_t size)
+{
+	return off % width == 0 && off + width <= size;
+}
+
+} // namespace
+
+// A lane queue's consumer maps the status page, its consumer page (read-
+// write) and every lane at once (read-only: a free lane reads as zeros), and
+// scans the lanes (lib/lanes.cpp).
+template <class Map, class MapError>
+Result<std::unique_ptr<QueueHandle>> map_lane_consumer(std::unique_ptr<QueueHandle> h,
+						       const struct shmq_layout2 &l2,
+						       const std::vector<struct shmq_region2> &regions,
+						       Map &map, MapError &map_error, QueueInfo &info)
+{
+	const struct shmq_region2 *status = nullptr, *consumer = nullptr, *lane0 = nullptr;
+	uint32_t nlanes = 0;
+	bool ok = true;
+	for (const auto &r : regions) {
+		if (r.offset % l2.page_size || r.size % l2.page_size || r.size == 0 ||
+		    r.size > (uint64_t{1} << 41))
+			ok = false;
+		else if (r.kind == SHMQ_REGION_STATUS && !status && r.index == 0)
+			status = &r;
+		else if (r.kind == SHMQ_REGION_CONSUMER && !consumer && r.index == 0 &&
+			 (r.prot & PROT_WRITE))
+			consumer = &r;
+		else if (r.kind == SHMQ_REGION_LANE && r.index == nlanes) {
+			if (!lane0)
+				lane0 = &r;
+			// Contiguous, lane_stride apart: mapped as one range.
+			if (r.size != l2.lane_stride ||
+			    r.offset != lane0->offset + uint64_t{nlanes} * l2.lane_stride)
+				ok = false;
+			nlanes++;
+		} else
+			ok = false;
+	}
+	if (!ok || !status || !consumer || !lane0 || nlanes != l2.max_producers ||
+	    !field_in(l2.state_off, 4, status->size) || !field_in(l2.read_wake_off, 4, status->size) ||
+	    !field_in(l2.dir_gen_off, 4, status->size) || l2.dir_stride < sizeof(struct shmq_lane_dir) ||
+	    l2.dir_off % 8 || uint64_t{l2.dir_off} + uint64_t{l2.dir_stride} * l2.max_producers > status->size ||
+	    !field_in(l2.read_armed_off, 4, consumer->size) || l2.head_stride < 8 ||
+	    !field_in(l2.head_off + uint64_t{l2.head_stride} * (l2.max_producers - 1), 8, consumer->size) ||
+	    l2.head_off % 8 || l2.head_stride % 8 || !field_in(l2.tail_off, 8, l2.data_off) ||
+	    !field_in(l2.write_armed_off, 4, l2.data_off) || l2.data_off % l2.page_size ||
+	    uint64_t{l2.data_off} + l2.lane_size > l2.lane_stride)
+		return unexpected(Error(EPROTO, kBadLayout2));
+
+	int e = map(h->status, status->offset, status->size, false);
+	if (!e)
+		e = map(h->consumer, consumer->offset, consumer->size, true);
+	if (!e)
+		e = map(h->data, lane0->offset, uint64_t{nlanes} * l2.lane_stride, false);
+	if (e)
+		return map_error(e);
+
+	auto *st = static_cast<std::byte *>(h->status.addr);
+	auto *cp = static_cast<std::byte *>(h->consumer.addr);
+	Ring shared;
+	shared.state = reinterpret_cast<uint32_t *>(st + l2.state_off);
+	shared.read_wake = reinterpret_cast<uint32_t *>(st + l2.read_wake_off);
+	shared.read_armed = reinterpret_cast<uint32_t *>(cp + l2.read_armed_off);
+	shared.capacity = l2.lane_size;
+	shared.max_message = std::min<uint64_t>(l2.max_message, UINT32_MAX & ~(kRecordAlign - 1));
+	h->ring = shared; // for probe() and the plain waits: the shared words
+	LaneGeometry g;
+	g.max_producers = nlanes;
+	g.lane_stride = l2.lane_stride;
+	g.tail_off = l2.tail_off;
+	g.write_armed_off = l2.write_armed_off;
+	g.data_off = l2.data_off;
+	g.head_off = l2.head_off;
+	g.head_stride = l2.head_stride;
+	g.dir_gen_off = l2.dir_gen_off;
+	g.dir_off = l2.dir_off;
+	g.dir_stride = l2.dir_stride;
+	h->lanes = make_lane_set(shared, st, cp, static_cast<std::byte *>(h->data.addr), g);
+	info.capacity = l2.lane_size;
+	info.max_message = shared.max_message;
+	info.features = l2.features;
+	return h;
 }
 
 Result<std::unique_ptr<QueueHandle>> open_queue(std::string_view name, const OpenOptions &opt,
@@ -581,35 +755,52 @@ Result<std::unique_ptr<QueueHandle>> open_queue(std::string_view name, const Ope
 		return unexpected(Error(errno, "getting the ring fd (SHMQ_IOC_RING_FD) failed"));
 
 	bool madvise_failed = false;
-	auto map = [&](Mapping &m, const struct shmq_region &reg, bool writable) -> int {
-		void *p = mmap(nullptr, reg.size, writable ? PROT_READ | PROT_WRITE : PROT_READ,
-			       MAP_SHARED, ring.fd, static_cast<off_t>(reg.offset));
+	auto map = [&](Mapping &m, uint64_t offset, uint64_t size, bool writable) -> int {
+		void *p = mmap(nullptr, size, writable ? PROT_READ | PROT_WRITE : PROT_READ,
+			       MAP_SHARED, ring.fd, static_cast<off_t>(offset));
 		if (p == MAP_FAILED)
 			return errno;
-		m = Mapping(p, reg.size);
+		m = Mapping(p, size);
 		// Never in a forked child (see atfork_child): otherwise the child
 		// would keep the attachment, and so the peer would not see this
 		// process's death, until the child exits too.
-		if (madvise(p, reg.size, MADV_DONTFORK) != 0) {
+		if (madvise(p, size, MADV_DONTFORK) != 0) {
 			madvise_failed = true;
 			return errno;
 		}
 		return 0;
 	};
-	int e = map(h->status, l.status, false);
-	if (!e)
-		e = map(h->producer, l.producer, prod);
-	if (!e)
-		e = map(h->consumer, l.consumer, !prod);
-	if (!e)
-		e = map(h->data, l.data, prod);
-	if (e && madvise_failed)
-		return unexpected(Error(e, "madvise(MADV_DONTFORK) on the queue's memory failed "
-					   "(libshmq/module mismatch?)"));
-	if (e)
+	auto map_error = [&](int e) {
+		if (madvise_failed)
+			return unexpected(Error(e, "madvise(MADV_DONTFORK) on the queue's memory failed "
+						   "(libshmq/module mismatch?)"));
 		return unexpected(Error(e, e == ENOMEM ? "mapping the queue's memory failed: out of memory or "
-					      "address space"
-					    : "mapping the queue's memory failed (mmap of the ring fd)"));
+						      "address space"
+						    : "mapping the queue's memory failed (mmap of the ring fd)"));
+	};
+	const bool lanes = l.queue_features & SHMQ_QUEUE_LANES;
+	info.lanes = lanes;
+	info.max_producers = 1;
+	if (lanes) {
+		struct shmq_layout2 l2;
+		std::vector<struct shmq_region2> regions;
+		if (auto r = read_layout2(fd, role, l2, regions); !r)
+			return unexpected(r.error());
+		info.max_producers = l2.max_producers;
+		info.lane = prod ? l2.slot : 0;
+		if (!prod)
+			return map_lane_consumer(std::move(h), l2, regions, map, map_error, info);
+	}
+
+	int e = map(h->status, l.status.offset, l.status.size, false);
+	if (!e)
+		e = map(h->producer, l.producer.offset, l.producer.size, prod);
+	if (!e)
+		e = map(h->consumer, l.consumer.offset, l.consumer.size, !prod);
+	if (!e)
+		e = map(h->data, l.data.offset, l.data.size, prod);
+	if (e)
+		return map_error(e);
 
 	auto at = [](Mapping &m, uint32_t off) { return static_cast<std::byte *>(m.addr) + off; };
 	Ring &r = h->ring;

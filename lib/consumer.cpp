@@ -73,6 +73,8 @@ Result<Consumer> Consumer::open(std::string_view name, const OpenOptions &opt)
 	auto h = detail::open_queue(name, opt, SHMQ_ROLE_CONSUMER, info);
 	if (!h)
 		return unexpected(h.error());
+	if ((*h)->lanes)
+		return detail::Access::make_lane_consumer(std::move(*h), info);
 	return detail::Access::make_consumer(std::move(*h), info);
 }
 
@@ -103,6 +105,7 @@ void Consumer::take(Consumer &o) noexcept
 	cached_tail_ = o.cached_tail_;
 	peeked_end_ = std::exchange(o.peeked_end_, o.head_);
 	h_ = std::exchange(o.h_, nullptr);
+	lanes_ = std::exchange(o.lanes_, nullptr);
 	info_ = o.info_;
 	detail::Access::set_owner_locked(h_, nullptr, this);
 }
@@ -118,6 +121,7 @@ void Consumer::close() noexcept
 	mask_ = 0;
 	delete h_;
 	h_ = nullptr;
+	lanes_ = nullptr;
 	end_peek();
 }
 
@@ -133,6 +137,13 @@ void Consumer::interrupt() noexcept
 
 Result<Message> Consumer::peek_slow(Timeout timeout, bool wait) noexcept
 {
+	if (lanes_) {
+		Message m;
+		auto n = lane_peek(std::span<Message>(&m, 1), timeout, wait);
+		if (!n)
+			return unexpected(n.error());
+		return m;
+	}
 	if (!h_)
 		return kClosed;
 	if (h_->forked)
@@ -201,6 +212,8 @@ Result<Message> Consumer::peek_slow(Timeout timeout, bool wait) noexcept
 
 Result<void> Consumer::release_slow() noexcept
 {
+	if (lanes_)
+		return lane_release();
 	if (!h_)
 		return kClosed;
 	if (h_->forked)
@@ -221,12 +234,18 @@ Result<size_t> Consumer::receive_slow(std::span<std::byte> buf, Timeout timeout,
 		return kBufTooSmall;
 	if (m->size())
 		std::memcpy(buf.data(), m->data().data(), m->size());
+	if (lanes_) {
+		(void)lane_release(); // the peek just made cannot be missing
+		return m->size();
+	}
 	release_to(peeked_end_);
 	return m->size();
 }
 
 Result<uint64_t> Consumer::resync() noexcept
 {
+	if (lanes_)
+		return lane_resync();
 	if (!h_)
 		return kClosed;
 	if (h_->forked)
@@ -250,6 +269,8 @@ Result<uint64_t> Consumer::resync() noexcept
 Result<size_t> Consumer::peek_many_impl(std::span<Message> out, Timeout timeout,
 					bool wait) noexcept
 {
+	if (lanes_)
+		return lane_peek(out, timeout, wait);
 	if (!h_)
 		return kClosed;
 	if (h_->forked)

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include <shmq/shmq.hpp>
 
@@ -31,6 +32,52 @@ struct Mapping {
 	void forget() { addr = nullptr, len = 0; }
 };
 
+// One lane of a lane queue as its consumer sees it (lib/lanes.cpp).
+struct LaneSlot {
+	Ring ring;		  // the lane for the ring core: its tail and data
+				  // (read-only), our head[j], the shared words
+	uint64_t head = 0;	  // our position (published on release)
+	uint64_t cached_tail = 0; // last tail read
+	uint64_t peeked_end = 0;  // head after releasing what is peeked; head: none
+	uint32_t generation = 0;  // the holder we know; 0: not in the scan
+	uint32_t state = SHMQ_LANE_FREE; // as the kernel last told us
+	bool corrupt = false;	  // records inconsistent: skipped until dropped
+	bool ended = false;	  // the end was reported (draining and empty)
+	Sender sender;
+};
+
+// A lane queue as its consumer sees it: the lanes, the scan's state, the
+// pending lane events. The directory in the status page is only a hint
+// that something changed (its dir_gen); what changed is asked from the
+// kernel (SHMQ_IOC_LANE_INFO), which answers under its lock.
+struct LaneSet {
+	const uint32_t *dir_gen = nullptr; // status page, kernel-written
+	const std::byte *dir = nullptr;	   // struct shmq_lane_dir of lane 0
+	uint32_t dir_stride = 0;
+	uint32_t seen_gen = 0; // dir_gen when the lanes were last brought up to date
+	bool synced = false;
+	std::vector<LaneSlot> lanes;   // max_producers
+	std::vector<uint32_t> active;  // lanes in the scan, ascending
+	uint32_t next = 0;	       // the scan starts at the first active lane >= next
+	std::vector<uint32_t> touched; // lanes with a peek outstanding
+	std::vector<LaneEvent> events; // pending, oldest first
+	size_t events_cap = 16;
+	uint64_t events_lost = 0;
+	uint32_t pending_next = 0;     // next, once what is peeked is released
+	uint32_t *read_armed = nullptr; // our consumer page
+	bool armed = false;
+	uint64_t lane_info_calls = 0; // SHMQ_IOC_LANE_INFO calls (observed by tests)
+};
+
+// Where a lane queue's shared words are (from SHMQ_IOC_LAYOUT2).
+struct LaneGeometry {
+	uint32_t max_producers = 0;
+	uint64_t lane_stride = 0;
+	uint32_t tail_off = 0, write_armed_off = 0, data_off = 0; // in a lane
+	uint32_t head_off = 0, head_stride = 0;			  // consumer page
+	uint32_t dir_gen_off = 0, dir_off = 0, dir_stride = 0;	  // status page
+};
+
 // Everything an open Producer or Consumer owns besides its positions.
 //
 // Every handle of the process is in a registry (common.cpp) so that a
@@ -43,6 +90,8 @@ struct QueueHandle {
 	int fd = -1; // queue fd (-1 for rings on plain memory, as in the tests)
 	Mapping status, producer, consumer, data;
 	Ring ring;
+	// A lane queue's consumer: the lanes (mapped in `data`, all of them).
+	std::unique_ptr<LaneSet> lanes;
 	uint32_t spin = 0;
 	bool ignore_hangup = false;
 	uint64_t wake_calls = 0; // SHMQ_IOC_WAKE attempts (observed by tests)
@@ -79,6 +128,11 @@ struct QueueHandle {
 	// kernel only when the state word says the peer is missing or the queue
 	// was destroyed. @peer_bit is the other role's SHMQ_STATE_* bit.
 	[[nodiscard]] int probe(uint32_t cond, uint64_t min_bytes, uint32_t peer_bit) const;
+	// SHMQ_IOC_WAIT(READABLE) of a lane queue's consumer: also returns 0
+	// at once when dir_gen differs from @seen_gen (SHMQ_WAIT_DIR_GEN).
+	[[nodiscard]] int wait_lanes(uint32_t seen_gen, uint64_t deadline_ns) const;
+	// SHMQ_IOC_WAKE for the producer of @lane only (lane queues).
+	void wake_lane(uint32_t lane);
 };
 
 // Whether this library can use a queue whose SHMQ_IOC_LAYOUT answer is @l
@@ -100,6 +154,9 @@ struct Access {
 							    const QueueInfo &info);
 	[[nodiscard]] static Result<Consumer> make_consumer(std::unique_ptr<QueueHandle> h,
 							    const QueueInfo &info);
+	// The same for a lane queue (h->lanes set).
+	[[nodiscard]] static Result<Consumer> make_lane_consumer(std::unique_ptr<QueueHandle> h,
+								 const QueueInfo &info);
 	[[nodiscard]] static QueueHandle *handle(const Producer &p) { return p.h_; }
 	[[nodiscard]] static QueueHandle *handle(const Consumer &c) { return c.h_; }
 	// Records @p (or @c, or neither: nullptr) as the owner of @h.
@@ -124,6 +181,26 @@ public:
 	ForkLock(const ForkLock &) = delete;
 	ForkLock &operator=(const ForkLock &) = delete;
 };
+
+// A lane queue's consumer handle over plain memory (tests): @status holds
+// the state word, read_wake, dir_gen and the directory at the kernel's
+// offsets (docs/abi.md), @consumer the consumer page, @lanes the lanes,
+// @stride bytes apart, each a producer page and then @lane_size bytes.
+struct PlainLanes {
+	std::byte *status = nullptr, *consumer = nullptr, *lanes = nullptr;
+	uint32_t max_producers = 0;
+	uint64_t lane_size = 0, stride = 0;
+};
+[[nodiscard]] Result<Consumer> plain_lane_consumer(const PlainLanes &m, uint32_t spin = 0);
+
+// The lanes of a consumer over mapped (or, in tests, plain) memory; @shared
+// has the words every lane shares (state, read_wake, read_armed) and the
+// geometry (capacity, max_message).
+[[nodiscard]] std::unique_ptr<LaneSet> make_lane_set(const Ring &shared, std::byte *status,
+						     std::byte *consumer, std::byte *lanes,
+						     const LaneGeometry &g);
+// Brings the lanes up to date with the directory if dir_gen moved.
+void sync_lanes_for(const QueueHandle &h, LaneSet &s);
 
 // Rings on plain memory (tests): a handle with no fd and unowned pointers.
 [[nodiscard]] std::unique_ptr<QueueHandle> plain_handle(const Ring &ring, uint32_t spin = 0);

@@ -32,19 +32,29 @@ class SHMQ_API Error {
 public:
 	constexpr Error() noexcept = default;
 	constexpr Error(int code, const char *what) noexcept : code_(code), what_(what) {}
+	// An error about one lane of a lane queue (EBADMSG: its records are
+	// corrupt), which the consumer can drop (Consumer::drop_lane).
+	constexpr Error(int code, const char *what, uint32_t lane) noexcept
+		: code_(code), lane_(static_cast<int32_t>(lane)), what_(what)
+	{
+	}
 	[[nodiscard]] constexpr int code() const noexcept { return code_; }
 	// Static string: explains the failure and, where possible, the fix.
 	[[nodiscard]] constexpr const char *what() const noexcept { return what_; }
-	// "what (strerror(code))".
+	// The lane the error is about, or -1.
+	[[nodiscard]] constexpr int32_t lane() const noexcept { return lane_; }
+	// "what (strerror(code))", and " [lane N]" for an error about a lane.
 	[[nodiscard]] std::string message() const;
-	// Same errno and same sentence.
+	// Same errno, same lane and same sentence.
 	[[nodiscard]] friend constexpr bool operator==(const Error &a, const Error &b)
 	{
-		return a.code_ == b.code_ && std::string_view(a.what_) == std::string_view(b.what_);
+		return a.code_ == b.code_ && a.lane_ == b.lane_ &&
+		       std::string_view(a.what_) == std::string_view(b.what_);
 	}
 
 private:
 	int code_ = 0;
+	int32_t lane_ = -1;
 	const char *what_ = "";
 };
 
@@ -157,14 +167,59 @@ struct OpenOptions {
 
 // Ring geometry as reported by the kernel.
 struct QueueInfo {
-	uint64_t capacity = 0;	  // data bytes
+	uint64_t capacity = 0;	  // data bytes (of each lane, on a lane queue)
 	uint64_t max_message = 0; // largest payload one message can carry
 	uint64_t features = 0;	  // SHMQ_FEAT_* bits
+	uint32_t max_producers = 1; // lanes (1: a queue made by SHMQ_IOC_CREATE)
+	bool lanes = false;	  // a lane queue (SHMQ_QUEUE_LANES)
+	uint32_t lane = 0;	  // a producer's own lane
+};
+
+// Who sent a message on a lane queue, proven by the kernel: the effective
+// uid and gid and the process of the producer when it opened the queue,
+// translated into this process's user and pid namespaces at the time the
+// consumer first saw the producer. A producer cannot change any of it.
+struct Sender {
+	uint32_t uid = UINT32_MAX; // (uid_t)-1: not mapped in our user namespace
+	uint32_t gid = UINT32_MAX; // (gid_t)-1: not mapped
+	int32_t pid = 0;	   // 0: not visible in our pid namespace, or had
+				   // exited before the consumer saw it (or not
+				   // a lane queue)
+	[[nodiscard]] friend constexpr bool operator==(const Sender &, const Sender &) = default;
+};
+
+// What happened to a producer's lane, from Consumer::events().
+struct LaneEvent {
+	enum class Kind : uint32_t {
+		attached = 1, // a producer opened the queue and got this lane
+		ended = 2,    // its producer has gone and every message it
+			      // committed has been delivered: the lane is over
+		corrupt = 3,  // its records are inconsistent (receive said EBADMSG)
+		dropped = 4,  // the consumer (or the library, see drop_lane) dropped it
+	};
+	Kind kind = Kind::attached;
+	uint32_t lane = 0;
+	uint32_t generation = 0; // the lane's holder: new at every attach
+	Sender sender;
+};
+
+// Creating a queue (create_queue): what shmqctl create takes.
+struct CreateOptions {
+	// Bytes of the ring (of each lane, on a lane queue): a power of two
+	// of at least 4096 and of the page size.
+	uint64_t capacity = 65536;
+	// 0: a queue of one producer and one consumer (SHMQ_IOC_CREATE; a
+	// second producer gets EBUSY). 1 to the module's max_producers
+	// parameter (at most 1024): a lane queue (SHMQ_IOC_CREATE2) that many
+	// producers may send to at once, each into its own lane.
+	uint32_t max_producers = 0;
+	std::string control = "/dev/shmq-control";
 };
 
 namespace detail {
 struct Mapping; // one mmap()ed region
 struct QueueHandle;
+struct LaneSet; // a lane queue as its consumer sees it
 struct Access; // libshmq internals: builds Producer/Consumer from a handle
 } // namespace detail
 
@@ -234,13 +289,24 @@ public:
 	// at-least-once consumer that stores the position of the last message
 	// it processed can skip redeliveries. Later messages have larger
 	// positions (modulo 2^64: compare as `int64_t(a - b) > 0`).
+	// On a lane queue positions are per lane: (lane(), generation(),
+	// position()) identifies a message.
 	[[nodiscard]] uint64_t position() const noexcept { return pos_; }
+	// The lane it came from (0 on a queue without lanes) and the lane's
+	// generation (0 there).
+	[[nodiscard]] uint32_t lane() const noexcept { return lane_; }
+	[[nodiscard]] uint32_t generation() const noexcept { return gen_; }
+	// Who sent it (lane queues; the unknown Sender{} otherwise).
+	[[nodiscard]] const Sender &sender() const noexcept { return sender_; }
 
 private:
 	friend class Consumer;
 	const std::byte *ptr_ = nullptr;
 	size_t len_ = 0;
 	uint64_t pos_ = 0;
+	uint32_t lane_ = 0;
+	uint32_t gen_ = 0;
+	Sender sender_;
 };
 
 // The sending side of a queue (opened O_WRONLY: needs write permission on
@@ -432,7 +498,28 @@ public:
 	// skipped is lost. EBADMSG: the tail itself is misaligned, so there is
 	// no record boundary to resynchronise to (destroy and recreate the
 	// queue).
+	// (A lane queue confines corruption to its lane: EINVAL, see drop_lane.)
 	[[nodiscard]] Result<uint64_t> resync() noexcept;
+
+	// Lane queues (docs/design.md, "Lanes"). receive/peek take one message
+	// from each lane that has one, in lane order starting after the lane
+	// served last, before a second from any (a producer that floods its
+	// lane gets one message per round); FIFO per producer. A lane whose
+	// records are corrupt makes receive/peek fail once with EBADMSG and
+	// Error::lane() naming it; the other lanes keep flowing, the lane is
+	// skipped. drop_lane() detaches it: nothing more from it reaches any
+	// consumer, its producer gets ECONNRESET. A corrupt lane not dropped
+	// by the time nothing else is readable is dropped by the library
+	// (the kernel would keep reporting its data as readable). EINVAL: not
+	// a lane queue, or @lane out of range; ENOENT: the lane is free;
+	// ESTALE: its producer has changed since it was reported.
+	[[nodiscard]] Result<void> drop_lane(uint32_t lane) noexcept;
+	// Moves up to out.size() pending lane events (oldest first) into
+	// @out; returns how many. Events are noted as the consumer sees the
+	// lanes (on receive, peek and their waits). At most 4 x max_producers
+	// + 16 are kept: older ones are discarded first (events_lost()).
+	[[nodiscard]] size_t events(std::span<LaneEvent> out) noexcept;
+	[[nodiscard]] uint64_t events_lost() const noexcept;
 
 	// The queue fd: EPOLLIN when a message is ready, EPOLLHUP when the
 	// producer has gone, EPOLLERR when the queue was destroyed.
@@ -520,6 +607,13 @@ private:
 	[[nodiscard]] Result<size_t> peek_many_impl(std::span<Message> out, Timeout timeout,
 						    bool wait) noexcept;
 	void wake_producer() noexcept;
+	// Lane queues (lib/lanes.cpp): every call goes through these, the
+	// inline paths above always fall through (ring_ is a zero ring whose
+	// tail reads 0).
+	[[nodiscard]] Result<size_t> lane_peek(std::span<Message> out, Timeout timeout,
+					       bool wait) noexcept;
+	[[nodiscard]] Result<void> lane_release() noexcept;
+	[[nodiscard]] Result<uint64_t> lane_resync() noexcept;
 
 	detail::Ring ring_;	    // see Producer::ring_
 	uint64_t mask_ = 0;	    // ring_.capacity - 1
@@ -529,6 +623,7 @@ private:
 	uint64_t cached_tail_ = 0;  // last tail read from shared memory
 	uint64_t peeked_end_ = 0;   // head after releasing what was peeked, head_: none
 	detail::QueueHandle *h_ = nullptr;
+	detail::LaneSet *lanes_ = nullptr; // lane queues: owned by h_
 	QueueInfo info_;
 };
 
@@ -725,6 +820,8 @@ inline Result<size_t> Consumer::receive(std::span<std::byte> buf, Timeout timeou
 // Administration through /dev/shmq-control (root-only by default).
 [[nodiscard]] SHMQ_API Result<void> create_queue(std::string_view name, uint64_t capacity,
 					const std::string &control = "/dev/shmq-control");
+// Creates queue @name as @opt says (a lane queue when max_producers > 0).
+[[nodiscard]] SHMQ_API Result<void> create_queue(std::string_view name, const CreateOptions &opt);
 [[nodiscard]] SHMQ_API Result<void> destroy_queue(std::string_view name,
 					 const std::string &control = "/dev/shmq-control");
 
