@@ -18,6 +18,7 @@
 #include <bit>
 #include <cerrno>
 #include <cstdarg>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <new>
@@ -69,8 +70,14 @@ struct shmq_mq {
 namespace {
 
 constexpr long kSettableFlags = O_NONBLOCK | SHMQ_MQ_IGNORE_HUP;
+// The mq_flags of an attr that open honours (see SHMQ_MQ_USE_CAPACITY).
+constexpr long kOpenFlags = kSettableFlags | SHMQ_MQ_USE_CAPACITY | SHMQ_MQ_USE_PRODUCERS;
 constexpr uint64_t kForever = UINT64_MAX;
 constexpr uint64_t kNsPerSec = 1000000000u;
+
+// Producers a queue made by O_CREAT takes at once, unless
+// SHMQ_MQ_USE_PRODUCERS says otherwise (the kernel's default too).
+constexpr uint32_t kDefaultProducers = SHMQ_DEFAULT_PRODUCERS;
 
 // Linux's mq_open defaults (mq_overview(7)): what attr == NULL creates.
 constexpr long kDefaultMaxMsg = 10;
@@ -178,7 +185,11 @@ bool past(uint64_t deadline)
 // SHMQ_IOC_WAIT once. 0 when the condition holds, else the errno: EINTR is
 // returned, not retried (a handler installed with SA_RESTART never gets
 // here: the kernel restarts the ioctl).
-int kernel_wait(const shmq_mq *mq, uint32_t cond, uint64_t min_bytes, uint64_t deadline)
+// @dir_gen: for the consumer of a lane queue, the directory generation its
+// last look at the lanes saw (SHMQ_WAIT_DIR_GEN: a producer's arrival ends
+// the wait).
+int kernel_wait(const shmq_mq *mq, uint32_t cond, uint64_t min_bytes, uint64_t deadline,
+		const uint32_t *dir_gen = nullptr)
 {
 	struct shmq_wait_args a;
 	std::memset(&a, 0, sizeof a);
@@ -188,6 +199,10 @@ int kernel_wait(const shmq_mq *mq, uint32_t cond, uint64_t min_bytes, uint64_t d
 	a.flags = (mq->flags.load(std::memory_order_relaxed) & SHMQ_MQ_IGNORE_HUP)
 			  ? SHMQ_WAIT_IGNORE_HUP
 			  : 0;
+	if (dir_gen) {
+		a.flags |= SHMQ_WAIT_DIR_GEN;
+		a.reserved[0] = *dir_gen;
+	}
 	if (ioctl(mq->handle()->fd, SHMQ_IOC_WAIT, &a) == 0)
 		return 0;
 	return errno;
@@ -246,8 +261,52 @@ int do_send(shmq_mqd_t mq, const char *msg, size_t len, unsigned int prio, clock
 	}
 }
 
+void fill_sender(struct shmq_mq_sender *out, const shmq::Sender &s, uint32_t lane, uint32_t gen)
+{
+	std::memset(out, 0, sizeof *out);
+	out->uid = s.uid;
+	out->gid = s.gid;
+	out->pid = s.pid;
+	out->lane = lane;
+	out->generation = gen;
+}
+
+// One message into @buf under the descriptor's mutex: the Consumer's
+// try_receive, or, when the sender is wanted, its peek, copy and release.
+// Returns 0 or the errno; @dir_gen gets what a wait must pass.
+int receive_once(shmq_mq *mq, std::span<std::byte> bytes, size_t &n,
+		 struct shmq_mq_sender *sender, uint32_t &dir_gen, bool &lanes)
+{
+	Lock l(mq->mu);
+	const QueueHandle *h = mq->handle();
+	lanes = h->lanes != nullptr;
+	int e = 0;
+	if (!sender) {
+		auto r = mq->cons.try_receive(bytes);
+		if (r)
+			n = *r;
+		e = r ? 0 : r.error().code();
+	} else {
+		auto m = mq->cons.try_peek();
+		if (!m) {
+			e = m.error().code();
+		} else if (m->size() > bytes.size()) {
+			e = EMSGSIZE; // stays queued, as try_receive leaves it
+		} else {
+			n = m->size();
+			if (n)
+				std::memcpy(bytes.data(), m->data().data(), n);
+			fill_sender(sender, m->sender(), m->lane(), m->generation());
+			(void)mq->cons.release(); // the peek just made cannot be missing
+		}
+	}
+	if (lanes)
+		dir_gen = h->lanes->seen_gen;
+	return e;
+}
+
 ssize_t do_receive(shmq_mqd_t mq, char *buf, size_t len, unsigned int *prio, clockid_t clock,
-		   const struct timespec *ts)
+		   const struct timespec *ts, struct shmq_mq_sender *sender = nullptr)
 {
 	if (bad(mq) || mq->producer)
 		return fail(EBADF);
@@ -259,15 +318,10 @@ ssize_t do_receive(shmq_mqd_t mq, char *buf, size_t len, unsigned int *prio, clo
 	const std::span<std::byte> bytes(reinterpret_cast<std::byte *>(buf), len);
 	bool woken = false;
 	for (;;) {
-		int e;
 		size_t n = 0;
-		{
-			Lock l(mq->mu);
-			auto r = mq->cons.try_receive(bytes);
-			if (r)
-				n = *r;
-			e = r ? 0 : r.error().code();
-		}
+		uint32_t dir_gen = 0;
+		bool lanes = false;
+		const int e = receive_once(mq, bytes, n, sender, dir_gen, lanes);
 		if (e == 0) {
 			if (prio)
 				*prio = 0;
@@ -279,7 +333,7 @@ ssize_t do_receive(shmq_mqd_t mq, char *buf, size_t len, unsigned int *prio, clo
 			return fail(EAGAIN);
 		if (woken && past(deadline))
 			return fail(ETIMEDOUT);
-		if (int w = kernel_wait(mq, SHMQ_WAIT_READABLE, 0, deadline))
+		if (int w = kernel_wait(mq, SHMQ_WAIT_READABLE, 0, deadline, lanes ? &dir_gen : nullptr))
 			return fail(w);
 		woken = true;
 	}
@@ -290,21 +344,15 @@ ssize_t do_receive(shmq_mqd_t mq, char *buf, size_t len, unsigned int *prio, clo
 // mutex: the producer writes only beyond tail, and only the consumer moves
 // head (for a producer descriptor a stale head only means an older count).
 // Everything read is validated like the consumer's ring core does.
-int fill_attr(const shmq_mq *mq, struct shmq_mq_attr *a)
+// Bytes and messages between @head and @tail of @r, every record
+// validated; EBADMSG for anything inconsistent.
+int count_ring(const Ring &r, uint64_t max, uint64_t head, uint64_t tail, uint64_t &bytes,
+	       long &msgs)
 {
-	const Ring &r = mq->handle()->ring;
-	const uint64_t cap = r.capacity, max = mq->info().max_message;
-	std::memset(a, 0, sizeof *a);
-	a->mq_flags = mq->flags.load(std::memory_order_relaxed);
-	a->mq_msgsize = static_cast<long>(max);
-	a->mq_maxmsg = static_cast<long>(cap / shmq::detail::record_size(max));
-	a->mq_capacity = cap;
-	const uint64_t head = shmq::detail::load_acquire(r.head);
-	const uint64_t tail = shmq::detail::load_acquire(r.tail);
+	const uint64_t cap = r.capacity;
 	if (tail - head > cap || head % SHMQ_RECORD_ALIGN || tail % SHMQ_RECORD_ALIGN)
 		return EBADMSG;
-	a->mq_curbytes = tail - head;
-	long msgs = 0;
+	bytes += tail - head;
 	for (uint64_t pos = head; pos != tail;) {
 		const uint64_t off = pos & r.mask(), left = tail - pos;
 		const struct shmq_record h = shmq::detail::unpack_header(
@@ -326,6 +374,45 @@ int fill_attr(const shmq_mq *mq, struct shmq_mq_attr *a)
 			return EBADMSG;
 		pos += rec;
 	}
+	return 0;
+}
+
+int fill_attr(const shmq_mq *mq, struct shmq_mq_attr *a)
+{
+	const QueueHandle *h = mq->handle();
+	const Ring &r = h->ring;
+	const uint64_t cap = r.capacity, max = mq->info().max_message;
+	std::memset(a, 0, sizeof *a);
+	a->mq_flags = mq->flags.load(std::memory_order_relaxed);
+	a->mq_msgsize = static_cast<long>(max);
+	a->mq_maxmsg = static_cast<long>(cap / shmq::detail::record_size(max));
+	a->mq_capacity = cap;
+	a->mq_maxproducers = mq->info().max_producers;
+	long msgs = 0;
+	uint64_t bytes = 0;
+	if (h->lanes) {
+		// The consumer of a lane queue: every lane it knows, from its own
+		// heads; a corrupt lane (reported by receive) counts as empty.
+		shmq::detail::sync_lanes_for(*h, *h->lanes);
+		for (const uint32_t j : h->lanes->active) {
+			const auto &l = h->lanes->lanes[j];
+			if (l.corrupt)
+				continue;
+			const uint64_t tail = shmq::detail::load_acquire(l.ring.tail);
+			uint64_t b = 0;
+			long m = 0;
+			if (count_ring(l.ring, max, l.head, tail, b, m) == 0) {
+				bytes += b;
+				msgs += m;
+			}
+		}
+	} else {
+		const uint64_t head = shmq::detail::load_acquire(r.head);
+		const uint64_t tail = shmq::detail::load_acquire(r.tail);
+		if (int e = count_ring(r, max, head, tail, bytes, msgs))
+			return e;
+	}
+	a->mq_curbytes = bytes;
 	a->mq_curmsgs = msgs;
 	return 0;
 }
@@ -340,7 +427,16 @@ bool use_capacity(const struct shmq_mq_attr *attr)
 	if (!attr)
 		return false;
 	const long f = attr->mq_flags;
-	return (f & SHMQ_MQ_USE_CAPACITY) && !(f & ~(kSettableFlags | SHMQ_MQ_USE_CAPACITY));
+	return (f & SHMQ_MQ_USE_CAPACITY) && !(f & ~kOpenFlags);
+}
+
+// SHMQ_MQ_USE_PRODUCERS, under the same rule.
+bool use_producers(const struct shmq_mq_attr *attr)
+{
+	if (!attr)
+		return false;
+	const long f = attr->mq_flags;
+	return (f & SHMQ_MQ_USE_PRODUCERS) && !(f & ~kOpenFlags);
 }
 
 // Ring bytes for O_CREAT: mq_capacity (with SHMQ_MQ_USE_CAPACITY), or the
@@ -420,6 +516,12 @@ int attach(shmq_mq *mq, std::string_view name)
 			return posix_open_errno(c.error().code());
 		mq->cons = std::move(*c);
 	}
+	// Queue semantics on a queue of several producers: messages wait for
+	// a consumer, senders for room, as in POSIX (setattr can clear it).
+	if (mq->info().lanes) {
+		mq->flags.fetch_or(SHMQ_MQ_IGNORE_HUP, std::memory_order_relaxed);
+		mq->handle()->ignore_hangup = true;
+	}
 	return 0;
 }
 
@@ -436,9 +538,50 @@ int attach_created(shmq_mq *mq, std::string_view name)
 	}
 }
 
-int create(std::string_view name, uint64_t cap)
+// The module's max_producers parameter, if it can be read.
+bool read_max_producers(uint64_t &out)
 {
-	auto r = shmq::create_queue(name, cap);
+	const int fd = ::open("/sys/module/shmq/parameters/max_producers", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	char buf[32] = {};
+	const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+	::close(fd);
+	if (n <= 0)
+		return false;
+	char *end = nullptr;
+	out = std::strtoull(buf, &end, 10);
+	return end != buf;
+}
+
+static_assert(SHMQ_MQ_LANE_ATTACHED == static_cast<int>(shmq::LaneEvent::Kind::attached) &&
+	      SHMQ_MQ_LANE_ENDED == static_cast<int>(shmq::LaneEvent::Kind::ended) &&
+	      SHMQ_MQ_LANE_CORRUPT == static_cast<int>(shmq::LaneEvent::Kind::corrupt) &&
+	      SHMQ_MQ_LANE_DROPPED == static_cast<int>(shmq::LaneEvent::Kind::dropped));
+
+// A lane queue (docs/design.md, "Lanes"): several processes may send at
+// once, as to a POSIX queue.
+int create(std::string_view name, uint64_t cap, const struct shmq_mq_attr *attr)
+{
+	shmq::CreateOptions o;
+	o.capacity = cap;
+	o.max_producers = kDefaultProducers;
+	if (use_producers(attr)) {
+		if (attr->mq_maxproducers > SHMQ_MAX_PRODUCERS)
+			return EINVAL;
+		if (attr->mq_maxproducers)
+			o.max_producers = static_cast<uint32_t>(attr->mq_maxproducers);
+	}
+	auto r = shmq::create_queue(name, o);
+	if (!r && r.error().code() == EINVAL && !use_producers(attr)) {
+		// The module's max_producers parameter is below our default:
+		// its ceiling is what the default means then.
+		uint64_t param = 0;
+		if (read_max_producers(param) && param > 0 && param < o.max_producers) {
+			o.max_producers = static_cast<uint32_t>(param);
+			r = shmq::create_queue(name, o);
+		}
+	}
 	return r ? 0 : posix_control_errno(r.error().code());
 }
 
@@ -452,7 +595,7 @@ int open_impl(shmq_mq *mq, std::string_view name, int oflag, const struct shmq_m
 	if (oflag & O_EXCL) {
 		if (int e = capacity_for(attr, cap))
 			return e;
-		if (int e = create(name, cap))
+		if (int e = create(name, cap, attr))
 			return e;
 		return attach_created(mq, name);
 	}
@@ -462,7 +605,7 @@ int open_impl(shmq_mq *mq, std::string_view name, int oflag, const struct shmq_m
 		return e;
 	if ((e = capacity_for(attr, cap)))
 		return e;
-	e = create(name, cap);
+	e = create(name, cap, attr);
 	if (e == EEXIST) // created by someone else meanwhile
 		return attach(mq, name);
 	return e ? e : attach_created(mq, name);
@@ -626,6 +769,50 @@ int shmq_mq_fd(shmq_mqd_t mqd) SHMQ_NOTHROW
 	if (bad(mqd))
 		return fail(EBADF);
 	return mqd->handle()->fd;
+}
+
+ssize_t shmq_mq_receive_sender(shmq_mqd_t mqd, char *msg_ptr, size_t msg_len,
+			       unsigned int *msg_prio, struct shmq_mq_sender *sender,
+			       const struct timespec *abs_timeout) SHMQ_NOTHROW
+{
+	if (!bad(mqd) && !mqd->producer && !sender)
+		return fail(EINVAL);
+	return do_receive(mqd, msg_ptr, msg_len, msg_prio, CLOCK_REALTIME, abs_timeout, sender);
+}
+
+int shmq_mq_lane_events(shmq_mqd_t mqd, struct shmq_mq_lane_event *events,
+			unsigned int n) SHMQ_NOTHROW
+{
+	if (bad(mqd) || mqd->producer)
+		return fail(EBADF);
+	if (!events && n)
+		return fail(EINVAL);
+	Lock l(mqd->mu);
+	unsigned int done = 0;
+	while (done < n) {
+		shmq::LaneEvent ev[16];
+		const size_t want = std::min<size_t>(16, n - done);
+		const size_t got = mqd->cons.events(std::span(ev, want));
+		for (size_t k = 0; k < got; k++) {
+			struct shmq_mq_lane_event &o = events[done + k];
+			std::memset(&o, 0, sizeof o);
+			o.kind = static_cast<uint32_t>(ev[k].kind);
+			fill_sender(&o.who, ev[k].sender, ev[k].lane, ev[k].generation);
+		}
+		done += static_cast<unsigned int>(got);
+		if (got < want)
+			break;
+	}
+	return static_cast<int>(done);
+}
+
+int shmq_mq_drop_lane(shmq_mqd_t mqd, unsigned int lane) SHMQ_NOTHROW
+{
+	if (bad(mqd) || mqd->producer)
+		return fail(EBADF);
+	Lock l(mqd->mu);
+	auto r = mqd->cons.drop_lane(lane);
+	return r ? 0 : fail(r.error().code());
 }
 
 int shmq_mq_interrupt(shmq_mqd_t mqd) SHMQ_NOTHROW

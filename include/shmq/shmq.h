@@ -12,15 +12,22 @@
  *    failed shmq_mq_open returns SHMQ_MQ_FAILED, which is
  *    (shmq_mqd_t)-1 as POSIX's (mqd_t)-1;
  *  - one role per descriptor: O_WRONLY opens the producer (send),
- *    O_RDONLY the consumer (receive); O_RDWR gives EINVAL; at most one
- *    producer and one consumer are attached to a queue at a time (EBUSY);
+ *    O_RDONLY the consumer (receive); O_RDWR gives EINVAL; one consumer
+ *    at a time (EBUSY); a queue made by shmq_mq_open(O_CREAT) takes up to
+ *    mq_maxproducers producers at once (64 by default), each sending
+ *    into its own lane, and every message carries its sender's uid, gid
+ *    and pid (shmq_mq_receive_sender); a queue made by `shmqctl create`
+ *    without --producers takes one producer at a time (EBUSY);
  *  - no priorities: messages are delivered in the order sent; a non-zero
  *    msg_prio gives EINVAL, received priorities are always 0;
  *  - permissions come from the device node /dev/shmq/NAME (udev rules), not
  *    from the mode argument of shmq_mq_open; creating and unlinking need
  *    the control device (root by default);
- *  - EPIPE when the queue is empty (receive) or full (send) and the peer
- *    that was attached has gone; EIDRM when it was unlinked meanwhile;
+ *  - on a queue of one producer, EPIPE when the queue is empty (receive)
+ *    or full (send) and the peer that was attached has gone, unless
+ *    SHMQ_MQ_IGNORE_HUP; a queue of several producers has queue semantics
+ *    (SHMQ_MQ_IGNORE_HUP set at open): messages wait for a consumer and a
+ *    sender blocks while its lane is full; EIDRM when it was unlinked;
  *  - no mq_notify: poll/epoll the fd from shmq_mq_fd() instead.
  *
  * Valid C99/C11 and C++; all functions have C linkage, never throw, and
@@ -55,7 +62,7 @@ extern "C" {
 /* Version of this C API: incremented when functions, fields or flags are
  * added or their meaning changes. 2: SHMQ_MQ_USE_CAPACITY, SHMQ_MQ_FAILED
  * is (shmq_mqd_t)-1 (was NULL). */
-#define SHMQ_C_API_VERSION 3
+#define SHMQ_C_API_VERSION 4
 
 /* A message queue descriptor: an opaque handle owned by the caller until
  * shmq_mq_close(). */
@@ -81,6 +88,12 @@ typedef struct shmq_mq *shmq_mqd_t;
  * setattr refuses it (EINVAL). */
 #define SHMQ_MQ_USE_CAPACITY 0x20000000L
 
+/* mq_flags bit for shmq_mq_open with O_CREAT: use mq_maxproducers (with
+ * SHMQ_MQ_USE_CAPACITY or on its own; the same rule as there for the other
+ * bits). Without it a queue is made for 64 producers (or the module's
+ * max_producers parameter, if lower). Since SHMQ_C_API_VERSION 4. */
+#define SHMQ_MQ_USE_PRODUCERS 0x10000000L
+
 /* Queue attributes. The first four fields are those of struct mq_attr. */
 struct shmq_mq_attr {
 	long mq_flags;	 /* get/setattr: 0, O_NONBLOCK, SHMQ_MQ_IGNORE_HUP;
@@ -98,7 +111,39 @@ struct shmq_mq_attr {
 			       * getattr: ring bytes */
 	uint64_t mq_curbytes; /* getattr: ring bytes in use now (headers and
 			       * padding included) */
-	uint64_t mq_reserved[4]; /* getattr: written as 0; ignored on input */
+	uint64_t mq_maxproducers; /* open with SHMQ_MQ_USE_PRODUCERS: producers
+				   * the queue takes at once, 1 to 1024 (0: 64);
+				   * getattr: that number (1 for a queue of one
+				   * producer) */
+	uint64_t mq_reserved[3]; /* getattr: written as 0; ignored on input */
+};
+
+/* Who sent a message (shmq_mq_receive_sender) or holds a lane
+ * (shmq_mq_lane_events), proven by the kernel: the producer's effective uid
+ * and gid and its process at its shmq_mq_open, in the caller's user and pid
+ * namespaces. */
+struct shmq_mq_sender {
+	uint32_t uid;	     /* (uid_t)-1: not mapped here (or not a lane queue) */
+	uint32_t gid;	     /* (gid_t)-1: not mapped here */
+	int32_t pid;	     /* 0: not visible here, or exited before the consumer
+			      * first saw it */
+	uint32_t lane;	     /* its lane */
+	uint32_t generation; /* the lane's holder, new at every producer open */
+	uint32_t reserved[3]; /* written as 0 */
+};
+
+/* Kinds of struct shmq_mq_lane_event. */
+#define SHMQ_MQ_LANE_ATTACHED 1 /* a producer opened the queue */
+#define SHMQ_MQ_LANE_ENDED 2	/* it has gone and all it sent was received */
+#define SHMQ_MQ_LANE_CORRUPT 3	/* its records are garbage (receive: EBADMSG) */
+#define SHMQ_MQ_LANE_DROPPED 4	/* the lane was dropped (shmq_mq_drop_lane,
+				 * or by the library once nothing else was
+				 * readable) */
+
+struct shmq_mq_lane_event {
+	uint32_t kind;	       /* SHMQ_MQ_LANE_* */
+	uint32_t reserved;     /* written as 0 */
+	struct shmq_mq_sender who;
 };
 
 /* Opens queue @name ("orders" or "/orders": /dev/shmq/orders). @oflag:
@@ -165,6 +210,27 @@ ssize_t shmq_mq_timedreceive(shmq_mqd_t mqd, char *msg_ptr, size_t msg_len,
 ssize_t shmq_mq_clockreceive(shmq_mqd_t mqd, char *msg_ptr, size_t msg_len,
 			     unsigned int *msg_prio, clockid_t clock,
 			     const struct timespec *abs_timeout) SHMQ_NOTHROW;
+
+/* As shmq_mq_timedreceive (@abs_timeout NULL: forever), and stores who
+ * sent the message in @sender (which must not be NULL: EINVAL). On a queue
+ * of one producer the sender is unknown: uid and gid (uid_t)-1, pid 0. A
+ * corrupt lane fails one receive with EBADMSG (shmq_mq_lane_events names
+ * it); the other lanes keep flowing. Since SHMQ_C_API_VERSION 4. */
+ssize_t shmq_mq_receive_sender(shmq_mqd_t mqd, char *msg_ptr, size_t msg_len,
+			       unsigned int *msg_prio, struct shmq_mq_sender *sender,
+			       const struct timespec *abs_timeout) SHMQ_NOTHROW;
+
+/* Moves up to @n pending lane events of consumer @mqd, oldest first, into
+ * @events and returns how many (0: none). -1 with EBADF (not a consumer),
+ * EINVAL (@events NULL with @n > 0). Events of a queue of one producer:
+ * none. */
+int shmq_mq_lane_events(shmq_mqd_t mqd, struct shmq_mq_lane_event *events,
+			unsigned int n) SHMQ_NOTHROW;
+
+/* Detaches @lane (of a corrupt producer, say): nothing more it sends is
+ * received, its next send that waits fails with ECONNRESET. 0, or -1 with
+ * EBADF, EINVAL (not a lane queue, lane out of range), ENOENT (free). */
+int shmq_mq_drop_lane(shmq_mqd_t mqd, unsigned int lane) SHMQ_NOTHROW;
 
 /* Fills @attr. 0, or -1 with errno EBADF, EINVAL (attr NULL), EBADMSG
  * (corrupt shared counters or records). */

@@ -186,6 +186,39 @@ static int create_q(const char *name, uint64_t cap)
 	return 1;
 }
 
+/* A queue of one producer (SHMQ_IOC_CREATE, as `shmqctl create` without
+ * --producers): what O_CREAT does not make, with the pipe-like semantics
+ * some sections pin. */
+static int create_q1(const char *name, uint64_t cap)
+{
+	struct shmq_create_args a;
+	memset(&a, 0, sizeof a);
+	a.capacity = cap;
+	if (strlen(name) >= sizeof a.name)
+		return 0;
+	memcpy(a.name, name, strlen(name));
+	int fd = open("/dev/shmq-control", O_WRONLY | O_CLOEXEC);
+	int ok = fd >= 0 && ioctl(fd, SHMQ_IOC_CREATE, &a) == 0;
+	int e = errno;
+	if (fd >= 0)
+		close(fd);
+	checks++;
+	if (!ok) {
+		failed(__FILE__, __LINE__, "SHMQ_IOC_CREATE %s: %s", name, en(e));
+		return 0;
+	}
+	/* udev may take a moment to make the node */
+	for (int i = 0; i < 2000; i++) {
+		char path[128];
+		snprintf(path, sizeof path, "/dev/shmq/%s", name);
+		if (access(path, F_OK) == 0)
+			return 1;
+		sleep_ms(1);
+	}
+	failed(__FILE__, __LINE__, "/dev/shmq/%s did not appear", name);
+	return 0;
+}
+
 static void unlink_q(const char *name)
 {
 	if (shmq_mq_unlink(name) != 0 && errno != ENOENT)
@@ -370,10 +403,14 @@ static void t_open(void)
 		      (unsigned long long)got.mq_capacity);
 		CHECK(got.mq_msgsize == 1016, "mq_msgsize %ld, want 1016", got.mq_msgsize);
 		CHECK(got.mq_maxmsg == 4, "mq_maxmsg %ld, want 4", got.mq_maxmsg);
-		CHECK(got.mq_flags == 0, "mq_flags %ld, want 0", got.mq_flags);
+		/* a queue of several producers: queue semantics, not EPIPE */
+		CHECK(got.mq_flags == SHMQ_MQ_IGNORE_HUP, "mq_flags %ld, want SHMQ_MQ_IGNORE_HUP",
+		      got.mq_flags);
 		CHECK(got.mq_curmsgs == 0 && got.mq_curbytes == 0, "empty queue: %ld msgs %llu bytes",
 		      got.mq_curmsgs, (unsigned long long)got.mq_curbytes);
-		CHECK(got.mq_reserved[0] == 0 && got.mq_reserved[3] == 0, "reserved not zeroed");
+		CHECK(got.mq_reserved[0] == 0 && got.mq_reserved[2] == 0, "reserved not zeroed");
+		CHECK(got.mq_maxproducers == 64, "mq_maxproducers %llu, want 64 (O_CREAT's default)",
+		      (unsigned long long)got.mq_maxproducers);
 	}
 	/* exists now */
 	EXPECT_OPEN_ERR(EEXIST, shmq_mq_open(n, O_WRONLY | O_CREAT | O_EXCL, 0600, NULL));
@@ -397,7 +434,12 @@ static void t_open(void)
 	/* "/name" is the same queue */
 	snprintf(slashed, sizeof slashed, "/%s", n);
 	shmq_mqd_t p = OPEN_OK(shmq_mq_open(slashed, O_WRONLY | O_CREAT, 0600, NULL));
-	EXPECT_OPEN_ERR(EBUSY, shmq_mq_open(n, O_WRONLY));
+	/* O_CREAT made a queue of 64 producers: a second one opens */
+	{
+		shmq_mqd_t p2 = OPEN_OK(shmq_mq_open(n, O_WRONLY));
+		if (p2 != SHMQ_MQ_FAILED)
+			EXPECT_OK(shmq_mq_close(p2));
+	}
 	if (p != SHMQ_MQ_FAILED && c != SHMQ_MQ_FAILED) {
 		char buf[2048];
 		unsigned prio = 99;
@@ -420,7 +462,8 @@ static void t_open(void)
 	p = OPEN_OK(shmq_mq_open(n2, O_WRONLY | O_CREAT | O_NONBLOCK, 0644, NULL));
 	if (p != SHMQ_MQ_FAILED) {
 		EXPECT_OK(shmq_mq_getattr(p, &got));
-		CHECK(got.mq_capacity == 131072 && got.mq_msgsize == 32760 && got.mq_flags == O_NONBLOCK,
+		CHECK(got.mq_capacity == 131072 && got.mq_msgsize == 32760 &&
+			      got.mq_flags == (O_NONBLOCK | SHMQ_MQ_IGNORE_HUP),
 		      "defaults: capacity %llu msgsize %ld flags %ld", (unsigned long long)got.mq_capacity,
 		      got.mq_msgsize, got.mq_flags);
 		CHECK(got.mq_msgsize >= 8192 && (uint64_t)got.mq_capacity >= 11 * 8200,
@@ -850,12 +893,14 @@ static void t_nonblock(void)
 	EXPECT_OK(shmq_mq_getattr(c, &a));
 	CHECK(a.mq_curmsgs == sent && a.mq_curbytes == (uint64_t)sent * 112,
 	      "consumer getattr: %ld msgs %llu bytes", a.mq_curmsgs, (unsigned long long)a.mq_curbytes);
-	CHECK(a.mq_flags == O_NONBLOCK, "mq_flags %ld, want O_NONBLOCK", a.mq_flags);
+	CHECK(a.mq_flags == (O_NONBLOCK | SHMQ_MQ_IGNORE_HUP), "mq_flags %ld, want O_NONBLOCK | "
+	      "SHMQ_MQ_IGNORE_HUP", a.mq_flags);
 	/* clearing O_NONBLOCK with setattr: now the calls wait (and time out) */
 	memset(&a, 0, sizeof a);
 	memset(&old, 0xa5, sizeof old);
 	EXPECT_OK(shmq_mq_setattr(p, &a, &old));
-	CHECK(old.mq_flags == O_NONBLOCK && old.mq_curmsgs == sent, "oldattr: flags %ld msgs %ld",
+	CHECK(old.mq_flags == (O_NONBLOCK | SHMQ_MQ_IGNORE_HUP) && old.mq_curmsgs == sent,
+	      "oldattr: flags %ld msgs %ld",
 	      old.mq_flags, old.mq_curmsgs);
 	{
 		const struct timespec soon = in_ms(CLOCK_REALTIME, 100);
@@ -899,11 +944,12 @@ static void t_attr(void)
 	a.mq_flags = O_NONBLOCK | O_CREAT;
 	EXPECT_ERR(EINVAL, shmq_mq_setattr(p, &a, NULL));
 	EXPECT_OK(shmq_mq_getattr(c, &a));
-	CHECK(a.mq_flags == 0, "a refused setattr changed the flags to %ld", a.mq_flags);
+	CHECK(a.mq_flags == SHMQ_MQ_IGNORE_HUP, "a refused setattr changed the flags to %ld",
+	      a.mq_flags);
 	/* query only; the other fields of newattr are ignored */
 	memset(&old, 0xa5, sizeof old);
 	EXPECT_OK(shmq_mq_setattr(c, NULL, &old));
-	CHECK(old.mq_flags == 0 && old.mq_capacity == 8192 && old.mq_msgsize == 2040 &&
+	CHECK(old.mq_flags == SHMQ_MQ_IGNORE_HUP && old.mq_capacity == 8192 && old.mq_msgsize == 2040 &&
 		      old.mq_maxmsg == 4 && old.mq_reserved[1] == 0,
 	      "setattr(NULL, old): flags %ld cap %llu msgsize %ld maxmsg %ld", old.mq_flags,
 	      (unsigned long long)old.mq_capacity, old.mq_msgsize, old.mq_maxmsg);
@@ -1222,6 +1268,10 @@ static void t_peer(void)
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
 	if (c == SHMQ_MQ_FAILED)
 		goto out;
+	/* a queue of several producers opens with queue semantics: ask for
+	 * the peer-death notice (EPIPE) by clearing SHMQ_MQ_IGNORE_HUP */
+	memset(&a, 0, sizeof a);
+	EXPECT_OK(shmq_mq_setattr(c, &a, NULL));
 	fflush(stdout);
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -1262,6 +1312,8 @@ static void t_peer(void)
 	{
 		shmq_mqd_t p = OPEN_OK(shmq_mq_open(n, O_WRONLY));
 		if (p != SHMQ_MQ_FAILED) {
+			memset(&a, 0, sizeof a);
+			EXPECT_OK(shmq_mq_setattr(p, &a, NULL));
 			EXPECT_OK(shmq_mq_send(p, "three", 5, 0));
 			CHECK(shmq_mq_receive(c, buf, sizeof buf, NULL) == 5, "message of the new producer");
 			/* producer side: the ring is full and the consumer leaves: EPIPE */
@@ -1435,6 +1487,10 @@ static void t_fork(void)
 	if (c == SHMQ_MQ_FAILED)
 		goto out;
 	struct shmq_mq_attr a;
+	/* the end of the exchange is the producer's exit: EPIPE (no queue
+	 * semantics for this one) */
+	memset(&a, 0, sizeof a);
+	EXPECT_OK(shmq_mq_setattr(c, &a, NULL));
 	EXPECT_OK(shmq_mq_getattr(c, &a));
 	const size_t max = (size_t)a.mq_msgsize;
 	fflush(stdout);
@@ -1712,9 +1768,11 @@ static void t_corrupt(void)
 	const struct timespec later = in_ms(CLOCK_REALTIME, 60000);
 
 	/* the producer leaves a misaligned tail (3): consumer calls and the
-	 * next producer's open see it */
+	 * next producer's open see it (a queue of one producer: the next
+	 * producer takes over the same ring; in a queue of several a corrupt
+	 * lane is confined to its producer, see the lanes section) */
 	qname(n, sizeof n, "corrupt", 0);
-	if (!create_q(n, 4096))
+	if (!create_q1(n, 4096))
 		return;
 	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
 	shmq_mqd_t p = OPEN_OK(shmq_mq_open(n, O_WRONLY));
@@ -2063,6 +2121,133 @@ static void t_interrupt(void)
 	EXPECT_OK(shmq_mq_unlink(n));
 }
 
+/* Several producers on a queue made by O_CREAT: each message's sender,
+ * FIFO per producer, lane events, mq_maxproducers and its limits, a
+ * corrupt lane confined and dropped. */
+static void t_lanes(void)
+{
+	char n[80], buf[256];
+	struct shmq_mq_attr a;
+	struct shmq_mq_sender who;
+	const int kProducers = 3, per = slow() ? 200 : 2000;
+	qname(n, sizeof n, "lanes", 0);
+	memset(&a, 0, sizeof a);
+	a.mq_flags = SHMQ_MQ_USE_PRODUCERS | SHMQ_MQ_USE_CAPACITY;
+	a.mq_capacity = 4096;
+	a.mq_maxproducers = 1025;
+	EXPECT_OPEN_ERR(EINVAL, shmq_mq_open(n, O_RDONLY | O_CREAT | O_EXCL, 0600, &a));
+	a.mq_maxproducers = kProducers;
+	shmq_mqd_t c = OPEN_OK(shmq_mq_open(n, O_RDONLY | O_CREAT | O_EXCL, 0600, &a));
+	if (c == SHMQ_MQ_FAILED)
+		return;
+	EXPECT_OK(shmq_mq_getattr(c, &a));
+	CHECK(a.mq_maxproducers == (uint64_t)kProducers && a.mq_capacity == 4096,
+	      "getattr: mq_maxproducers %llu capacity %llu", (unsigned long long)a.mq_maxproducers,
+	      (unsigned long long)a.mq_capacity);
+	EXPECT_ERR(EINVAL, shmq_mq_receive_sender(c, buf, sizeof buf, NULL, NULL, NULL));
+	EXPECT_ERR(EINVAL, shmq_mq_drop_lane(c, kProducers));
+	EXPECT_ERR(EINVAL, shmq_mq_lane_events(c, NULL, 1));
+	pid_t kids[3];
+	fflush(stdout);
+	for (int i = 0; i < kProducers; i++) {
+		kids[i] = fork();
+		if (kids[i] == 0) {
+			shmq_mq_close(c);
+			shmq_mqd_t p = shmq_mq_open(n, O_WRONLY);
+			if (p == SHMQ_MQ_FAILED)
+				_exit(2);
+			for (int k = 0; k < per; k++) {
+				int len = snprintf(buf, sizeof buf, "%d:%d", i, k);
+				if (shmq_mq_send(p, buf, (size_t)len, 0) != 0)
+					_exit(3);
+			}
+			shmq_mq_close(p);
+			_exit(0);
+		}
+	}
+	int next[3] = {0, 0, 0};
+	long bad = 0;
+	for (int got = 0; got < kProducers * per && !bad; got++) {
+		struct timespec d = in_ms(CLOCK_REALTIME, 60000);
+		ssize_t r = shmq_mq_receive_sender(c, buf, sizeof buf - 1, NULL, &who, &d);
+		if (r < 0) {
+			CHECK(0, "receive_sender %d: %s", got, en(errno));
+			bad = 1;
+			break;
+		}
+		buf[r] = 0;
+		int i = -1, k = -1;
+		if (sscanf(buf, "%d:%d", &i, &k) != 2 || i < 0 || i >= kProducers || k != next[i] ||
+		    who.pid != kids[i] || who.uid != 0 || who.gid != 0 || who.reserved[0]) {
+			CHECK(0, "message '%s' from pid %d uid %u lane %u (child %d is pid %d)", buf,
+			      (int)who.pid, who.uid, who.lane, i, i >= 0 && i < 3 ? (int)kids[i] : -1);
+			bad = 1;
+		}
+		if (i >= 0 && i < kProducers)
+			next[i] = k + 1;
+	}
+	for (int i = 0; i < kProducers; i++)
+		CHECK(reap(kids[i]) == 0, "producer %d failed", i);
+	/* every producer attached, then ended once its lane was drained */
+	struct shmq_mq_lane_event ev[16];
+	int attached = 0, ended = 0;
+	for (int tries = 0; tries < 2000 && ended < kProducers; tries++) {
+		memset(&a, 0, sizeof a);
+		a.mq_flags = O_NONBLOCK | SHMQ_MQ_IGNORE_HUP;
+		EXPECT_OK(shmq_mq_setattr(c, &a, NULL));
+		(void)shmq_mq_receive(c, buf, sizeof buf, NULL);
+		int k = shmq_mq_lane_events(c, ev, 16);
+		for (int j = 0; j < k; j++) {
+			attached += ev[j].kind == SHMQ_MQ_LANE_ATTACHED;
+			ended += ev[j].kind == SHMQ_MQ_LANE_ENDED;
+		}
+		if (ended < kProducers)
+			sleep_ms(2);
+	}
+	CHECK(attached == kProducers && ended == kProducers, "lane events: %d attached, %d ended",
+	      attached, ended);
+	/* a producer that scribbles its own lane is reported once, then
+	 * dropped; the others keep flowing */
+	{
+		shmq_mqd_t good = OPEN_OK(shmq_mq_open(n, O_WRONLY));
+		shmq_mqd_t evil = OPEN_OK(shmq_mq_open(n, O_WRONLY));
+		size_t len = 0;
+		volatile uint64_t *tail = evil != SHMQ_MQ_FAILED ? own_counter(evil, 1, &len) : NULL;
+		if (good != SHMQ_MQ_FAILED && tail) {
+			EXPECT_OK(shmq_mq_send(good, "g", 1, 0));
+			*tail += 3; /* misaligned */
+			int corrupt = 0, goods = 0;
+			for (int k = 0; k < 4; k++) {
+				ssize_t r = shmq_mq_receive_sender(c, buf, sizeof buf, NULL, &who, NULL);
+				if (r < 0 && errno == EBADMSG)
+					corrupt++;
+				else if (r == 1)
+					goods++;
+			}
+			CHECK(corrupt == 1 && goods == 1, "corrupt lane: %d EBADMSG, %d good messages",
+			      corrupt, goods);
+			int k = shmq_mq_lane_events(c, ev, 16);
+			int saw_corrupt = 0, saw_dropped = 0;
+			for (int j = 0; j < k; j++) {
+				if (ev[j].kind == SHMQ_MQ_LANE_CORRUPT)
+					saw_corrupt = ev[j].who.pid == getpid();
+				saw_dropped |= ev[j].kind == SHMQ_MQ_LANE_DROPPED;
+			}
+			CHECK(saw_corrupt && saw_dropped, "events: corrupt (with our pid) %d, dropped %d",
+			      saw_corrupt, saw_dropped);
+			EXPECT_OK(shmq_mq_send(good, "h", 1, 0));
+			CHECK(shmq_mq_receive(c, buf, sizeof buf, NULL) == 1 && buf[0] == 'h',
+			      "the good producer after the drop");
+		}
+		unmap_counter(tail, len);
+		if (evil != SHMQ_MQ_FAILED)
+			EXPECT_OK(shmq_mq_close(evil));
+		if (good != SHMQ_MQ_FAILED)
+			EXPECT_OK(shmq_mq_close(good));
+	}
+	close_pair_and_unlink(SHMQ_MQ_FAILED, c, n);
+}
+
 /* ------------------------------------------------------------------ main */
 
 struct section {
@@ -2079,7 +2264,7 @@ static const struct section sections[] = {
 	{"threads", t_threads, 1}, {"attrgarbage", t_attrgarbage, 1},
 	{"failed", t_failed, 1},	 {"corrupt", t_corrupt, 1},	  {"limits", t_limits, 1},
 	{"notaqueue", t_notaqueue, 1}, {"cancel", t_cancel, 1}, {"interrupt", t_interrupt, 1},
-	{"unpriv", t_unpriv, 0},
+	{"lanes", t_lanes, 1},	 {"unpriv", t_unpriv, 0},
 };
 enum { kSections = sizeof sections / sizeof sections[0] };
 

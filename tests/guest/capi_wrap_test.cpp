@@ -136,6 +136,9 @@ TEST_F(CApi, SignalInterrupts) { run_section("eintr"); }
 // EPIPE, EIDRM, SHMQ_MQ_IGNORE_HUP.
 TEST_F(CApi, PeerGoneAndUnlinked) { run_section("peer"); }
 TEST_F(CApi, PollOnFd) { run_section("poll"); }
+// Three producers on one queue: senders, FIFO per producer, lane events,
+// a corrupt lane confined.
+TEST_F(CApi, SeveralProducersWithTheirSenders) { run_section("lanes"); }
 // Two processes, numbered and checked messages.
 TEST_F(CApi, ForkExchange) { run_section("fork"); }
 // One descriptor per role shared by threads. "Stress" in the name: the
