@@ -45,7 +45,9 @@ const char kGlobalUsage[] =
 	"usage: shmqctl [--dev-dir DIR] [--control PATH] [--sysfs DIR] COMMAND [ARGS]\n"
 	"\n"
 	"Commands:\n"
-	"  create NAME --size BYTES   create a queue (root: needs /dev/shmq-control)\n"
+	"  create NAME --size BYTES [--producers N]\n"
+	"                             create a queue (root: needs /dev/shmq-control); with\n"
+	"                             --producers, a lane queue that N producers share\n"
 	"  destroy NAME               destroy a queue\n"
 	"  list [--json]              list queues like ls -l: mode, owner, group, size, use, peers\n"
 	"  stat [--json] NAME         show everything the kernel knows about one queue\n"
@@ -69,9 +71,14 @@ const char kGlobalUsage[] =
 	"Exit status: 0 success, 1 failure, 2 usage error.\n";
 
 const char kCreateUsage[] =
-	"usage: shmqctl create NAME --size BYTES\n"
+	"usage: shmqctl create NAME --size BYTES [--producers N]\n"
 	"Create queue NAME with a ring of BYTES data bytes: a power of two, at least\n"
 	"4096, with an optional suffix K, M or G (powers of 1024), e.g. 64K or 1M.\n"
+	"--producers N (1 to 1024, and at most the module's max_producers parameter):\n"
+	"a lane queue, which N producers may send to at once, each into a lane of its\n"
+	"own of BYTES bytes; the consumer sees one queue and the kernel-proven sender of\n"
+	"every message (shmqctl recv --sender). Without it, a queue of one producer at a\n"
+	"time.\n"
 	"Names: 1 to 63 characters of [A-Za-z0-9_.-], not starting with '.' or '-'.\n"
 	"The device /dev/shmq/NAME appears; its mode and group (udev rules) decide who\n"
 	"may send (write permission) and receive (read permission).\n";
@@ -521,7 +528,8 @@ shmq::Timeout timeout_from_ms(std::optional<uint64_t> ms)
 
 int cmd_create(int argc, char **argv)
 {
-	Parsed p = parse_args("create", argc, argv, {{"size", 0, true}}, kCreateUsage, "NAME");
+	Parsed p = parse_args("create", argc, argv, {{"size", 0, true}, {"producers", 0, true}},
+			      kCreateUsage, "NAME");
 	const std::string name = take_name("create", p.operands, true);
 	no_more("create", p.operands);
 	std::optional<uint64_t> size;
@@ -536,7 +544,36 @@ int cmd_create(int argc, char **argv)
 	if (*size < SHMQ_MIN_CAPACITY || (*size & (*size - 1)) != 0)
 		usage_error("create", "size " + std::to_string(*size) +
 					      " is not a power of two of at least 4096 (e.g. 4K, 64K, 1M)");
-	if (auto r = shmq::create_queue(name, *size, g.control); !r)
+	// 0: a queue of one producer (SHMQ_IOC_CREATE), as without the option.
+	uint32_t producers = 0;
+	if (auto v = p.last("producers")) {
+		const std::string range = "1 to " + std::to_string(SHMQ_MAX_PRODUCERS);
+		auto n = parse_u64(*v);
+		if (!n)
+			usage_error("create", "bad --producers '" + *v + "': a number of producers from " +
+						      range + " expected");
+		if (*n < 1 || *n > SHMQ_MAX_PRODUCERS)
+			usage_error("create", "--producers " + *v + " is out of range: a lane queue has " +
+						      range + " producers (without --producers, one producer "
+						      "at a time)");
+		producers = static_cast<uint32_t>(*n);
+	}
+	// The module may be loaded with a lower ceiling: say which, rather than
+	// the kernel's bare EINVAL.
+	if (producers) {
+		const auto ceiling = param_num("max_producers");
+		if (ceiling && producers > *ceiling)
+			die("create", name + ": --producers " + std::to_string(producers) +
+					      " is above the module's max_producers parameter, " +
+					      std::to_string(*ceiling) + " (" + g.module_dir +
+					      "/parameters/max_producers): ask for fewer, or raise the "
+					      "parameter as root");
+	}
+	shmq::CreateOptions opt;
+	opt.capacity = *size;
+	opt.max_producers = producers;
+	opt.control = g.control;
+	if (auto r = shmq::create_queue(name, opt); !r)
 		die("create", name + ": " + describe(r.error()));
 	return 0;
 }

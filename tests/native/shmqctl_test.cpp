@@ -250,3 +250,70 @@ TEST_F(Shmqctl, StatJsonIsTheQueuesObject)
 	EXPECT_EQ("", r.out);
 	EXPECT_EQ("shmqctl: no queue named missing (see shmqctl list)\n", r.err);
 }
+
+// --- lane queues (issue 10) -------------------------------------------------
+
+// create --producers N: 1 to 1024; anything else is a usage error (status 2)
+// that says the range, checked before the control device is touched.
+TEST_F(Shmqctl, CreateProducersTakesOneTo1024)
+{
+	for (const char *bad : {"abc", "4x", "", "-3", "+4", "2.5"}) {
+		Ran r = ctl({"create", "q", "--size", "4K", "--producers", bad});
+		EXPECT_EQ(2, r.status) << bad << ": " << r.err;
+		EXPECT_EQ("", r.out);
+		EXPECT_EQ(std::string("shmqctl: create: bad --producers '") + bad +
+				  "': a number of producers from 1 to 1024 expected (see 'shmqctl create "
+				  "--help')\n",
+			  r.err)
+			<< bad;
+	}
+	for (const char *out : {"0", "1025", "18446744073709551616", "4294967297"}) {
+		Ran r = ctl({"create", "q", "--size", "4K", "--producers", out});
+		EXPECT_EQ(2, r.status) << out << ": " << r.err;
+		const bool huge = std::string(out).size() > 10;
+		if (huge) // does not fit 64 bits: not a number shmqctl can hold
+			EXPECT_NE(std::string::npos, r.err.find("bad --producers")) << r.err;
+		else
+			EXPECT_EQ(std::string("shmqctl: create: --producers ") + out +
+					  " is out of range: a lane queue has 1 to 1024 producers (without "
+					  "--producers, one producer at a time) (see 'shmqctl create --help')\n",
+				  r.err);
+	}
+	Ran r = ctl({"create", "q", "--size", "4K", "--producers"});
+	EXPECT_EQ(2, r.status);
+	EXPECT_NE(std::string::npos, r.err.find("shmqctl: create: option '--producers' needs a value")) << r.err;
+	// The size is still checked, and still first.
+	r = ctl({"create", "q", "--size", "12K", "--producers", "4"});
+	EXPECT_EQ(2, r.status);
+	EXPECT_NE(std::string::npos, r.err.find("size 12288 is not a power of two")) << r.err;
+	r = ctl({"create", "q", "--producers", "4"});
+	EXPECT_EQ(2, r.status);
+	EXPECT_NE(std::string::npos, r.err.find("missing --size BYTES")) << r.err;
+	// Valid: parsing passes and the create reaches the (missing) control
+	// device, 1 and 1024 included, as --producers=N too.
+	for (const char *ok : {"1", "4", "1024"}) {
+		r = ctl({"create", "q", "--size", "4K", std::string("--producers=") + ok});
+		EXPECT_EQ(1, r.status) << ok << ": " << r.err;
+		EXPECT_EQ(0u, r.err.find("shmqctl: create: q: ")) << ok << ": " << r.err;
+		EXPECT_EQ(std::string::npos, r.err.find("producers")) << r.err;
+	}
+}
+
+// The module's max_producers parameter, when it can be read, is checked
+// before the kernel's bare EINVAL: status 1 (not a usage error: the module
+// is configured so), with the parameter's value and where it lives.
+TEST_F(Shmqctl, CreateProducersAboveTheModulesParameterSaysSo)
+{
+	put(root_ + "/sys/module/shmq/parameters/max_producers", "16\n");
+	Ran r = ctl({"create", "q", "--size", "4K", "--producers", "17"});
+	EXPECT_EQ(1, r.status) << r.err;
+	EXPECT_EQ("", r.out);
+	EXPECT_EQ("shmqctl: create: q: --producers 17 is above the module's max_producers parameter, 16 (" +
+			  root_ + "/sys/module/shmq/parameters/max_producers): ask for fewer, or raise the "
+				  "parameter as root\n",
+		  r.err);
+	r = ctl({"create", "q", "--size", "4K", "--producers", "16"});
+	EXPECT_EQ(1, r.status) << r.err;
+	EXPECT_EQ(std::string::npos, r.err.find("max_producers")) << r.err; // got to the control device
+	EXPECT_EQ(0u, r.err.find("shmqctl: create: q: ")) << r.err;
+}
