@@ -52,7 +52,7 @@ const char kGlobalUsage[] =
 	"  list [--json]              list queues like ls -l: mode, owner, group, size, use, peers\n"
 	"  stat [--json] NAME         show everything the kernel knows about one queue\n"
 	"  top [-d SECS] [-n ITER]    live view of all queues, busiest first\n"
-	"  send NAME [--timeout MS] [--] [MESSAGE...]\n"
+	"  send NAME [--timeout MS] [--fail-without-consumer] [--] [MESSAGE...]\n"
 	"                             send the arguments, or each line of stdin, as messages\n"
 	"  recv NAME [--count N] [--timeout MS]\n"
 	"                             receive messages, one per line on stdout\n"
@@ -112,10 +112,14 @@ const char kTopUsage[] =
 	"until interrupted). On a terminal each screen replaces the last; otherwise\n"
 	"the screens are printed one after another.\n";
 const char kSendUsage[] =
-	"usage: shmqctl send NAME [--timeout MS] [--] [MESSAGE...]\n"
+	"usage: shmqctl send NAME [--timeout MS] [--fail-without-consumer] [--] [MESSAGE...]\n"
 	"Send each MESSAGE argument as one message; without arguments, send each line\n"
 	"of standard input (without its newline) as one message. Waits while the ring\n"
 	"is full, for at most MS milliseconds per message if --timeout is given.\n"
+	"Queue semantics: a consumer that goes away (or was never there) does not stop\n"
+	"send; it waits while the ring is full until a consumer drains it.\n"
+	"--fail-without-consumer: fail instead (exit status 1) when the ring is full and\n"
+	"the consumer has gone.\n"
 	"Arguments after '--' are messages even if they start with '-' (shmqctl send\n"
 	"orders -- -5); an unknown option is an error, never a message.\n";
 const char kRecvUsage[] =
@@ -1000,21 +1004,44 @@ int cmd_top(int argc, char **argv)
 
 int cmd_send(int argc, char **argv)
 {
-	Parsed a = parse_args("send", argc, argv, {{"timeout", 0, true}}, kSendUsage,
-				"NAME or MESSAGE");
+	Parsed a = parse_args("send", argc, argv,
+			      {{"timeout", 0, true}, {"fail-without-consumer", 0, false}}, kSendUsage,
+			      "NAME or MESSAGE");
 	const std::string name = take_name("send", a.operands);
 	const std::optional<uint64_t> timeout_ms = ms_option("send", a, "timeout");
+	const bool fail_without_consumer = a.has("fail-without-consumer");
 	const std::vector<std::string> &msgs = a.operands;
-	auto p = shmq::Producer::open(name, {.dev_dir = g.dev_dir});
+	// Queue semantics (issue 10): the messages wait for a consumer, and a
+	// full ring waits for one to drain it, however often consumers come
+	// and go. --fail-without-consumer: 0.4's pipe semantics (EPIPE).
+	shmq::OpenOptions oo;
+	oo.dev_dir = g.dev_dir;
+	oo.ignore_hangup = !fail_without_consumer;
+	auto p = shmq::Producer::open(name, oo);
 	if (!p) {
-		if (p.error().code() == ENOENT && !queue_exists(name))
+		const int e = p.error().code();
+		if (e == ENOENT && !queue_exists(name))
 			die_no_queue(name);
+		// The library's sentence is about a queue of one producer.
+		if (e == EBUSY) {
+			const auto lanes = sys_num(name, "max_producers");
+			if (lanes && *lanes > 1)
+				die("send", name + ": every lane of the queue is taken (max_producers " +
+						    std::to_string(*lanes) + "): each is attached to a producer or "
+						    "still holds messages of one that has gone, until the "
+						    "consumer receives them (see 'shmqctl stat " + name + "')");
+		}
 		die("send", name + ": " + describe(p.error()));
 	}
 	auto send_one = [&](const std::string &m) {
 		auto r = p->send(std::as_bytes(std::span(m.data(), m.size())), timeout_from_ms(timeout_ms));
-		if (!r)
+		if (!r) {
+			if (r.error().code() == EPIPE)
+				die("send", name + ": the ring is full and the consumer has gone "
+						   "(--fail-without-consumer; without it send waits for a consumer "
+						   "to drain the queue)");
 			die("send", name + ": " + describe(r.error()));
+		}
 	};
 	if (!msgs.empty()) {
 		for (const auto &m : msgs)

@@ -317,3 +317,22 @@ TEST_F(Shmqctl, CreateProducersAboveTheModulesParameterSaysSo)
 	EXPECT_EQ(std::string::npos, r.err.find("max_producers")) << r.err; // got to the control device
 	EXPECT_EQ(0u, r.err.find("shmqctl: create: q: ")) << r.err;
 }
+
+// send --fail-without-consumer is a flag (the default is queue semantics,
+// which only the module can show: tests/guest/shmqctl_lanes_test.cpp).
+TEST_F(Shmqctl, SendFailWithoutConsumerIsAFlag)
+{
+	Ran r = ctl({"send", "orders", "--fail-without-consumer=yes", "x"});
+	EXPECT_EQ(2, r.status) << r.err;
+	EXPECT_NE(std::string::npos,
+		  r.err.find("shmqctl: send: option '--fail-without-consumer' takes no value"))
+		<< r.err;
+	// Accepted anywhere before '--' (then the open fails: no node here).
+	r = ctl({"send", "orders", "x", "--fail-without-consumer"});
+	EXPECT_EQ(1, r.status) << r.err;
+	EXPECT_EQ(0u, r.err.find("shmqctl: send: orders: ")) << r.err;
+	// After '--' it is a message.
+	r = ctl({"send", "orders", "--", "--fail-without-consumer"});
+	EXPECT_EQ(1, r.status) << r.err;
+	EXPECT_EQ(0u, r.err.find("shmqctl: send: orders: ")) << r.err;
+}
