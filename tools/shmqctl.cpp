@@ -54,7 +54,7 @@ const char kGlobalUsage[] =
 	"  top [-d SECS] [-n ITER]    live view of all queues, busiest first\n"
 	"  send NAME [--timeout MS] [--fail-without-consumer] [--] [MESSAGE...]\n"
 	"                             send the arguments, or each line of stdin, as messages\n"
-	"  recv NAME [--count N] [--timeout MS]\n"
+	"  recv NAME [--count N] [--timeout MS] [--sender]\n"
 	"                             receive messages, one per line on stdout\n"
 	"\n"
 	"Options:\n"
@@ -123,10 +123,18 @@ const char kSendUsage[] =
 	"Arguments after '--' are messages even if they start with '-' (shmqctl send\n"
 	"orders -- -5); an unknown option is an error, never a message.\n";
 const char kRecvUsage[] =
-	"usage: shmqctl recv NAME [--count N] [--timeout MS]\n"
+	"usage: shmqctl recv NAME [--count N] [--timeout MS] [--sender]\n"
 	"Receive N messages (default 1; 0 = until the timeout passes without a\n"
-	"message, or the producer goes away) and print each on its own line.\n"
-	"Waits at most MS milliseconds for each message (default: forever).\n";
+	"message, or the producers have gone) and print each on its own line.\n"
+	"Waits at most MS milliseconds for each message (default: forever).\n"
+	"--sender (lane queues only): print each message as 'UID PID<TAB>TEXT', the\n"
+	"sender's uid and pid as the kernel recorded them when it opened the queue\n"
+	"(uid 4294967295: not mapped in our user namespace; pid 0: not visible in our\n"
+	"pid namespace, or exited before recv first saw it), and a line 'END UID PID'\n"
+	"when a producer has gone and all its messages were received. Refused on a\n"
+	"queue without lanes, which does not record senders.\n"
+	"A lane whose producer wrote corrupt records is reported on stderr with its\n"
+	"sender, dropped, and the other lanes are received on.\n";
 
 [[noreturn]] void die(std::string_view cmd, std::string_view reason, int status = kExitFail)
 {
@@ -1054,10 +1062,25 @@ int cmd_send(int argc, char **argv)
 	return 0;
 }
 
+// What recv writes to stdout: flushed at once, a failure to write (full
+// disk, closed pipe) is fatal.
+void put_out(const std::string &s)
+{
+	std::fwrite(s.data(), 1, s.size(), stdout);
+	if (std::fflush(stdout) != 0 || std::ferror(stdout))
+		die("recv", std::string("writing to stdout: ") + std::strerror(errno));
+}
+
+std::string sender_words(const shmq::Sender &s)
+{
+	return std::to_string(s.uid) + " " + std::to_string(s.pid);
+}
+
 int cmd_recv(int argc, char **argv)
 {
-	Parsed a = parse_args("recv", argc, argv, {{"count", 0, true}, {"timeout", 0, true}},
-				kRecvUsage, "NAME");
+	Parsed a = parse_args("recv", argc, argv,
+			      {{"count", 0, true}, {"timeout", 0, true}, {"sender", 0, false}}, kRecvUsage,
+			      "NAME");
 	const std::string name = take_name("recv", a.operands);
 	no_more("recv", a.operands);
 	uint64_t count = 1;
@@ -1068,17 +1091,67 @@ int cmd_recv(int argc, char **argv)
 		count = *n;
 	}
 	const std::optional<uint64_t> timeout_ms = ms_option("recv", a, "timeout");
+	const bool with_sender = a.has("sender");
 	auto c = shmq::Consumer::open(name, {.dev_dir = g.dev_dir});
 	if (!c) {
 		if (c.error().code() == ENOENT && !queue_exists(name))
 			die_no_queue(name);
 		die("recv", name + ": " + describe(c.error()));
 	}
+	// Only a lane queue records senders; the library's "unknown" sender on
+	// any other would look like a sender the kernel vouches for.
+	if (with_sender && !c->info().lanes)
+		die("recv", name + ": --sender needs a lane queue (made by 'shmqctl create NAME --size "
+				   "BYTES --producers N'): a queue of one producer does not record who "
+				   "sent each message");
+	// Lane events: END lines (--sender), and the sender of a corrupt lane
+	// for the warning. The library notes an end only after the lane's last
+	// message was released, so an END line follows that lane's messages.
+	std::vector<shmq::LaneEvent> events(64);
+	std::map<uint32_t, shmq::LaneEvent> corrupt; // by lane: the latest report
+	auto take_events = [&] {
+		std::string out;
+		for (size_t n = events.size(); n == events.size();) {
+			n = c->events(events);
+			for (size_t i = 0; i < n; ++i) {
+				const shmq::LaneEvent &ev = events[i];
+				if (ev.kind == shmq::LaneEvent::Kind::ended && with_sender)
+					out += "END " + sender_words(ev.sender) + "\n";
+				else if (ev.kind == shmq::LaneEvent::Kind::corrupt)
+					corrupt[ev.lane] = ev;
+			}
+		}
+		if (!out.empty())
+			put_out(out);
+	};
+	// A producer that wrote garbage into its lane: say who, drop the lane
+	// (the kernel detaches it; its producer gets ECONNRESET) and go on.
+	auto drop_corrupt = [&](uint32_t lane) {
+		std::string who = "sender unknown";
+		if (auto it = corrupt.find(lane); it != corrupt.end())
+			who = "uid " + std::to_string(it->second.sender.uid) + ", pid " +
+			      std::to_string(it->second.sender.pid);
+		std::string what = "lane " + std::to_string(lane) + " (" + who +
+				   ") is corrupt: its producer wrote invalid records";
+		if (auto d = c->drop_lane(lane); d || d.error().code() == ENOENT)
+			what += "; dropped it, receiving from the other lanes";
+		else
+			what += "; dropping it failed (" + describe(d.error()) +
+				"), receiving from the other lanes";
+		std::fflush(stdout);
+		std::fprintf(stderr, "shmqctl: recv: %s: warning: %s\n", name.c_str(), what.c_str());
+		corrupt.erase(lane);
+	};
 	uint64_t got = 0;
 	while (count == 0 || got < count) {
 		auto m = c->peek(timeout_from_ms(timeout_ms));
+		take_events();
 		if (!m) {
 			const int e = m.error().code();
+			if (e == EBADMSG && m.error().lane() >= 0) {
+				drop_corrupt(static_cast<uint32_t>(m.error().lane()));
+				continue;
+			}
 			if (count == 0 && (e == ETIMEDOUT || e == EPIPE || e == EIDRM))
 				break;
 			std::string why = name + ": " + describe(m.error());
@@ -1086,15 +1159,18 @@ int cmd_recv(int argc, char **argv)
 				why += " (received " + std::to_string(got) + " of " + std::to_string(count) + ")";
 			die("recv", why);
 		}
-		std::fwrite(m->data().data(), 1, m->size(), stdout);
-		std::fputc('\n', stdout);
-		if (std::fflush(stdout) != 0 || std::ferror(stdout))
-			die("recv", std::string("writing to stdout: ") + std::strerror(errno));
+		std::string line;
+		if (with_sender)
+			line = sender_words(m->sender()) + "\t";
+		line.append(reinterpret_cast<const char *>(m->data().data()), m->size());
+		line += '\n';
+		put_out(line);
 		// Released only once written: a message is not lost to a full disk.
 		if (auto r = c->release(); !r)
 			die("recv", name + ": " + describe(r.error()));
 		++got;
 	}
+	take_events();
 	return 0;
 }
 

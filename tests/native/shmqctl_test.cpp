@@ -336,3 +336,16 @@ TEST_F(Shmqctl, SendFailWithoutConsumerIsAFlag)
 	EXPECT_EQ(1, r.status) << r.err;
 	EXPECT_EQ(0u, r.err.find("shmqctl: send: orders: ")) << r.err;
 }
+
+TEST_F(Shmqctl, RecvSenderIsAFlag)
+{
+	Ran r = ctl({"recv", "orders", "--sender=1"});
+	EXPECT_EQ(2, r.status) << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("shmqctl: recv: option '--sender' takes no value")) << r.err;
+	r = ctl({"recv", "--sender", "orders", "--count", "2"});
+	EXPECT_EQ(1, r.status) << r.err; // fails at the open: no node here
+	EXPECT_EQ(0u, r.err.find("shmqctl: recv: orders: ")) << r.err;
+	r = ctl({"recv", "orders", "--sender", "extra"});
+	EXPECT_EQ(2, r.status) << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("unexpected argument 'extra'")) << r.err;
+}
