@@ -50,7 +50,8 @@ const char kGlobalUsage[] =
 	"                             --producers, a lane queue that N producers share\n"
 	"  destroy NAME               destroy a queue\n"
 	"  list [--json]              list queues like ls -l: mode, owner, group, size, use, peers\n"
-	"  stat [--json] NAME         show everything the kernel knows about one queue\n"
+	"  stat [--json] NAME         show everything the kernel knows about one queue,\n"
+	"                             its producers lane by lane\n"
 	"  top [-d SECS] [-n ITER]    live view of all queues, busiest first\n"
 	"  send NAME [--timeout MS] [--fail-without-consumer] [--] [MESSAGE...]\n"
 	"                             send the arguments, or each line of stdin, as messages\n"
@@ -99,9 +100,13 @@ const char kStatUsage[] =
 	"usage: shmqctl stat [--json] NAME\n"
 	"Show every attribute of /sys/class/shmq/NAME (sizes also in KiB/MiB/GiB, pids\n"
 	"with their command names), and the owner, group and mode of /dev/shmq/NAME.\n"
-	"docs/abi.md defines each attribute.\n"
+	"docs/abi.md defines each attribute. Then the producers, one line per lane in\n"
+	"use (from /sys/class/shmq/NAME/lanes): lane, state (attached; draining: its\n"
+	"producer has gone and its messages wait for the consumer; dropped), pid, uid,\n"
+	"gid, bytes queued in the lane, and the producer's command name.\n"
 	"--json: one JSON object: \"name\", \"node\" (the device node, null if missing)\n"
-	"and every attribute file as it is (numbers as numbers).\n"
+	"and every attribute file as it is (numbers as numbers), but \"lanes\": an array\n"
+	"of {\"lane\", \"state\", \"generation\", \"pid\", \"uid\", \"gid\", \"bytes_queued\"}.\n"
 	"A name starting with '-' (made by an older module) goes after '--'.\n";
 const char kTopUsage[] =
 	"usage: shmqctl top [-d SECS] [-n ITER]\n"
@@ -678,15 +683,89 @@ struct AttrSpec {
 	Kind kind;
 };
 const AttrSpec kAttrs[] = {
-	{"capacity", Kind::Bytes},	 {"max_message", Kind::Bytes},
-	{"bytes_used", Kind::Bytes},	 {"producers", Kind::Count},
-	{"producer_pid", Kind::Pid},	 {"consumers", Kind::Count},
-	{"consumer_pid", Kind::Pid},	 {"bytes_published", Kind::Bytes},
-	{"bytes_passed", Kind::Bytes},	 {"waits", Kind::Count},
-	{"wakes", Kind::Count},		 {"full_events", Kind::Count},
-	{"empty_events", Kind::Count},	 {"created_by_uid", Kind::Uid},
-	{"created_at", Kind::Time},
+	{"capacity", Kind::Bytes},	  {"max_message", Kind::Bytes},
+	{"bytes_used", Kind::Bytes},	  {"producers", Kind::Count},
+	{"max_producers", Kind::Count},	  {"producer_pid", Kind::Pid},
+	{"consumers", Kind::Count},	  {"consumer_pid", Kind::Pid},
+	{"bytes_published", Kind::Bytes}, {"bytes_passed", Kind::Bytes},
+	{"waits", Kind::Count},		  {"wakes", Kind::Count},
+	{"full_events", Kind::Count},	  {"empty_events", Kind::Count},
+	{"created_by_uid", Kind::Uid},	  {"created_at", Kind::Time},
 };
+
+// One line of /sys/class/shmq/NAME/lanes (kernel/sysfs.c, docs/abi.md):
+// "LANE STATE GENERATION PID UID GID BYTES_QUEUED", one per lane not free.
+struct LaneRow {
+	uint32_t lane = 0;
+	std::string state; // attached, draining or dropped
+	uint32_t generation = 0;
+	int64_t pid = 0;	     // 0: exited, or not visible in our pid namespace
+	uint32_t uid = UINT32_MAX; // UINT32_MAX: not mapped (the library's Sender too)
+	uint32_t gid = UINT32_MAX;
+	uint64_t queued = 0;
+};
+
+// A uid or gid as the kernel prints it: "%d" of the id cast to int, so -1
+// where unmapped and a large id (2^31 and up) as a negative number; also
+// taken unsigned. Both map to the uint32 the id is.
+std::optional<uint32_t> parse_id(std::string_view w)
+{
+	int64_t v = 0;
+	auto [p, ec] = std::from_chars(w.data(), w.data() + w.size(), v);
+	if (w.empty() || ec != std::errc() || p != w.data() + w.size() || v < INT32_MIN ||
+	    v > int64_t{UINT32_MAX})
+		return std::nullopt;
+	return static_cast<uint32_t>(v);
+}
+
+// Extra words after the seven are ignored (a newer module may add some).
+std::optional<LaneRow> parse_lane_line(const std::string &line)
+{
+	std::vector<std::string> w;
+	size_t i = 0;
+	while (i < line.size()) {
+		while (i < line.size() && line[i] == ' ')
+			++i;
+		const size_t b = i;
+		while (i < line.size() && line[i] != ' ')
+			++i;
+		if (i > b)
+			w.push_back(line.substr(b, i - b));
+	}
+	if (w.size() < 7)
+		return std::nullopt;
+	LaneRow r;
+	const auto lane = parse_u64(w[0]), gen = parse_u64(w[2]), pid = parse_u64(w[3]),
+		   queued = parse_u64(w[6]);
+	const auto uid = parse_id(w[4]), gid = parse_id(w[5]);
+	if (!lane || *lane > UINT32_MAX || !gen || *gen > UINT32_MAX || !pid || !uid || !gid ||
+	    !queued || w[1].empty())
+		return std::nullopt;
+	r.lane = static_cast<uint32_t>(*lane);
+	r.state = w[1];
+	r.generation = static_cast<uint32_t>(*gen);
+	r.pid = static_cast<int64_t>(*pid);
+	r.uid = *uid;
+	r.gid = *gid;
+	r.queued = *queued;
+	return r;
+}
+
+// The lines of a file (without their newlines); nullopt if it cannot be read.
+std::optional<std::vector<std::string>> file_lines(const std::string &path)
+{
+	std::ifstream in(path);
+	if (!in)
+		return std::nullopt;
+	std::vector<std::string> lines;
+	std::string l;
+	while (std::getline(in, l))
+		if (!l.empty())
+			lines.push_back(l);
+	if (in.bad())
+		return std::nullopt;
+	return lines;
+}
 
 // ---------------------------------------------------------------------------
 // JSON of list --json and stat --json
@@ -728,6 +807,31 @@ std::string attr_json(const std::string &path)
 	if (auto n = parse_u64(v))
 		return std::to_string(*n);
 	return json_str(v);
+}
+
+// The lanes attribute as a JSON array, one object per line; a line this
+// shmqctl cannot parse is kept as a string. null when it cannot be read.
+std::string lanes_json(const std::string &path)
+{
+	const auto lines = file_lines(path);
+	if (!lines)
+		return "null";
+	std::string o = "[";
+	for (const auto &l : *lines) {
+		if (o.size() > 1)
+			o += ", ";
+		const auto r = parse_lane_line(l);
+		if (!r) {
+			o += json_str(l);
+			continue;
+		}
+		o += "{\"lane\": " + std::to_string(r->lane) + ", \"state\": " + json_str(r->state) +
+		     ", \"generation\": " + std::to_string(r->generation) +
+		     ", \"pid\": " + std::to_string(r->pid) + ", \"uid\": " + std::to_string(r->uid) +
+		     ", \"gid\": " + std::to_string(r->gid) +
+		     ", \"bytes_queued\": " + std::to_string(r->queued) + "}";
+	}
+	return o + "]";
 }
 
 // The regular files of @dir (but uevent), the attributes stat knows first
@@ -789,7 +893,8 @@ std::string queue_json(const std::string &name)
 	}
 	const std::string dir = g.sys_dir + "/" + name;
 	for (const auto &f : attr_files(dir, true))
-		o += ", " + json_str(f) + ": " + attr_json(dir + "/" + f);
+		o += ", " + json_str(f) + ": " +
+		     (f == "lanes" ? lanes_json(dir + "/" + f) : attr_json(dir + "/" + f));
 	return o + "}";
 }
 
@@ -862,7 +967,7 @@ int cmd_stat(int argc, char **argv)
 		lines.emplace_back("device", node + " missing (" + std::strerror(errno) +
 						     "; is udev running?)");
 	}
-	std::vector<std::string> known;
+	std::vector<std::string> known = {"lanes"}; // a table, below
 	for (const auto &a : kAttrs) {
 		known.push_back(a.name);
 		const std::string raw = sys_attr(name, a.name);
@@ -891,11 +996,53 @@ int cmd_stat(int argc, char **argv)
 	}
 	lines.emplace_back("messages", "not counted by the kernel (the fast path makes no system "
 				       "call; see docs/abi.md)");
+	// The producers, lane by lane (an older module has no lanes file).
+	std::vector<std::vector<std::string>> table;
+	if (const auto rows = file_lines(g.sys_dir + "/" + name + "/lanes")) {
+		const auto max = sys_num(name, "max_producers");
+		const std::string of = max ? " of " + std::to_string(*max) + " (max_producers)" : "";
+		lines.emplace_back("lanes", rows->empty() ? "none in use" + of
+							  : std::to_string(rows->size()) + " in use" + of);
+		if (!rows->empty())
+			table.push_back({"LANE", "STATE", "PID", "UID", "GID", "BYTES", "COMMAND"});
+		for (const auto &l : *rows) {
+			const auto r = parse_lane_line(l);
+			if (!r) {
+				table.push_back({l}); // as it is: a format this shmqctl does not know
+				continue;
+			}
+			auto id = [](const char *file, uint32_t v) {
+				if (v == UINT32_MAX)
+					return std::string("unmapped");
+				const std::string n = id_name(file, v);
+				return n == std::to_string(v) ? n : std::to_string(v) + "(" + n + ")";
+			};
+			const std::string comm = r->pid ? comm_of(uint64_t(r->pid)) : "";
+			table.push_back({std::to_string(r->lane), r->state, std::to_string(r->pid),
+					 id("/etc/passwd", r->uid), id("/etc/group", r->gid),
+					 std::to_string(r->queued), comm.empty() ? "-" : comm});
+		}
+	}
 	size_t w = 0;
 	for (auto &l : lines)
 		w = std::max(w, l.first.size());
 	for (auto &l : lines)
 		std::printf("%-*s %s\n", int(w + 1), (l.first + ":").c_str(), l.second.c_str());
+	// Indented by two, columns two apart; a raw line as it is.
+	std::vector<size_t> cw(table.empty() ? 0 : table.front().size(), 0);
+	for (auto &row : table)
+		if (row.size() == cw.size())
+			for (size_t i = 0; i < row.size(); ++i)
+				cw[i] = std::max(cw[i], row[i].size());
+	for (auto &row : table) {
+		std::string out = " ";
+		for (size_t i = 0; i < row.size(); ++i) {
+			out += " " + row[i];
+			if (row.size() == cw.size() && i + 1 < row.size())
+				out += std::string(cw[i] - row[i].size() + 1, ' ');
+		}
+		std::printf("%s\n", out.c_str());
+	}
 	return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -348,4 +349,132 @@ TEST_F(Shmqctl, RecvSenderIsAFlag)
 	r = ctl({"recv", "orders", "--sender", "extra"});
 	EXPECT_EQ(2, r.status) << r.err;
 	EXPECT_NE(std::string::npos, r.err.find("unexpected argument 'extra'")) << r.err;
+}
+
+TEST_F(Shmqctl, HelpDescribesTheLaneOptions)
+{
+	Ran r = run({tool_, "--help"});
+	ASSERT_EQ(0, r.status);
+	for (const char *s : {"create NAME --size BYTES [--producers N]", "[--fail-without-consumer]",
+			      "recv NAME [--count N] [--timeout MS] [--sender]"})
+		EXPECT_NE(std::string::npos, r.out.find(s)) << s << " not in:\n" << r.out;
+	r = ctl({"create", "--help"});
+	ASSERT_EQ(0, r.status);
+	EXPECT_NE(std::string::npos, r.out.find("--producers N (1 to 1024")) << r.out;
+	r = ctl({"recv", "--help"});
+	ASSERT_EQ(0, r.status);
+	EXPECT_NE(std::string::npos, r.out.find("'UID PID<TAB>TEXT'")) << r.out;
+	EXPECT_NE(std::string::npos, r.out.find("'END UID PID'")) << r.out;
+	r = ctl({"send", "--help"});
+	ASSERT_EQ(0, r.status);
+	EXPECT_NE(std::string::npos, r.out.find("--fail-without-consumer: fail instead")) << r.out;
+	r = ctl({"stat", "--help"});
+	ASSERT_EQ(0, r.status);
+	EXPECT_NE(std::string::npos, r.out.find("one line per lane in")) << r.out;
+}
+
+// The lanes attribute (kernel/sysfs.c): "LANE STATE GENERATION PID UID GID
+// BYTES_QUEUED" per lane in use; uid and gid printed by the kernel with %d,
+// so -1 is unmapped and a uid of 2^31 or more comes out negative.
+class ShmqctlLanes : public Shmqctl {
+protected:
+	void SetUp() override
+	{
+		ASSERT_NO_FATAL_FAILURE(Shmqctl::SetUp());
+		const std::string q = root_ + "/sys/class/shmq/orders/";
+		put(q + "max_producers", "4\n");
+		put(q + "producers", "2\n");
+		pid_ = std::to_string(getpid());
+		std::ifstream("/proc/self/comm") >> comm_;
+		put(q + "lanes", "0 attached 3 " + pid_ + " 0 0 64\n" +
+					 "2 draining 1 0 -1 -1 128\n"
+					 "3 attached 7 0 -1294967296 54321 0\n");
+	}
+	std::string pid_, comm_;
+};
+
+TEST_F(ShmqctlLanes, StatListsTheProducersLaneByLane)
+{
+	Ran r = ctl({"stat", "orders"});
+	ASSERT_EQ(0, r.status) << r.err;
+	EXPECT_EQ("", r.err);
+	std::istringstream in(r.out);
+	std::vector<std::string> lines;
+	for (std::string l; std::getline(in, l);)
+		lines.push_back(l);
+	auto words = [](const std::string &l) {
+		std::istringstream w(l);
+		std::vector<std::string> v;
+		for (std::string x; w >> x;)
+			v.push_back(x);
+		return v;
+	};
+	size_t at = lines.size();
+	for (size_t i = 0; i < lines.size(); ++i)
+		if (lines[i].rfind("lanes:", 0) == 0)
+			at = i;
+	ASSERT_LT(at, lines.size()) << r.out;
+	EXPECT_EQ((std::vector<std::string>{"lanes:", "3", "in", "use", "of", "4", "(max_producers)"}),
+		  words(lines[at]));
+	ASSERT_EQ(at + 5, lines.size()) << "a header and three rows expected after:\n" << r.out;
+	EXPECT_EQ((std::vector<std::string>{"LANE", "STATE", "PID", "UID", "GID", "BYTES", "COMMAND"}),
+		  words(lines[at + 1]));
+	EXPECT_EQ((std::vector<std::string>{"0", "attached", pid_, "0(root)", "0(root)", "64", comm_}),
+		  words(lines[at + 2]));
+	EXPECT_EQ((std::vector<std::string>{"2", "draining", "0", "unmapped", "unmapped", "128", "-"}),
+		  words(lines[at + 3]));
+	EXPECT_EQ((std::vector<std::string>{"3", "attached", "0", "3000000000", "54321", "0", "-"}),
+		  words(lines[at + 4]))
+		<< "a uid above 2^31 (printed negative by the kernel) is the uid it is";
+	// indented, columns aligned: every row's STATE starts where the header's does
+	const size_t col = lines[at + 1].find("STATE");
+	EXPECT_EQ(0u, lines[at + 1].find("  LANE"));
+	for (size_t i = at + 2; i < lines.size(); ++i)
+		EXPECT_NE(' ', lines[i][col]) << lines[i];
+	EXPECT_NE(std::string::npos, r.out.find("max_producers: ")) << r.out;
+	// The raw file is not also printed as an unknown attribute.
+	EXPECT_EQ(std::string::npos, r.out.find("0 attached 3")) << r.out;
+
+	// No lane in use: the count, no table.
+	put(root_ + "/sys/class/shmq/orders/lanes", "");
+	r = ctl({"stat", "orders"});
+	ASSERT_EQ(0, r.status) << r.err;
+	EXPECT_NE(std::string::npos, r.out.find("none in use of 4 (max_producers)\n")) << r.out;
+	EXPECT_EQ(std::string::npos, r.out.find("LANE")) << r.out;
+	// An older module without the file: no lanes line at all.
+	unlink((root_ + "/sys/class/shmq/orders/lanes").c_str());
+	r = ctl({"stat", "orders"});
+	ASSERT_EQ(0, r.status) << r.err;
+	EXPECT_EQ(std::string::npos, r.out.find("lanes:")) << r.out;
+}
+
+TEST_F(ShmqctlLanes, StatAndListJsonHaveTheLanesAsAnArray)
+{
+	Ran r = ctl({"stat", "--json", "orders"});
+	ASSERT_EQ(0, r.status) << r.err;
+	std::string why;
+	const std::string want =
+		".max_producers == 4 and .lanes == ["
+		"{\"lane\": 0, \"state\": \"attached\", \"generation\": 3, \"pid\": " + pid_ +
+		", \"uid\": 0, \"gid\": 0, \"bytes_queued\": 64},"
+		"{\"lane\": 2, \"state\": \"draining\", \"generation\": 1, \"pid\": 0, \"uid\": 4294967295, "
+		"\"gid\": 4294967295, \"bytes_queued\": 128},"
+		"{\"lane\": 3, \"state\": \"attached\", \"generation\": 7, \"pid\": 0, \"uid\": 3000000000, "
+		"\"gid\": 54321, \"bytes_queued\": 0}]";
+	EXPECT_TRUE(jq(r.out, want, &why)) << want << "\n" << why << r.out;
+	Ran l = ctl({"list", "--json"});
+	ASSERT_EQ(0, l.status) << l.err;
+	EXPECT_TRUE(jq(l.out, ".queues[] | select(.name == \"orders\") | " + want, &why)) << why << l.out;
+	EXPECT_TRUE(jq(l.out, ".queues[] | select(.name == \"-rf\") | has(\"lanes\") | not", &why)) << why;
+	// A line of a format this shmqctl does not know stays, as a string;
+	// more words than seven are a newer module's and are ignored.
+	put(root_ + "/sys/class/shmq/orders/lanes", "0 attached 3 1 0 0 64 extra\nsomething else\n");
+	r = ctl({"stat", "--json", "orders"});
+	ASSERT_EQ(0, r.status) << r.err;
+	EXPECT_TRUE(jq(r.out, ".lanes[0].bytes_queued == 64 and .lanes[1] == \"something else\"", &why))
+		<< why << r.out;
+	put(root_ + "/sys/class/shmq/orders/lanes", "");
+	r = ctl({"stat", "--json", "orders"});
+	ASSERT_EQ(0, r.status) << r.err;
+	EXPECT_TRUE(jq(r.out, ".lanes == []", &why)) << why << r.out;
 }
