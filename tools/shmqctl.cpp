@@ -45,14 +45,17 @@ const char kGlobalUsage[] =
 	"usage: shmqctl [--dev-dir DIR] [--control PATH] [--sysfs DIR] COMMAND [ARGS]\n"
 	"\n"
 	"Commands:\n"
-	"  create NAME --size BYTES   create a queue (root: needs /dev/shmq-control)\n"
+	"  create NAME --size BYTES [--producers N]\n"
+	"                             create a queue (root: needs /dev/shmq-control); with\n"
+	"                             --producers, a lane queue that N producers share\n"
 	"  destroy NAME               destroy a queue\n"
 	"  list [--json]              list queues like ls -l: mode, owner, group, size, use, peers\n"
-	"  stat [--json] NAME         show everything the kernel knows about one queue\n"
+	"  stat [--json] NAME         show everything the kernel knows about one queue,\n"
+	"                             its producers lane by lane\n"
 	"  top [-d SECS] [-n ITER]    live view of all queues, busiest first\n"
-	"  send NAME [--timeout MS] [--] [MESSAGE...]\n"
+	"  send NAME [--timeout MS] [--fail-without-consumer] [--] [MESSAGE...]\n"
 	"                             send the arguments, or each line of stdin, as messages\n"
-	"  recv NAME [--count N] [--timeout MS]\n"
+	"  recv NAME [--count N] [--timeout MS] [--sender]\n"
 	"                             receive messages, one per line on stdout\n"
 	"\n"
 	"Options:\n"
@@ -69,9 +72,14 @@ const char kGlobalUsage[] =
 	"Exit status: 0 success, 1 failure, 2 usage error.\n";
 
 const char kCreateUsage[] =
-	"usage: shmqctl create NAME --size BYTES\n"
+	"usage: shmqctl create NAME --size BYTES [--producers N]\n"
 	"Create queue NAME with a ring of BYTES data bytes: a power of two, at least\n"
 	"4096, with an optional suffix K, M or G (powers of 1024), e.g. 64K or 1M.\n"
+	"--producers N (1 to 1024, and at most the module's max_producers parameter):\n"
+	"a lane queue, which N producers may send to at once, each into a lane of its\n"
+	"own of BYTES bytes; the consumer sees one queue and the kernel-proven sender of\n"
+	"every message (shmqctl recv --sender). Without it, a queue of one producer at a\n"
+	"time.\n"
 	"Names: 1 to 63 characters of [A-Za-z0-9_.-], not starting with '.' or '-'.\n"
 	"The device /dev/shmq/NAME appears; its mode and group (udev rules) decide who\n"
 	"may send (write permission) and receive (read permission).\n";
@@ -92,9 +100,13 @@ const char kStatUsage[] =
 	"usage: shmqctl stat [--json] NAME\n"
 	"Show every attribute of /sys/class/shmq/NAME (sizes also in KiB/MiB/GiB, pids\n"
 	"with their command names), and the owner, group and mode of /dev/shmq/NAME.\n"
-	"docs/abi.md defines each attribute.\n"
+	"docs/abi.md defines each attribute. Then the producers, one line per lane in\n"
+	"use (from /sys/class/shmq/NAME/lanes): lane, state (attached; draining: its\n"
+	"producer has gone and its messages wait for the consumer; dropped), pid, uid,\n"
+	"gid, bytes queued in the lane, and the producer's command name.\n"
 	"--json: one JSON object: \"name\", \"node\" (the device node, null if missing)\n"
-	"and every attribute file as it is (numbers as numbers).\n"
+	"and every attribute file as it is (numbers as numbers), but \"lanes\": an array\n"
+	"of {\"lane\", \"state\", \"generation\", \"pid\", \"uid\", \"gid\", \"bytes_queued\"}.\n"
 	"A name starting with '-' (made by an older module) goes after '--'.\n";
 const char kTopUsage[] =
 	"usage: shmqctl top [-d SECS] [-n ITER]\n"
@@ -105,17 +117,29 @@ const char kTopUsage[] =
 	"until interrupted). On a terminal each screen replaces the last; otherwise\n"
 	"the screens are printed one after another.\n";
 const char kSendUsage[] =
-	"usage: shmqctl send NAME [--timeout MS] [--] [MESSAGE...]\n"
+	"usage: shmqctl send NAME [--timeout MS] [--fail-without-consumer] [--] [MESSAGE...]\n"
 	"Send each MESSAGE argument as one message; without arguments, send each line\n"
 	"of standard input (without its newline) as one message. Waits while the ring\n"
 	"is full, for at most MS milliseconds per message if --timeout is given.\n"
+	"Queue semantics: a consumer that goes away (or was never there) does not stop\n"
+	"send; it waits while the ring is full until a consumer drains it.\n"
+	"--fail-without-consumer: fail instead (exit status 1) when the ring is full and\n"
+	"the consumer has gone.\n"
 	"Arguments after '--' are messages even if they start with '-' (shmqctl send\n"
 	"orders -- -5); an unknown option is an error, never a message.\n";
 const char kRecvUsage[] =
-	"usage: shmqctl recv NAME [--count N] [--timeout MS]\n"
+	"usage: shmqctl recv NAME [--count N] [--timeout MS] [--sender]\n"
 	"Receive N messages (default 1; 0 = until the timeout passes without a\n"
-	"message, or the producer goes away) and print each on its own line.\n"
-	"Waits at most MS milliseconds for each message (default: forever).\n";
+	"message, or the producers have gone) and print each on its own line.\n"
+	"Waits at most MS milliseconds for each message (default: forever).\n"
+	"--sender (lane queues only): print each message as 'UID PID<TAB>TEXT', the\n"
+	"sender's uid and pid as the kernel recorded them when it opened the queue\n"
+	"(uid 4294967295: not mapped in our user namespace; pid 0: not visible in our\n"
+	"pid namespace, or exited before recv first saw it), and a line 'END UID PID'\n"
+	"when a producer has gone and all its messages were received. Refused on a\n"
+	"queue without lanes, which does not record senders.\n"
+	"A lane whose producer wrote corrupt records is reported on stderr with its\n"
+	"sender, dropped, and the other lanes are received on.\n";
 
 [[noreturn]] void die(std::string_view cmd, std::string_view reason, int status = kExitFail)
 {
@@ -521,7 +545,8 @@ shmq::Timeout timeout_from_ms(std::optional<uint64_t> ms)
 
 int cmd_create(int argc, char **argv)
 {
-	Parsed p = parse_args("create", argc, argv, {{"size", 0, true}}, kCreateUsage, "NAME");
+	Parsed p = parse_args("create", argc, argv, {{"size", 0, true}, {"producers", 0, true}},
+			      kCreateUsage, "NAME");
 	const std::string name = take_name("create", p.operands, true);
 	no_more("create", p.operands);
 	std::optional<uint64_t> size;
@@ -536,7 +561,36 @@ int cmd_create(int argc, char **argv)
 	if (*size < SHMQ_MIN_CAPACITY || (*size & (*size - 1)) != 0)
 		usage_error("create", "size " + std::to_string(*size) +
 					      " is not a power of two of at least 4096 (e.g. 4K, 64K, 1M)");
-	if (auto r = shmq::create_queue(name, *size, g.control); !r)
+	// 0: a queue of one producer (SHMQ_IOC_CREATE), as without the option.
+	uint32_t producers = 0;
+	if (auto v = p.last("producers")) {
+		const std::string range = "1 to " + std::to_string(SHMQ_MAX_PRODUCERS);
+		auto n = parse_u64(*v);
+		if (!n)
+			usage_error("create", "bad --producers '" + *v + "': a number of producers from " +
+						      range + " expected");
+		if (*n < 1 || *n > SHMQ_MAX_PRODUCERS)
+			usage_error("create", "--producers " + *v + " is out of range: a lane queue has " +
+						      range + " producers (without --producers, one producer "
+						      "at a time)");
+		producers = static_cast<uint32_t>(*n);
+	}
+	// The module may be loaded with a lower ceiling: say which, rather than
+	// the kernel's bare EINVAL.
+	if (producers) {
+		const auto ceiling = param_num("max_producers");
+		if (ceiling && producers > *ceiling)
+			die("create", name + ": --producers " + std::to_string(producers) +
+					      " is above the module's max_producers parameter, " +
+					      std::to_string(*ceiling) + " (" + g.module_dir +
+					      "/parameters/max_producers): ask for fewer, or raise the "
+					      "parameter as root");
+	}
+	shmq::CreateOptions opt;
+	opt.capacity = *size;
+	opt.max_producers = producers;
+	opt.control = g.control;
+	if (auto r = shmq::create_queue(name, opt); !r)
 		die("create", name + ": " + describe(r.error()));
 	return 0;
 }
@@ -629,15 +683,89 @@ struct AttrSpec {
 	Kind kind;
 };
 const AttrSpec kAttrs[] = {
-	{"capacity", Kind::Bytes},	 {"max_message", Kind::Bytes},
-	{"bytes_used", Kind::Bytes},	 {"producers", Kind::Count},
-	{"producer_pid", Kind::Pid},	 {"consumers", Kind::Count},
-	{"consumer_pid", Kind::Pid},	 {"bytes_published", Kind::Bytes},
-	{"bytes_passed", Kind::Bytes},	 {"waits", Kind::Count},
-	{"wakes", Kind::Count},		 {"full_events", Kind::Count},
-	{"empty_events", Kind::Count},	 {"created_by_uid", Kind::Uid},
-	{"created_at", Kind::Time},
+	{"capacity", Kind::Bytes},	  {"max_message", Kind::Bytes},
+	{"bytes_used", Kind::Bytes},	  {"producers", Kind::Count},
+	{"max_producers", Kind::Count},	  {"producer_pid", Kind::Pid},
+	{"consumers", Kind::Count},	  {"consumer_pid", Kind::Pid},
+	{"bytes_published", Kind::Bytes}, {"bytes_passed", Kind::Bytes},
+	{"waits", Kind::Count},		  {"wakes", Kind::Count},
+	{"full_events", Kind::Count},	  {"empty_events", Kind::Count},
+	{"created_by_uid", Kind::Uid},	  {"created_at", Kind::Time},
 };
+
+// One line of /sys/class/shmq/NAME/lanes (kernel/sysfs.c, docs/abi.md):
+// "LANE STATE GENERATION PID UID GID BYTES_QUEUED", one per lane not free.
+struct LaneRow {
+	uint32_t lane = 0;
+	std::string state; // attached, draining or dropped
+	uint32_t generation = 0;
+	int64_t pid = 0;	     // 0: exited, or not visible in our pid namespace
+	uint32_t uid = UINT32_MAX; // UINT32_MAX: not mapped (the library's Sender too)
+	uint32_t gid = UINT32_MAX;
+	uint64_t queued = 0;
+};
+
+// A uid or gid as the kernel prints it: "%d" of the id cast to int, so -1
+// where unmapped and a large id (2^31 and up) as a negative number; also
+// taken unsigned. Both map to the uint32 the id is.
+std::optional<uint32_t> parse_id(std::string_view w)
+{
+	int64_t v = 0;
+	auto [p, ec] = std::from_chars(w.data(), w.data() + w.size(), v);
+	if (w.empty() || ec != std::errc() || p != w.data() + w.size() || v < INT32_MIN ||
+	    v > int64_t{UINT32_MAX})
+		return std::nullopt;
+	return static_cast<uint32_t>(v);
+}
+
+// Extra words after the seven are ignored (a newer module may add some).
+std::optional<LaneRow> parse_lane_line(const std::string &line)
+{
+	std::vector<std::string> w;
+	size_t i = 0;
+	while (i < line.size()) {
+		while (i < line.size() && line[i] == ' ')
+			++i;
+		const size_t b = i;
+		while (i < line.size() && line[i] != ' ')
+			++i;
+		if (i > b)
+			w.push_back(line.substr(b, i - b));
+	}
+	if (w.size() < 7)
+		return std::nullopt;
+	LaneRow r;
+	const auto lane = parse_u64(w[0]), gen = parse_u64(w[2]), pid = parse_u64(w[3]),
+		   queued = parse_u64(w[6]);
+	const auto uid = parse_id(w[4]), gid = parse_id(w[5]);
+	if (!lane || *lane > UINT32_MAX || !gen || *gen > UINT32_MAX || !pid || !uid || !gid ||
+	    !queued || w[1].empty())
+		return std::nullopt;
+	r.lane = static_cast<uint32_t>(*lane);
+	r.state = w[1];
+	r.generation = static_cast<uint32_t>(*gen);
+	r.pid = static_cast<int64_t>(*pid);
+	r.uid = *uid;
+	r.gid = *gid;
+	r.queued = *queued;
+	return r;
+}
+
+// The lines of a file (without their newlines); nullopt if it cannot be read.
+std::optional<std::vector<std::string>> file_lines(const std::string &path)
+{
+	std::ifstream in(path);
+	if (!in)
+		return std::nullopt;
+	std::vector<std::string> lines;
+	std::string l;
+	while (std::getline(in, l))
+		if (!l.empty())
+			lines.push_back(l);
+	if (in.bad())
+		return std::nullopt;
+	return lines;
+}
 
 // ---------------------------------------------------------------------------
 // JSON of list --json and stat --json
@@ -679,6 +807,31 @@ std::string attr_json(const std::string &path)
 	if (auto n = parse_u64(v))
 		return std::to_string(*n);
 	return json_str(v);
+}
+
+// The lanes attribute as a JSON array, one object per line; a line this
+// shmqctl cannot parse is kept as a string. null when it cannot be read.
+std::string lanes_json(const std::string &path)
+{
+	const auto lines = file_lines(path);
+	if (!lines)
+		return "null";
+	std::string o = "[";
+	for (const auto &l : *lines) {
+		if (o.size() > 1)
+			o += ", ";
+		const auto r = parse_lane_line(l);
+		if (!r) {
+			o += json_str(l);
+			continue;
+		}
+		o += "{\"lane\": " + std::to_string(r->lane) + ", \"state\": " + json_str(r->state) +
+		     ", \"generation\": " + std::to_string(r->generation) +
+		     ", \"pid\": " + std::to_string(r->pid) + ", \"uid\": " + std::to_string(r->uid) +
+		     ", \"gid\": " + std::to_string(r->gid) +
+		     ", \"bytes_queued\": " + std::to_string(r->queued) + "}";
+	}
+	return o + "]";
 }
 
 // The regular files of @dir (but uevent), the attributes stat knows first
@@ -740,7 +893,8 @@ std::string queue_json(const std::string &name)
 	}
 	const std::string dir = g.sys_dir + "/" + name;
 	for (const auto &f : attr_files(dir, true))
-		o += ", " + json_str(f) + ": " + attr_json(dir + "/" + f);
+		o += ", " + json_str(f) + ": " +
+		     (f == "lanes" ? lanes_json(dir + "/" + f) : attr_json(dir + "/" + f));
 	return o + "}";
 }
 
@@ -813,7 +967,7 @@ int cmd_stat(int argc, char **argv)
 		lines.emplace_back("device", node + " missing (" + std::strerror(errno) +
 						     "; is udev running?)");
 	}
-	std::vector<std::string> known;
+	std::vector<std::string> known = {"lanes"}; // a table, below
 	for (const auto &a : kAttrs) {
 		known.push_back(a.name);
 		const std::string raw = sys_attr(name, a.name);
@@ -842,11 +996,53 @@ int cmd_stat(int argc, char **argv)
 	}
 	lines.emplace_back("messages", "not counted by the kernel (the fast path makes no system "
 				       "call; see docs/abi.md)");
+	// The producers, lane by lane (an older module has no lanes file).
+	std::vector<std::vector<std::string>> table;
+	if (const auto rows = file_lines(g.sys_dir + "/" + name + "/lanes")) {
+		const auto max = sys_num(name, "max_producers");
+		const std::string of = max ? " of " + std::to_string(*max) + " (max_producers)" : "";
+		lines.emplace_back("lanes", rows->empty() ? "none in use" + of
+							  : std::to_string(rows->size()) + " in use" + of);
+		if (!rows->empty())
+			table.push_back({"LANE", "STATE", "PID", "UID", "GID", "BYTES", "COMMAND"});
+		for (const auto &l : *rows) {
+			const auto r = parse_lane_line(l);
+			if (!r) {
+				table.push_back({l}); // as it is: a format this shmqctl does not know
+				continue;
+			}
+			auto id = [](const char *file, uint32_t v) {
+				if (v == UINT32_MAX)
+					return std::string("unmapped");
+				const std::string n = id_name(file, v);
+				return n == std::to_string(v) ? n : std::to_string(v) + "(" + n + ")";
+			};
+			const std::string comm = r->pid ? comm_of(uint64_t(r->pid)) : "";
+			table.push_back({std::to_string(r->lane), r->state, std::to_string(r->pid),
+					 id("/etc/passwd", r->uid), id("/etc/group", r->gid),
+					 std::to_string(r->queued), comm.empty() ? "-" : comm});
+		}
+	}
 	size_t w = 0;
 	for (auto &l : lines)
 		w = std::max(w, l.first.size());
 	for (auto &l : lines)
 		std::printf("%-*s %s\n", int(w + 1), (l.first + ":").c_str(), l.second.c_str());
+	// Indented by two, columns two apart; a raw line as it is.
+	std::vector<size_t> cw(table.empty() ? 0 : table.front().size(), 0);
+	for (auto &row : table)
+		if (row.size() == cw.size())
+			for (size_t i = 0; i < row.size(); ++i)
+				cw[i] = std::max(cw[i], row[i].size());
+	for (auto &row : table) {
+		std::string out = " ";
+		for (size_t i = 0; i < row.size(); ++i) {
+			out += " " + row[i];
+			if (row.size() == cw.size() && i + 1 < row.size())
+				out += std::string(cw[i] - row[i].size() + 1, ' ');
+		}
+		std::printf("%s\n", out.c_str());
+	}
 	return 0;
 }
 
@@ -963,21 +1159,44 @@ int cmd_top(int argc, char **argv)
 
 int cmd_send(int argc, char **argv)
 {
-	Parsed a = parse_args("send", argc, argv, {{"timeout", 0, true}}, kSendUsage,
-				"NAME or MESSAGE");
+	Parsed a = parse_args("send", argc, argv,
+			      {{"timeout", 0, true}, {"fail-without-consumer", 0, false}}, kSendUsage,
+			      "NAME or MESSAGE");
 	const std::string name = take_name("send", a.operands);
 	const std::optional<uint64_t> timeout_ms = ms_option("send", a, "timeout");
+	const bool fail_without_consumer = a.has("fail-without-consumer");
 	const std::vector<std::string> &msgs = a.operands;
-	auto p = shmq::Producer::open(name, {.dev_dir = g.dev_dir});
+	// Queue semantics (issue 10): the messages wait for a consumer, and a
+	// full ring waits for one to drain it, however often consumers come
+	// and go. --fail-without-consumer: 0.4's pipe semantics (EPIPE).
+	shmq::OpenOptions oo;
+	oo.dev_dir = g.dev_dir;
+	oo.ignore_hangup = !fail_without_consumer;
+	auto p = shmq::Producer::open(name, oo);
 	if (!p) {
-		if (p.error().code() == ENOENT && !queue_exists(name))
+		const int e = p.error().code();
+		if (e == ENOENT && !queue_exists(name))
 			die_no_queue(name);
+		// The library's sentence is about a queue of one producer.
+		if (e == EBUSY) {
+			const auto lanes = sys_num(name, "max_producers");
+			if (lanes && *lanes > 1)
+				die("send", name + ": every lane of the queue is taken (max_producers " +
+						    std::to_string(*lanes) + "): each is attached to a producer or "
+						    "still holds messages of one that has gone, until the "
+						    "consumer receives them (see 'shmqctl stat " + name + "')");
+		}
 		die("send", name + ": " + describe(p.error()));
 	}
 	auto send_one = [&](const std::string &m) {
 		auto r = p->send(std::as_bytes(std::span(m.data(), m.size())), timeout_from_ms(timeout_ms));
-		if (!r)
+		if (!r) {
+			if (r.error().code() == EPIPE)
+				die("send", name + ": the ring is full and the consumer has gone "
+						   "(--fail-without-consumer; without it send waits for a consumer "
+						   "to drain the queue)");
 			die("send", name + ": " + describe(r.error()));
+		}
 	};
 	if (!msgs.empty()) {
 		for (const auto &m : msgs)
@@ -990,10 +1209,25 @@ int cmd_send(int argc, char **argv)
 	return 0;
 }
 
+// What recv writes to stdout: flushed at once, a failure to write (full
+// disk, closed pipe) is fatal.
+void put_out(const std::string &s)
+{
+	std::fwrite(s.data(), 1, s.size(), stdout);
+	if (std::fflush(stdout) != 0 || std::ferror(stdout))
+		die("recv", std::string("writing to stdout: ") + std::strerror(errno));
+}
+
+std::string sender_words(const shmq::Sender &s)
+{
+	return std::to_string(s.uid) + " " + std::to_string(s.pid);
+}
+
 int cmd_recv(int argc, char **argv)
 {
-	Parsed a = parse_args("recv", argc, argv, {{"count", 0, true}, {"timeout", 0, true}},
-				kRecvUsage, "NAME");
+	Parsed a = parse_args("recv", argc, argv,
+			      {{"count", 0, true}, {"timeout", 0, true}, {"sender", 0, false}}, kRecvUsage,
+			      "NAME");
 	const std::string name = take_name("recv", a.operands);
 	no_more("recv", a.operands);
 	uint64_t count = 1;
@@ -1004,17 +1238,67 @@ int cmd_recv(int argc, char **argv)
 		count = *n;
 	}
 	const std::optional<uint64_t> timeout_ms = ms_option("recv", a, "timeout");
+	const bool with_sender = a.has("sender");
 	auto c = shmq::Consumer::open(name, {.dev_dir = g.dev_dir});
 	if (!c) {
 		if (c.error().code() == ENOENT && !queue_exists(name))
 			die_no_queue(name);
 		die("recv", name + ": " + describe(c.error()));
 	}
+	// Only a lane queue records senders; the library's "unknown" sender on
+	// any other would look like a sender the kernel vouches for.
+	if (with_sender && !c->info().lanes)
+		die("recv", name + ": --sender needs a lane queue (made by 'shmqctl create NAME --size "
+				   "BYTES --producers N'): a queue of one producer does not record who "
+				   "sent each message");
+	// Lane events: END lines (--sender), and the sender of a corrupt lane
+	// for the warning. The library notes an end only after the lane's last
+	// message was released, so an END line follows that lane's messages.
+	std::vector<shmq::LaneEvent> events(64);
+	std::map<uint32_t, shmq::LaneEvent> corrupt; // by lane: the latest report
+	auto take_events = [&] {
+		std::string out;
+		for (size_t n = events.size(); n == events.size();) {
+			n = c->events(events);
+			for (size_t i = 0; i < n; ++i) {
+				const shmq::LaneEvent &ev = events[i];
+				if (ev.kind == shmq::LaneEvent::Kind::ended && with_sender)
+					out += "END " + sender_words(ev.sender) + "\n";
+				else if (ev.kind == shmq::LaneEvent::Kind::corrupt)
+					corrupt[ev.lane] = ev;
+			}
+		}
+		if (!out.empty())
+			put_out(out);
+	};
+	// A producer that wrote garbage into its lane: say who, drop the lane
+	// (the kernel detaches it; its producer gets ECONNRESET) and go on.
+	auto drop_corrupt = [&](uint32_t lane) {
+		std::string who = "sender unknown";
+		if (auto it = corrupt.find(lane); it != corrupt.end())
+			who = "uid " + std::to_string(it->second.sender.uid) + ", pid " +
+			      std::to_string(it->second.sender.pid);
+		std::string what = "lane " + std::to_string(lane) + " (" + who +
+				   ") is corrupt: its producer wrote invalid records";
+		if (auto d = c->drop_lane(lane); d || d.error().code() == ENOENT)
+			what += "; dropped it, receiving from the other lanes";
+		else
+			what += "; dropping it failed (" + describe(d.error()) +
+				"), receiving from the other lanes";
+		std::fflush(stdout);
+		std::fprintf(stderr, "shmqctl: recv: %s: warning: %s\n", name.c_str(), what.c_str());
+		corrupt.erase(lane);
+	};
 	uint64_t got = 0;
 	while (count == 0 || got < count) {
 		auto m = c->peek(timeout_from_ms(timeout_ms));
+		take_events();
 		if (!m) {
 			const int e = m.error().code();
+			if (e == EBADMSG && m.error().lane() >= 0) {
+				drop_corrupt(static_cast<uint32_t>(m.error().lane()));
+				continue;
+			}
 			if (count == 0 && (e == ETIMEDOUT || e == EPIPE || e == EIDRM))
 				break;
 			std::string why = name + ": " + describe(m.error());
@@ -1022,15 +1306,18 @@ int cmd_recv(int argc, char **argv)
 				why += " (received " + std::to_string(got) + " of " + std::to_string(count) + ")";
 			die("recv", why);
 		}
-		std::fwrite(m->data().data(), 1, m->size(), stdout);
-		std::fputc('\n', stdout);
-		if (std::fflush(stdout) != 0 || std::ferror(stdout))
-			die("recv", std::string("writing to stdout: ") + std::strerror(errno));
+		std::string line;
+		if (with_sender)
+			line = sender_words(m->sender()) + "\t";
+		line.append(reinterpret_cast<const char *>(m->data().data()), m->size());
+		line += '\n';
+		put_out(line);
 		// Released only once written: a message is not lost to a full disk.
 		if (auto r = c->release(); !r)
 			die("recv", name + ": " + describe(r.error()));
 		++got;
 	}
+	take_events();
 	return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -249,4 +250,231 @@ TEST_F(Shmqctl, StatJsonIsTheQueuesObject)
 	EXPECT_EQ(1, r.status);
 	EXPECT_EQ("", r.out);
 	EXPECT_EQ("shmqctl: no queue named missing (see shmqctl list)\n", r.err);
+}
+
+// --- lane queues (issue 10) -------------------------------------------------
+
+// create --producers N: 1 to 1024; anything else is a usage error (status 2)
+// that says the range, checked before the control device is touched.
+TEST_F(Shmqctl, CreateProducersTakesOneTo1024)
+{
+	for (const char *bad : {"abc", "4x", "", "-3", "+4", "2.5"}) {
+		Ran r = ctl({"create", "q", "--size", "4K", "--producers", bad});
+		EXPECT_EQ(2, r.status) << bad << ": " << r.err;
+		EXPECT_EQ("", r.out);
+		EXPECT_EQ(std::string("shmqctl: create: bad --producers '") + bad +
+				  "': a number of producers from 1 to 1024 expected (see 'shmqctl create "
+				  "--help')\n",
+			  r.err)
+			<< bad;
+	}
+	for (const char *out : {"0", "1025", "18446744073709551616", "4294967297"}) {
+		Ran r = ctl({"create", "q", "--size", "4K", "--producers", out});
+		EXPECT_EQ(2, r.status) << out << ": " << r.err;
+		const bool huge = std::string(out).size() > 10;
+		if (huge) // does not fit 64 bits: not a number shmqctl can hold
+			EXPECT_NE(std::string::npos, r.err.find("bad --producers")) << r.err;
+		else
+			EXPECT_EQ(std::string("shmqctl: create: --producers ") + out +
+					  " is out of range: a lane queue has 1 to 1024 producers (without "
+					  "--producers, one producer at a time) (see 'shmqctl create --help')\n",
+				  r.err);
+	}
+	Ran r = ctl({"create", "q", "--size", "4K", "--producers"});
+	EXPECT_EQ(2, r.status);
+	EXPECT_NE(std::string::npos, r.err.find("shmqctl: create: option '--producers' needs a value")) << r.err;
+	// The size is still checked, and still first.
+	r = ctl({"create", "q", "--size", "12K", "--producers", "4"});
+	EXPECT_EQ(2, r.status);
+	EXPECT_NE(std::string::npos, r.err.find("size 12288 is not a power of two")) << r.err;
+	r = ctl({"create", "q", "--producers", "4"});
+	EXPECT_EQ(2, r.status);
+	EXPECT_NE(std::string::npos, r.err.find("missing --size BYTES")) << r.err;
+	// Valid: parsing passes and the create reaches the (missing) control
+	// device, 1 and 1024 included, as --producers=N too.
+	for (const char *ok : {"1", "4", "1024"}) {
+		r = ctl({"create", "q", "--size", "4K", std::string("--producers=") + ok});
+		EXPECT_EQ(1, r.status) << ok << ": " << r.err;
+		EXPECT_EQ(0u, r.err.find("shmqctl: create: q: ")) << ok << ": " << r.err;
+		EXPECT_EQ(std::string::npos, r.err.find("producers")) << r.err;
+	}
+}
+
+// The module's max_producers parameter, when it can be read, is checked
+// before the kernel's bare EINVAL: status 1 (not a usage error: the module
+// is configured so), with the parameter's value and where it lives.
+TEST_F(Shmqctl, CreateProducersAboveTheModulesParameterSaysSo)
+{
+	put(root_ + "/sys/module/shmq/parameters/max_producers", "16\n");
+	Ran r = ctl({"create", "q", "--size", "4K", "--producers", "17"});
+	EXPECT_EQ(1, r.status) << r.err;
+	EXPECT_EQ("", r.out);
+	EXPECT_EQ("shmqctl: create: q: --producers 17 is above the module's max_producers parameter, 16 (" +
+			  root_ + "/sys/module/shmq/parameters/max_producers): ask for fewer, or raise the "
+				  "parameter as root\n",
+		  r.err);
+	r = ctl({"create", "q", "--size", "4K", "--producers", "16"});
+	EXPECT_EQ(1, r.status) << r.err;
+	EXPECT_EQ(std::string::npos, r.err.find("max_producers")) << r.err; // got to the control device
+	EXPECT_EQ(0u, r.err.find("shmqctl: create: q: ")) << r.err;
+}
+
+// send --fail-without-consumer is a flag (the default is queue semantics,
+// which only the module can show: tests/guest/shmqctl_lanes_test.cpp).
+TEST_F(Shmqctl, SendFailWithoutConsumerIsAFlag)
+{
+	Ran r = ctl({"send", "orders", "--fail-without-consumer=yes", "x"});
+	EXPECT_EQ(2, r.status) << r.err;
+	EXPECT_NE(std::string::npos,
+		  r.err.find("shmqctl: send: option '--fail-without-consumer' takes no value"))
+		<< r.err;
+	// Accepted anywhere before '--' (then the open fails: no node here).
+	r = ctl({"send", "orders", "x", "--fail-without-consumer"});
+	EXPECT_EQ(1, r.status) << r.err;
+	EXPECT_EQ(0u, r.err.find("shmqctl: send: orders: ")) << r.err;
+	// After '--' it is a message.
+	r = ctl({"send", "orders", "--", "--fail-without-consumer"});
+	EXPECT_EQ(1, r.status) << r.err;
+	EXPECT_EQ(0u, r.err.find("shmqctl: send: orders: ")) << r.err;
+}
+
+TEST_F(Shmqctl, RecvSenderIsAFlag)
+{
+	Ran r = ctl({"recv", "orders", "--sender=1"});
+	EXPECT_EQ(2, r.status) << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("shmqctl: recv: option '--sender' takes no value")) << r.err;
+	r = ctl({"recv", "--sender", "orders", "--count", "2"});
+	EXPECT_EQ(1, r.status) << r.err; // fails at the open: no node here
+	EXPECT_EQ(0u, r.err.find("shmqctl: recv: orders: ")) << r.err;
+	r = ctl({"recv", "orders", "--sender", "extra"});
+	EXPECT_EQ(2, r.status) << r.err;
+	EXPECT_NE(std::string::npos, r.err.find("unexpected argument 'extra'")) << r.err;
+}
+
+TEST_F(Shmqctl, HelpDescribesTheLaneOptions)
+{
+	Ran r = run({tool_, "--help"});
+	ASSERT_EQ(0, r.status);
+	for (const char *s : {"create NAME --size BYTES [--producers N]", "[--fail-without-consumer]",
+			      "recv NAME [--count N] [--timeout MS] [--sender]"})
+		EXPECT_NE(std::string::npos, r.out.find(s)) << s << " not in:\n" << r.out;
+	r = ctl({"create", "--help"});
+	ASSERT_EQ(0, r.status);
+	EXPECT_NE(std::string::npos, r.out.find("--producers N (1 to 1024")) << r.out;
+	r = ctl({"recv", "--help"});
+	ASSERT_EQ(0, r.status);
+	EXPECT_NE(std::string::npos, r.out.find("'UID PID<TAB>TEXT'")) << r.out;
+	EXPECT_NE(std::string::npos, r.out.find("'END UID PID'")) << r.out;
+	r = ctl({"send", "--help"});
+	ASSERT_EQ(0, r.status);
+	EXPECT_NE(std::string::npos, r.out.find("--fail-without-consumer: fail instead")) << r.out;
+	r = ctl({"stat", "--help"});
+	ASSERT_EQ(0, r.status);
+	EXPECT_NE(std::string::npos, r.out.find("one line per lane in")) << r.out;
+}
+
+// The lanes attribute (kernel/sysfs.c): "LANE STATE GENERATION PID UID GID
+// BYTES_QUEUED" per lane in use; uid and gid printed by the kernel with %d,
+// so -1 is unmapped and a uid of 2^31 or more comes out negative.
+class ShmqctlLanes : public Shmqctl {
+protected:
+	void SetUp() override
+	{
+		ASSERT_NO_FATAL_FAILURE(Shmqctl::SetUp());
+		const std::string q = root_ + "/sys/class/shmq/orders/";
+		put(q + "max_producers", "4\n");
+		put(q + "producers", "2\n");
+		pid_ = std::to_string(getpid());
+		std::ifstream("/proc/self/comm") >> comm_;
+		put(q + "lanes", "0 attached 3 " + pid_ + " 0 0 64\n" +
+					 "2 draining 1 0 -1 -1 128\n"
+					 "3 attached 7 0 -1294967296 54321 0\n");
+	}
+	std::string pid_, comm_;
+};
+
+TEST_F(ShmqctlLanes, StatListsTheProducersLaneByLane)
+{
+	Ran r = ctl({"stat", "orders"});
+	ASSERT_EQ(0, r.status) << r.err;
+	EXPECT_EQ("", r.err);
+	std::istringstream in(r.out);
+	std::vector<std::string> lines;
+	for (std::string l; std::getline(in, l);)
+		lines.push_back(l);
+	auto words = [](const std::string &l) {
+		std::istringstream w(l);
+		std::vector<std::string> v;
+		for (std::string x; w >> x;)
+			v.push_back(x);
+		return v;
+	};
+	size_t at = lines.size();
+	for (size_t i = 0; i < lines.size(); ++i)
+		if (lines[i].rfind("lanes:", 0) == 0)
+			at = i;
+	ASSERT_LT(at, lines.size()) << r.out;
+	EXPECT_EQ((std::vector<std::string>{"lanes:", "3", "in", "use", "of", "4", "(max_producers)"}),
+		  words(lines[at]));
+	ASSERT_EQ(at + 5, lines.size()) << "a header and three rows expected after:\n" << r.out;
+	EXPECT_EQ((std::vector<std::string>{"LANE", "STATE", "PID", "UID", "GID", "BYTES", "COMMAND"}),
+		  words(lines[at + 1]));
+	EXPECT_EQ((std::vector<std::string>{"0", "attached", pid_, "0(root)", "0(root)", "64", comm_}),
+		  words(lines[at + 2]));
+	EXPECT_EQ((std::vector<std::string>{"2", "draining", "0", "unmapped", "unmapped", "128", "-"}),
+		  words(lines[at + 3]));
+	EXPECT_EQ((std::vector<std::string>{"3", "attached", "0", "3000000000", "54321", "0", "-"}),
+		  words(lines[at + 4]))
+		<< "a uid above 2^31 (printed negative by the kernel) is the uid it is";
+	// indented, columns aligned: every row's STATE starts where the header's does
+	const size_t col = lines[at + 1].find("STATE");
+	EXPECT_EQ(0u, lines[at + 1].find("  LANE"));
+	for (size_t i = at + 2; i < lines.size(); ++i)
+		EXPECT_NE(' ', lines[i][col]) << lines[i];
+	EXPECT_NE(std::string::npos, r.out.find("max_producers: ")) << r.out;
+	// The raw file is not also printed as an unknown attribute.
+	EXPECT_EQ(std::string::npos, r.out.find("0 attached 3")) << r.out;
+
+	// No lane in use: the count, no table.
+	put(root_ + "/sys/class/shmq/orders/lanes", "");
+	r = ctl({"stat", "orders"});
+	ASSERT_EQ(0, r.status) << r.err;
+	EXPECT_NE(std::string::npos, r.out.find("none in use of 4 (max_producers)\n")) << r.out;
+	EXPECT_EQ(std::string::npos, r.out.find("LANE")) << r.out;
+	// An older module without the file: no lanes line at all.
+	unlink((root_ + "/sys/class/shmq/orders/lanes").c_str());
+	r = ctl({"stat", "orders"});
+	ASSERT_EQ(0, r.status) << r.err;
+	EXPECT_EQ(std::string::npos, r.out.find("lanes:")) << r.out;
+}
+
+TEST_F(ShmqctlLanes, StatAndListJsonHaveTheLanesAsAnArray)
+{
+	Ran r = ctl({"stat", "--json", "orders"});
+	ASSERT_EQ(0, r.status) << r.err;
+	std::string why;
+	const std::string want =
+		".max_producers == 4 and .lanes == ["
+		"{\"lane\": 0, \"state\": \"attached\", \"generation\": 3, \"pid\": " + pid_ +
+		", \"uid\": 0, \"gid\": 0, \"bytes_queued\": 64},"
+		"{\"lane\": 2, \"state\": \"draining\", \"generation\": 1, \"pid\": 0, \"uid\": 4294967295, "
+		"\"gid\": 4294967295, \"bytes_queued\": 128},"
+		"{\"lane\": 3, \"state\": \"attached\", \"generation\": 7, \"pid\": 0, \"uid\": 3000000000, "
+		"\"gid\": 54321, \"bytes_queued\": 0}]";
+	EXPECT_TRUE(jq(r.out, want, &why)) << want << "\n" << why << r.out;
+	Ran l = ctl({"list", "--json"});
+	ASSERT_EQ(0, l.status) << l.err;
+	EXPECT_TRUE(jq(l.out, ".queues[] | select(.name == \"orders\") | " + want, &why)) << why << l.out;
+	EXPECT_TRUE(jq(l.out, ".queues[] | select(.name == \"-rf\") | has(\"lanes\") | not", &why)) << why;
+	// A line of a format this shmqctl does not know stays, as a string;
+	// more words than seven are a newer module's and are ignored.
+	put(root_ + "/sys/class/shmq/orders/lanes", "0 attached 3 1 0 0 64 extra\nsomething else\n");
+	r = ctl({"stat", "--json", "orders"});
+	ASSERT_EQ(0, r.status) << r.err;
+	EXPECT_TRUE(jq(r.out, ".lanes[0].bytes_queued == 64 and .lanes[1] == \"something else\"", &why))
+		<< why << r.out;
+	put(root_ + "/sys/class/shmq/orders/lanes", "");
+	r = ctl({"stat", "--json", "orders"});
+	ASSERT_EQ(0, r.status) << r.err;
+	EXPECT_TRUE(jq(r.out, ".lanes == []", &why)) << why << r.out;
 }
