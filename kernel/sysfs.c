@@ -206,7 +206,7 @@ static BIN_ATTR_RO(created_by_uid, 0);
  * GENERATION PID UID GID BYTES_QUEUED", STATE attached, draining or
  * dropped, PID in the reader's pid namespace (0: exited or not visible),
  * UID and GID in the opener's user namespace (f_cred, as created_by_uid;
- * -1 when unmapped). A table rather than one value, because lanes come
+ * 4294967295, (uid_t)-1, when unmapped, as SHMQ_IOC_LANE_INFO). A table rather than one value, because lanes come
  * and go; binary so that 1024 lanes fit (a text attribute holds a page).
  * Takes q->lock per lane.
  */
@@ -246,9 +246,8 @@ static ssize_t lanes_read(struct file *filp, struct kobject *kobj, struct bin_at
 		pid = shmq_pid_nr_locked(q, lane->pid, pidns);
 		queued = shmq_lane_queued_locked(q, lane);
 		spin_unlock(&q->lock);
-		len += scnprintf(text + len, size - len, "%u %s %u %d %d %d %llu\n", j, state,
-				 gen, pid, (int)from_kuid(ns, uid), (int)from_kgid(ns, gid),
-				 queued);
+		len += scnprintf(text + len, size - len, "%u %s %u %d %u %u %llu\n", j, state,
+				 gen, pid, from_kuid(ns, uid), from_kgid(ns, gid), queued);
 	}
 	ret = memory_read_from_buffer(buf, count, &off, text, len);
 	kvfree(text);

@@ -466,7 +466,9 @@ unexpected<Error> open_error(int e, int role, const std::string &dev_dir)
 		return unexpected(Error(e, "permission denied: the queue's device mode/group does not allow "
 				"this role (producer needs write, consumer needs read)"));
 	case EBUSY:
-		return unexpected(Error(e, prod ? "a producer is already attached to this queue (one at a time)"
+		return unexpected(Error(e, prod ? "no room for another producer: a queue of one producer has "
+					   "one attached, or every lane of a lane queue is taken "
+					   "(max_producers; shmqctl stat NAME lists them)"
 				     : "a consumer is already attached to this queue (one at a time)"));
 	case ENODEV:
 	case ENXIO:
