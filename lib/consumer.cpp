@@ -6,45 +6,23 @@
 
 namespace shmq {
 
+using detail::kClosed;
+using detail::kEmpty;
+using detail::kForked;
+using detail::kNoRoom;
+using detail::kNothingPeeked;
+
 namespace {
 
-constexpr unexpected<Error> kClosed(std::in_place, EBADF, "the consumer is not open");
-constexpr unexpected<Error> kForked(std::in_place, EBADF,
-				    "this Consumer was opened by the parent process before fork(): a "
-				    "child must open the queue itself");
-constexpr unexpected<Error> kEmpty(std::in_place, EAGAIN, "the queue is empty");
+unexpected<Error> wait_error(int e) { return detail::consumer_wait_error(e, false); }
+
 constexpr unexpected<Error> kCorrupt(std::in_place, EBADMSG, "corrupt queue: invalid record header or counters in the ring "
 			      "(the producer wrote garbage)");
 constexpr unexpected<Error> kBufTooSmall(std::in_place, EMSGSIZE, "buffer too small for the next message (it stays queued; "
 				   "messages can be up to info().max_message bytes)");
-constexpr unexpected<Error> kNothingPeeked(std::in_place, EINVAL, "release: no message was peeked");
 constexpr unexpected<Error> kBadTail(std::in_place, EBADMSG,
 				     "resync: the producer's tail is misaligned, so there is no record "
 				     "boundary to resynchronise to (destroy and recreate the queue)");
-constexpr unexpected<Error> kNoRoom(std::in_place, EINVAL,
-				    "peek_many: the span for the messages is empty (pass at least "
-				    "one Message)");
-
-unexpected<Error> wait_error(int e)
-{
-	switch (e) {
-	case ETIMEDOUT:
-		return unexpected(Error(e, "timed out waiting for a message"));
-	case EPIPE:
-		return unexpected(Error(e, "the queue is empty and the producer has gone (set "
-				"OpenOptions::ignore_hangup to wait for a new producer)"));
-	case EIDRM:
-		return unexpected(Error(e, "the queue is empty and was destroyed"));
-	case ECANCELED:
-		return unexpected(Error(e, "the wait for a message was interrupted by Consumer::interrupt()"));
-	case EAGAIN:
-		return kEmpty;
-	case EINVAL:
-		return unexpected(Error(e, "the kernel rejected the wait (libshmq/module mismatch?)"));
-	default:
-		return unexpected(Error(e, "waiting for a message failed"));
-	}
-}
 
 } // namespace
 
@@ -312,6 +290,29 @@ Result<size_t> Consumer::peek_many_impl(std::span<Message> out, Timeout timeout,
 	}
 	peeked_end_ = pos;
 	return n;
+}
+
+unexpected<Error> detail::consumer_wait_error(int e, bool lanes)
+{
+	switch (e) {
+	case ETIMEDOUT:
+		return unexpected(Error(e, "timed out waiting for a message"));
+	case EPIPE:
+		return unexpected(Error(e, lanes ? "the queue is empty and every producer has gone (set "
+						  "OpenOptions::ignore_hangup to wait for new producers)"
+						: "the queue is empty and the producer has gone (set "
+						  "OpenOptions::ignore_hangup to wait for a new producer)"));
+	case EIDRM:
+		return unexpected(Error(e, "the queue is empty and was destroyed"));
+	case ECANCELED:
+		return unexpected(Error(e, "the wait for a message was interrupted by Consumer::interrupt()"));
+	case EAGAIN:
+		return kEmpty;
+	case EINVAL:
+		return unexpected(Error(e, "the kernel rejected the wait (libshmq/module mismatch?)"));
+	default:
+		return unexpected(Error(e, "waiting for a message failed"));
+	}
 }
 
 } // namespace shmq

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -31,6 +32,21 @@ struct Mapping {
 	// it must never be unmapped here: the address may be reused already.
 	void forget() { addr = nullptr, len = 0; }
 };
+
+// The Consumer's errors shared by lib/consumer.cpp and lib/lanes.cpp.
+inline constexpr unexpected<Error> kClosed(std::in_place, EBADF, "the consumer is not open");
+inline constexpr unexpected<Error> kForked(std::in_place, EBADF,
+					   "this Consumer was opened by the parent process before "
+					   "fork(): a child must open the queue itself");
+inline constexpr unexpected<Error> kEmpty(std::in_place, EAGAIN, "the queue is empty");
+inline constexpr unexpected<Error> kNothingPeeked(std::in_place, EINVAL,
+						  "release: no message was peeked");
+inline constexpr unexpected<Error> kNoRoom(std::in_place, EINVAL,
+					   "peek_many: the span for the messages is empty (pass at "
+					   "least one Message)");
+// A consumer's failed wait (SHMQ_IOC_WAIT's errno) as an Error; @lanes: of a
+// lane queue (several producers).
+[[nodiscard]] unexpected<Error> consumer_wait_error(int e, bool lanes);
 
 // One lane of a lane queue as its consumer sees it (lib/lanes.cpp).
 struct LaneSlot {

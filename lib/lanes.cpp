@@ -33,18 +33,14 @@ namespace shmq {
 
 namespace {
 
+using detail::kClosed;
+using detail::kEmpty;
+using detail::kForked;
+using detail::kNoRoom;
+using detail::kNothingPeeked;
 using detail::LaneSet;
 using detail::LaneSlot;
 
-constexpr unexpected<Error> kClosed(std::in_place, EBADF, "the consumer is not open");
-constexpr unexpected<Error> kForked(std::in_place, EBADF,
-				    "this Consumer was opened by the parent process before fork(): a "
-				    "child must open the queue itself");
-constexpr unexpected<Error> kEmpty(std::in_place, EAGAIN, "the queue is empty");
-constexpr unexpected<Error> kNothingPeeked(std::in_place, EINVAL, "release: no message was peeked");
-constexpr unexpected<Error> kNoRoom(std::in_place, EINVAL,
-				    "peek_many: the span for the messages is empty (pass at least "
-				    "one Message)");
 constexpr unexpected<Error> kNotLanes(std::in_place, EINVAL,
 				      "not a lane queue: drop_lane needs a queue created with "
 				      "max_producers (shmqctl create --producers N)");
@@ -63,26 +59,7 @@ unexpected<Error> lane_corrupt(uint32_t lane)
 				lane));
 }
 
-unexpected<Error> wait_error(int e)
-{
-	switch (e) {
-	case ETIMEDOUT:
-		return unexpected(Error(e, "timed out waiting for a message"));
-	case EPIPE:
-		return unexpected(Error(e, "the queue is empty and every producer has gone (set "
-				"OpenOptions::ignore_hangup to wait for new producers)"));
-	case EIDRM:
-		return unexpected(Error(e, "the queue is empty and was destroyed"));
-	case ECANCELED:
-		return unexpected(Error(e, "the wait for a message was interrupted by Consumer::interrupt()"));
-	case EAGAIN:
-		return kEmpty;
-	case EINVAL:
-		return unexpected(Error(e, "the kernel rejected the wait (libshmq/module mismatch?)"));
-	default:
-		return unexpected(Error(e, "waiting for a message failed"));
-	}
-}
+unexpected<Error> wait_error(int e) { return detail::consumer_wait_error(e, true); }
 
 const struct shmq_lane_dir *dir_entry(const LaneSet &s, uint32_t j)
 {
