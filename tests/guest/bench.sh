@@ -49,8 +49,10 @@ BENCH_SMP=${BENCH_SMP:-2}
 # short runs (0.15 s per cell) in BENCH_ROUNDS complete rounds, the median
 # round per cell, so that a burst of load hits different mechanisms in
 # different rounds; a full guest run (3 workloads x 4 sizes x every mechanism
-# x 5 rounds) takes 3 minutes on a quiet host, 6-7 on a busy one.
-BENCH_GUEST_ARGS=${BENCH_GUEST_ARGS:---duration 0.15 --ref shmq-zc,shmq-copy,ring-futex}
+# x 5 rounds) takes 3 minutes on a quiet host, 6-7 on a busy one (before the
+# fanin workload was added, which adds 5 mechanisms x 4 sizes). The
+# /shmq-lanes column of every round's table is the fan-in ratio per round.
+BENCH_GUEST_ARGS=${BENCH_GUEST_ARGS:---duration 0.15 --ref shmq-zc,shmq-copy,ring-futex,shmq-lanes}
 BENCH_NATIVE_ARGS=${BENCH_NATIVE_ARGS:---duration 0.3 --repeat 3 --ref ring-futex,pipe}
 BENCH_ROUNDS=${BENCH_ROUNDS:-5}
 BENCH_NICE=${BENCH_NICE:--10}

@@ -47,6 +47,12 @@ static_assert(sizeof(MsgHeader) == 32);
 inline constexpr size_t kMinMessage = sizeof(MsgHeader);
 inline constexpr uint32_t kFlagLast = 1;
 inline constexpr uint64_t kReplyBit = uint64_t{1} << 62;
+// Fan-in: sender i numbers its messages seq | producer_tag(i), so the
+// receiver checks every producer's messages in that producer's order.
+inline constexpr unsigned kProducerShift = 48;
+inline constexpr unsigned kMaxProducers = 8;
+inline constexpr uint64_t producer_tag(unsigned i) { return uint64_t{i} << kProducerShift; }
+inline constexpr unsigned producer_of(uint64_t seq) { return unsigned(seq >> kProducerShift) & 0xff; }
 inline constexpr uint64_t kMagic = 0x68636e6562716d73ULL; // "shmqbnch"
 
 // Writes a complete message of @n bytes (n >= kMinMessage).
@@ -57,6 +63,8 @@ void fill_message(std::byte *p, size_t n, uint64_t seq, uint32_t flags);
 uint32_t check_message(std::span<const std::byte> m, size_t n, uint64_t seq);
 // Reads the length field of a header at @p (for byte-stream framing).
 uint32_t header_len(const std::byte *p);
+// Reads the sequence field of a header at @p (fan-in: who sent it).
+uint64_t header_seq(const std::byte *p);
 
 // ---------------------------------------------------------------------------
 // Channels
@@ -66,6 +74,11 @@ struct ChannelConfig {
 	size_t capacity = 0;	 // buffer bytes asked of every mechanism
 	unsigned batch = 1;	 // messages per batch (1: unbatched workloads)
 	uint32_t spin = 0;	 // OpenOptions::spin for shmq's spin variants
+	// Senders of the channel (fan-in: several processes each call
+	// open_producer() on it; 1 otherwise). capacity is then asked for each
+	// producer's path where the mechanism has one per producer (lanes,
+	// connections) and producers x capacity where all share one buffer.
+	unsigned producers = 1;
 	std::string tag;	 // unique per channel: names of named objects
 };
 
@@ -99,6 +112,13 @@ public:
 	virtual ~Channel() = default;
 	virtual std::unique_ptr<Tx> open_tx() = 0; // in the sending child
 	virtual std::unique_ptr<Rx> open_rx() = 0; // in the receiving child
+	// Fan-in: the sending end of producer @index (0 .. producers - 1), in
+	// its own child. Mechanisms whose senders are all alike keep this.
+	virtual std::unique_ptr<Tx> open_producer(unsigned index)
+	{
+		(void)index;
+		return open_tx();
+	}
 	size_t buffer = 0; // effective buffer bytes (0: unknown)
 	std::string note;  // e.g. limits that were adjusted
 	// After a successful run of @messages, in the parent, before the
@@ -107,7 +127,9 @@ public:
 	virtual std::string summary(uint64_t messages) { (void)messages; return {}; }
 };
 
-enum class Workload { PingPong, Stream, Batch };
+// FanIn: ChannelConfig::producers senders (processes) stream into one
+// receiver over one channel.
+enum class Workload { PingPong, Stream, Batch, FanIn };
 const char *workload_name(Workload w);
 
 // One result line: mechanism x workload x size.
@@ -159,8 +181,9 @@ public:
 	[[nodiscard]] virtual bool is_shmq() const { return false; }
 	// Why it cannot run at all here (empty: it can). Asked once per process.
 	virtual std::string unavailable() { return {}; }
-	// Whether a workload means anything for it (memcpy: stream only).
-	[[nodiscard]] virtual bool applies(Workload) const { return true; }
+	// Whether a workload means anything for it (memcpy: stream only). Fan-in
+	// needs a channel that several processes may send to: opt in.
+	[[nodiscard]] virtual bool applies(Workload w) const { return w != Workload::FanIn; }
 	// Builds one channel (parent, before fork). Throws Skip or Failure.
 	virtual std::unique_ptr<Channel> make_channel(const ChannelConfig &cfg) = 0;
 	// In-process mechanisms measure here and never get channels.

@@ -5,8 +5,9 @@
 //
 // For every workload x size x mechanism ("cell") the parent builds the
 // channels, forks two children (pinned to two different CPUs when there are
-// two), lets them run the workload, and collects their results through a
-// shared page. A watchdog kills both children when one fails or the cell
+// two; fan-in: --producers senders, all pinned to the first CPU, and the
+// receiver on the second), lets them run the workload, and collects their
+// results through a shared page. A watchdog kills both children when one fails or the cell
 // overruns its time limit. Children never return into the parent's code:
 // they leave with _exit().
 #include "../cli_parse.hpp"
@@ -52,7 +53,10 @@ const char kUsage[] =
 	"  --count N            N messages (round trips) per run instead of a duration\n"
 	"  --mechanisms LIST    comma-separated names, 'all' (default), or a prefix\n"
 	"                       ending in '*' (shmq*); see --list\n"
-	"  --workloads LIST     pingpong,stream,batch (default: all three)\n"
+	"  --workloads LIST     pingpong,stream,batch,fanin (default: all four); fanin:\n"
+	"                       --producers senders stream into one receiver, each\n"
+	"                       producer's messages checked in its own order\n"
+	"  --producers N        senders of the fanin workload (2..8, default 4)\n"
 	"  --sizes LIST         message sizes incl. the 32-byte header, K/M suffixes\n"
 	"                       (default 64,1K,64K,1M)\n"
 	"  --batch N            messages per wake-up in the batch workload (default 16)\n"
@@ -80,7 +84,9 @@ struct Options {
 	double duration = 0.3;
 	uint64_t count = 0;
 	std::vector<std::string> mechanisms;
-	std::vector<Workload> workloads = {Workload::PingPong, Workload::Stream, Workload::Batch};
+	std::vector<Workload> workloads = {Workload::PingPong, Workload::Stream, Workload::Batch,
+					   Workload::FanIn};
+	unsigned producers = 4;
 	std::vector<size_t> sizes = {64, 1 << 10, 64 << 10, 1 << 20};
 	unsigned batch = 16;
 	size_t capacity = 0;
@@ -137,7 +143,7 @@ Options parse(int argc, char **argv)
 	// ends the options (shmq-bench takes no other arguments).
 	static const char *const kValued[] = {"duration", "count",    "mechanisms", "workloads", "sizes",
 					      "batch",	  "capacity", "spin",	    "repeat",	 "inject",
-					      "ref",	  "json",     "csv",	    "timeout"};
+					      "ref",	  "json",     "csv",	    "timeout",	 "producers"};
 	static const char *const kFlags[] = {"quick", "no-pin", "list", "help", "version"};
 	std::vector<struct option> lo;
 	for (const char *n : kValued)
@@ -198,8 +204,10 @@ Options parse(int argc, char **argv)
 					o.workloads.push_back(Workload::Stream);
 				else if (w == "batch")
 					o.workloads.push_back(Workload::Batch);
+				else if (w == "fanin")
+					o.workloads.push_back(Workload::FanIn);
 				else
-					usage_error("unknown workload '" + w + "' (pingpong, stream, batch)");
+					usage_error("unknown workload '" + w + "' (pingpong, stream, batch, fanin)");
 			}
 		} else if (auto v = value("--sizes")) {
 			o.sizes.clear();
@@ -224,6 +232,11 @@ Options parse(int argc, char **argv)
 			if (!n || *n > UINT32_MAX)
 				bad("--spin");
 			o.spin = static_cast<uint32_t>(*n);
+		} else if (auto v = value("--producers")) {
+			auto n = parse_u64(*v);
+			if (!n || *n < 2 || *n > kMaxProducers)
+				bad("--producers");
+			o.producers = static_cast<unsigned>(*n);
 		} else if (auto v = value("--repeat")) {
 			auto n = parse_u64(*v);
 			if (!n || *n == 0 || *n > 100)
@@ -287,21 +300,35 @@ Limits limits_for(Workload w, size_t size, size_t capacity, const Options &o)
 	return l;
 }
 
+// Fan-in: the limits of each of the @producers senders (their shares of
+// the count and of the warm-up; every one runs for the whole duration).
+Limits fanin_share(Limits l, unsigned producers)
+{
+	if (l.count)
+		l.count = std::max<uint64_t>(1, l.count / producers);
+	l.warmup = std::max<uint64_t>(std::min<uint64_t>(l.warmup, 4), l.warmup / producers);
+	return l;
+}
+
 // ---------------------------------------------------------------------------
 // The two children
+
+// Children of a cell: two, or the fan-in's producers and its receiver.
+constexpr unsigned kMaxChildren = kMaxProducers + 1;
 
 struct Shared {
 	std::atomic<uint32_t> ready;
 	std::atomic<uint32_t> warm_done;
+	uint32_t children; // set before the fork
 	uint64_t t_start, t_end, messages;
 	double median_ns, p99_ns, mean_ns, min_ns;
-	char err[2][512];
+	char err[kMaxChildren][512];
 };
 
 void barrier(Shared *sh)
 {
 	sh->ready.fetch_add(1);
-	while (sh->ready.load() < 2)
+	while (sh->ready.load() < sh->children)
 		::sched_yield();
 }
 
@@ -312,33 +339,44 @@ void send_one(Tx &tx, size_t n, uint64_t seq, uint32_t flags, bool more)
 	tx.commit(n, more);
 }
 
-// --inject: make the receiver see a wrong message where it expects @seq.
-void inject(Tx &tx, size_t n, uint64_t &seq, int kind)
+// --inject: make the receiver see a wrong message where it expects @seq
+// (numbered seq | tag).
+void inject(Tx &tx, size_t n, uint64_t &seq, int kind, uint64_t tag = 0)
 {
 	if (kind == 2) { // drop: the receiver sees seq + 1 instead
 		++seq;
 		return;
 	}
 	std::byte *p = tx.begin(n);
-	fill_message(p, n, seq, 0);
+	fill_message(p, n, seq | tag, 0);
 	p[n - 1] ^= std::byte{0x40};
 	tx.commit(n, false);
 	++seq;
 }
 
-// Stream and batch: the sender.
-void stream_sender(Channel &ch, const ChannelConfig &cfg, const Limits &lim, Shared *sh)
+// Which sender of a channel: fan-in's producer @index numbers its messages
+// seq | producer_tag(index) and leaves the start time to the receiver.
+struct SenderRole {
+	unsigned index = 0;
+	bool fan_in = false;
+};
+
+// Stream, batch and fan-in: a sender (lim: its own share of the messages).
+void stream_sender(Channel &ch, const ChannelConfig &cfg, const Limits &lim, Shared *sh,
+		   SenderRole role = {})
 {
-	auto tx = ch.open_tx();
+	auto tx = role.fan_in ? ch.open_producer(role.index) : ch.open_tx();
 	barrier(sh);
 	const size_t n = cfg.msg_size;
+	const uint64_t tag = role.fan_in ? producer_tag(role.index) : 0;
 	uint64_t seq = 0;
 	for (; seq < lim.warmup; ++seq)
-		send_one(*tx, n, seq, 0, false);
+		send_one(*tx, n, seq | tag, 0, false);
 	while (sh->warm_done.load(std::memory_order_acquire) == 0)
 		::sched_yield();
 	const uint64_t t0 = now_ns();
-	sh->t_start = t0;
+	if (!role.fan_in)
+		sh->t_start = t0;
 	const unsigned b = cfg.batch;
 	const uint64_t end = lim.count ? lim.warmup + lim.count : UINT64_MAX;
 	// Look at the clock every few hundred bytes' worth of work at least.
@@ -349,9 +387,9 @@ void stream_sender(Channel &ch, const ChannelConfig &cfg, const Limits &lim, Sha
 			!lim.count && nb % check == 0 && now_ns() - t0 >= limit_ns;
 		for (unsigned j = 0; j < b; ++j) {
 			const bool last = lim.count ? seq + 1 == end : final_batch && j + 1 == b;
-			if (lim.inject && seq == lim.warmup + 1)
-				inject(*tx, n, seq, lim.inject);
-			send_one(*tx, n, seq, last ? kFlagLast : 0, j + 1 < b && !last);
+			if (lim.inject && seq == lim.warmup + 1 && role.index == 0)
+				inject(*tx, n, seq, lim.inject, tag);
+			send_one(*tx, n, seq | tag, last ? kFlagLast : 0, j + 1 < b && !last);
 			++seq;
 			if (last)
 				return;
@@ -379,6 +417,47 @@ void stream_receiver(Channel &ch, const ChannelConfig &cfg, const Limits &lim, S
 	}
 	sh->t_end = now_ns();
 	sh->messages = seq - lim.warmup;
+}
+
+// Fan-in: the receiver of cfg.producers senders, each sending lim.warmup
+// untimed messages first. Checks every message against the next sequence
+// number of the producer it names; done when every producer sent its last.
+void fanin_receiver(Channel &ch, const ChannelConfig &cfg, const Limits &lim, Shared *sh)
+{
+	auto rx = ch.open_rx();
+	barrier(sh);
+	const size_t n = cfg.msg_size;
+	const unsigned np = cfg.producers;
+	std::vector<uint64_t> next(np, 0);
+	std::vector<bool> ended(np, false);
+	unsigned left = np;
+	uint64_t got = 0;
+	const auto one = [&] {
+		const auto m = rx->receive();
+		if (m.size() < kMinMessage)
+			throw Failure("fan-in: a message of " + std::to_string(m.size()) + " bytes");
+		const unsigned p = producer_of(header_seq(m.data()));
+		if (p >= np || ended[p])
+			throw Failure("fan-in: a message from producer " + std::to_string(p) +
+				      (p >= np ? " (there are " + std::to_string(np) + ")" : " after its last"));
+		const uint32_t f = check_message(m, n, next[p] | producer_tag(p));
+		rx->release();
+		++next[p];
+		++got;
+		if (f & kFlagLast) {
+			ended[p] = true;
+			--left;
+		}
+	};
+	const uint64_t warm = lim.warmup * np;
+	while (got < warm)
+		one();
+	sh->t_start = now_ns();
+	sh->warm_done.store(1, std::memory_order_release);
+	while (left)
+		one();
+	sh->t_end = now_ns();
+	sh->messages = got - warm;
 }
 
 // Ping-pong: the side that measures.
@@ -478,20 +557,23 @@ bool g_interrupted = false;
 	::_exit(rc);
 }
 
-// Waits for both children; kills the other when one fails, both on timeout
-// or interrupt. Returns an empty string when both exited with status 0.
-std::string reap(pid_t pid[2], Shared *sh, double timeout_s, const char *const names[2])
+// Waits for the children; kills the others when one fails, all on timeout
+// or interrupt. Returns an empty string when all exited with status 0.
+std::string reap(const std::vector<pid_t> &pid, Shared *sh, double timeout_s,
+		 const std::vector<std::string> &names)
 {
+	const size_t n = pid.size();
 	const uint64_t deadline = now_ns() + static_cast<uint64_t>(timeout_s * 1e9);
-	bool alive[2] = {true, true};
+	std::vector<bool> alive(n, true);
 	std::string why;
 	auto kill_all = [&] {
-		for (int i = 0; i < 2; ++i)
+		for (size_t i = 0; i < n; ++i)
 			if (alive[i])
 				::kill(pid[i], SIGKILL);
 	};
-	while (alive[0] || alive[1]) {
-		for (int i = 0; i < 2; ++i) {
+	const auto gone = [&](size_t i) { return std::strstr(sh->err[i], " has gone") != nullptr; };
+	while (std::find(alive.begin(), alive.end(), true) != alive.end()) {
+		for (size_t i = 0; i < n; ++i) {
 			int st = 0;
 			if (!alive[i] || ::waitpid(pid[i], &st, WNOHANG) != pid[i])
 				continue;
@@ -499,26 +581,25 @@ std::string reap(pid_t pid[2], Shared *sh, double timeout_s, const char *const n
 			if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 				continue;
 			// A child that failed because its peer went away (EPIPE:
-			// "... has gone") failed only in consequence of the other's
+			// "... has gone") failed only in consequence of another's
 			// failure: report the other's reason when there is one, so
 			// that the cause does not depend on which exit is reaped first.
-			const bool consequence = sh->err[i][0] && std::strstr(sh->err[i], " has gone");
-			if (consequence && sh->err[1 - i][0] && !std::strstr(sh->err[1 - i], " has gone"))
-				why = std::string(names[1 - i]) + ": " + sh->err[1 - i];
+			if (sh->err[i][0] && gone(i))
+				for (size_t j = 0; j < n && why.empty(); ++j)
+					if (j != i && sh->err[j][0] && !gone(j))
+						why = names[j] + ": " + sh->err[j];
 			if (why.empty()) {
-				const char *who = names[i];
+				const std::string &who = names[i];
 				if (sh->err[i][0])
-					why = std::string(who) + ": " + sh->err[i];
+					why = who + ": " + sh->err[i];
 				else if (WIFSIGNALED(st))
-					why = std::string(who) + " killed by signal " +
-					      std::to_string(WTERMSIG(st));
+					why = who + " killed by signal " + std::to_string(WTERMSIG(st));
 				else
-					why = std::string(who) + " exited with status " +
-					      std::to_string(WEXITSTATUS(st));
+					why = who + " exited with status " + std::to_string(WEXITSTATUS(st));
 			}
 			kill_all();
 		}
-		if (!alive[0] && !alive[1])
+		if (std::find(alive.begin(), alive.end(), true) == alive.end())
 			break;
 		const uint64_t now = now_ns();
 		if (now >= deadline) {
@@ -553,8 +634,10 @@ Row run_cell(Mechanism &m, Workload w, size_t size, const Options &o, unsigned c
 	cfg.capacity = capacity_for(size, o);
 	cfg.batch = w == Workload::Batch ? o.batch : 1;
 	cfg.spin = o.spin;
+	cfg.producers = w == Workload::FanIn ? o.producers : 1;
 	row.batch = cfg.batch;
-	const Limits lim = limits_for(w, size, cfg.capacity, o);
+	const Limits all = limits_for(w, size, cfg.capacity, o);
+	const Limits lim = w == Workload::FanIn ? fanin_share(all, cfg.producers) : all;
 
 	if (m.in_process()) {
 		try {
@@ -599,34 +682,52 @@ Row run_cell(Mechanism &m, Workload w, size_t size, const Options &o, unsigned c
 	const int cpu0 = o.pin && cpus.size() >= 2 ? cpus[0] : -1;
 	const int cpu1 = o.pin && cpus.size() >= 2 ? cpus[1] : -1;
 	const pid_t parent = ::getpid();
+	// Fan-in: producers 0 .. np-1 (all on cpu0), then the receiver (cpu1).
+	const bool fan_in = w == Workload::FanIn;
+	const unsigned np = fan_in ? cfg.producers : 1;
+	std::vector<std::string> names;
+	if (fan_in) {
+		for (unsigned i = 0; i < np; ++i)
+			names.push_back("producer " + std::to_string(i));
+		names.push_back("receiver");
+	} else if (w == Workload::PingPong)
+		names = {"pinger", "ponger"};
+	else
+		names = {"sender", "receiver"};
+	sh->children = static_cast<uint32_t>(names.size());
 	std::fflush(nullptr);
-	pid_t pid[2] = {-1, -1};
+	std::vector<pid_t> pid;
 	std::string why;
-	for (int role = 0; role < 2; ++role) {
-		pid[role] = ::fork();
-		if (pid[role] < 0) {
+	for (unsigned role = 0; role < names.size(); ++role) {
+		const pid_t p = ::fork();
+		if (p < 0) {
 			why = std::string("fork: ") + std::strerror(errno);
-			if (role == 1)
-				::kill(pid[0], SIGKILL);
+			for (pid_t q : pid) {
+				::kill(q, SIGKILL);
+				::waitpid(q, nullptr, 0);
+			}
 			break;
 		}
-		if (pid[role] == 0) {
+		if (p == 0) {
+			const bool sender = role < np;
 			std::function<void()> body;
 			if (w == Workload::PingPong)
-				body = role == 0 ? std::function<void()>([&] { pinger(*ch[0], *ch[1], cfg, lim, sh); })
-						 : std::function<void()>([&] { ponger(*ch[0], *ch[1], cfg, sh); });
+				body = sender ? std::function<void()>([&] { pinger(*ch[0], *ch[1], cfg, lim, sh); })
+					      : std::function<void()>([&] { ponger(*ch[0], *ch[1], cfg, sh); });
+			else if (fan_in)
+				body = sender ? std::function<void()>([&] {
+					stream_sender(*ch[0], cfg, lim, sh, SenderRole{role, true});
+				})
+					      : std::function<void()>([&] { fanin_receiver(*ch[0], cfg, lim, sh); });
 			else
-				body = role == 0 ? std::function<void()>([&] { stream_sender(*ch[0], cfg, lim, sh); })
-						 : std::function<void()>([&] { stream_receiver(*ch[0], cfg, lim, sh); });
-			child(role, role == 0 ? cpu0 : cpu1, parent, sh, body);
+				body = sender ? std::function<void()>([&] { stream_sender(*ch[0], cfg, lim, sh); })
+					      : std::function<void()>([&] { stream_receiver(*ch[0], cfg, lim, sh); });
+			child(static_cast<int>(role), sender ? cpu0 : cpu1, parent, sh, body);
 		}
+		pid.push_back(p);
 	}
-	static const char *const stream_names[2] = {"sender", "receiver"};
-	static const char *const pp_names[2] = {"pinger", "ponger"};
 	if (why.empty())
-		why = reap(pid, sh, o.timeout, w == Workload::PingPong ? pp_names : stream_names);
-	else if (pid[0] > 0)
-		::waitpid(pid[0], nullptr, 0);
+		why = reap(pid, sh, o.timeout, names);
 	const std::string counted = why.empty() ? ch[0]->summary(sh->messages) : std::string();
 	ch[0].reset();
 	ch[1].reset();
@@ -739,7 +840,10 @@ void print_group(Workload w, size_t size, const std::vector<Row> &rows,
 {
 	const bool pp = w == Workload::PingPong;
 	std::printf("\n%s, %s%s\n", workload_name(w), size_name(size).c_str(),
-		    pp ? " (round trip)" : w == Workload::Batch ? " (one-way, batched)" : " (one-way)");
+		    pp ? " (round trip)"
+		    : w == Workload::Batch ? " (one-way, batched)"
+		    : w == Workload::FanIn ? " (one-way, several producers -> 1 consumer, msgs/s of all)"
+					   : " (one-way)");
 	if (pp)
 		std::printf("  %-15s %10s %10s %10s %10s %10s %10s", "mechanism", "median us", "min run",
 			    "max run", "p99 us", "mean us", "trips");
@@ -848,10 +952,10 @@ bool write_json(const std::string &path, const std::vector<Row> &rows, const Opt
 		     json_str(u.release).c_str(), json_str(u.machine).c_str(),
 		     ::sysconf(_SC_NPROCESSORS_ONLN), module ? "true" : "false");
 	std::fprintf(f, "  \"options\": {\"quick\": %s, \"duration_s\": %s, \"count\": %llu, "
-			"\"batch\": %u, \"spin\": %u, \"pin\": %s, \"repeat\": %u},\n",
+			"\"batch\": %u, \"spin\": %u, \"pin\": %s, \"repeat\": %u, \"producers\": %u},\n",
 		     o.quick ? "true" : "false", num(o.duration).c_str(),
 		     static_cast<unsigned long long>(o.count), o.batch, o.spin, o.pin ? "true" : "false",
-		     o.repeat);
+		     o.repeat, o.producers);
 	std::fprintf(f, "  \"rows\": [\n");
 	for (size_t i = 0; i < rows.size(); ++i) {
 		const Row &r = rows[i];
@@ -970,12 +1074,12 @@ int run(int argc, char **argv)
 	struct utsname u = {};
 	::uname(&u);
 	std::printf("shmq-bench: %s %s, %zu CPUs usable, %s; %s per run; batch %u; "
-		    "processes %s\n",
+		    "fan-in %u producers; processes %s\n",
 		    u.release, u.machine, cpus.size(),
 		    module ? "shmq module present" : "no shmq module (shmq rows skipped)",
 		    o.quick ? "quick counts" : o.count ? (std::to_string(o.count) + " messages").c_str()
 						       : (num(o.duration) + " s").c_str(),
-		    o.batch, o.pin && cpus.size() >= 2 ? "pinned to 2 CPUs" : "not pinned");
+		    o.batch, o.producers, o.pin && cpus.size() >= 2 ? "pinned to 2 CPUs" : "not pinned");
 	std::printf("Every message is verified (sequence, length, checksum, every byte).\n"
 		    "Columns /REF: how many times faster REF is than the row (>1: REF wins;\n"
 		    "latency: row median / REF median; throughput: REF msgs/s / row msgs/s).\n"

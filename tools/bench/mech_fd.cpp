@@ -10,6 +10,14 @@
 // sender writes each message with one write(); in the batch workload it
 // writes the whole batch with one write(). SOCK_SEQPACKET keeps boundaries:
 // one send()/recv() per message, sendmmsg() for a batch.
+//
+// Fan-in (unix-seqpacket only): a server with a client per producer. The
+// parent binds and listens on an abstract AF_UNIX address; each producer
+// connects (its own connection and socket buffers, as a lane has its own
+// ring); the receiver accepts them all and serves them round robin, one
+// message from the next connection that has one (poll() when none has),
+// as a server loop would. A client that has sent its last message and
+// closed is dropped from the set.
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -17,7 +25,9 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -223,6 +233,148 @@ private:
 	Buffer buf_;
 };
 
+// Sets SO_SNDBUF/SO_RCVBUF of @fd to about @capacity (the *FORCE variants,
+// CAP_NET_ADMIN, ignore net.core.[rw]mem_max; the kernel doubles the value
+// asked for, so ask for half). Returns false when not forced.
+bool size_socket_buffers(int fd, size_t capacity)
+{
+	const int want = static_cast<int>(std::min<size_t>(capacity, 1u << 30) / 2);
+	bool forced = true;
+	if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof want) < 0) {
+		forced = false;
+		(void)::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
+	}
+	if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) < 0)
+		(void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
+	return forced;
+}
+
+// The effective send buffer of @fd; throws Skip when a packet of @msg_size
+// can never be sent through it.
+size_t packet_send_buffer(int fd, size_t msg_size)
+{
+	int got = 0;
+	socklen_t len = sizeof got;
+	if (::getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &got, &len) < 0)
+		return 0;
+	const size_t buffer = static_cast<size_t>(got);
+	if (msg_size + 4096 > buffer)
+		throw Skip("message larger than the socket send buffer (" + std::to_string(buffer) +
+			   " bytes)");
+	return buffer;
+}
+
+// The fan-in server's receiver: the accepted connections, served round
+// robin (see the top comment).
+class PacketServerRx final : public Rx {
+public:
+	PacketServerRx(std::vector<int> fds, const ChannelConfig &cfg) : buf_(cfg.msg_size + 64)
+	{
+		for (int fd : fds)
+			fds_.push_back({fd, POLLIN, 0});
+	}
+	~PacketServerRx() override
+	{
+		for (auto &p : fds_)
+			::close(p.fd);
+	}
+	std::span<const std::byte> receive() override
+	{
+		for (;;) {
+			if (fds_.empty())
+				throw Failure("seqpacket server: every client has gone");
+			// One pass over the connections, starting after the one
+			// served last.
+			for (size_t k = 0; k < fds_.size(); ++k) {
+				const size_t i = (next_ + k) % fds_.size();
+				const ssize_t r = ::recv(fds_[i].fd, buf_.data(), buf_.size(), MSG_DONTWAIT);
+				if (r > 0) {
+					next_ = i + 1;
+					return {buf_.data(), static_cast<size_t>(r)};
+				}
+				if (r == 0) { // that client is done and closed
+					::close(fds_[i].fd);
+					fds_.erase(fds_.begin() + static_cast<std::ptrdiff_t>(i));
+					next_ = i;
+					k = static_cast<size_t>(-1); // the pass starts over
+					if (fds_.empty())
+						break;
+					continue;
+				}
+				if (errno != EAGAIN && errno != EINTR)
+					fail_errno("recv");
+			}
+			if (!fds_.empty() && ::poll(fds_.data(), fds_.size(), -1) < 0 && errno != EINTR)
+				fail_errno("poll");
+		}
+	}
+	void release() override {}
+
+private:
+	std::vector<struct pollfd> fds_;
+	size_t next_ = 0;
+	Buffer buf_;
+};
+
+// Fan-in over SOCK_SEQPACKET: the listening socket is made in the parent.
+class PacketServerChannel final : public Channel {
+public:
+	explicit PacketServerChannel(const ChannelConfig &cfg) : cfg_(cfg)
+	{
+		const std::string name = "shmq-bench-seqpacket-" + cfg.tag;
+		addr_.sun_family = AF_UNIX;
+		// abstract address: sun_path[0] == 0, nothing to unlink
+		std::memcpy(addr_.sun_path + 1, name.data(), std::min(name.size(), sizeof addr_.sun_path - 2));
+		addr_len_ = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + 1 +
+						   std::min(name.size(), sizeof addr_.sun_path - 2));
+		listen_ = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+		if (listen_ < 0)
+			fail_errno("socket");
+		if (::bind(listen_, reinterpret_cast<const struct sockaddr *>(&addr_), addr_len_) < 0)
+			fail_errno("bind");
+		if (::listen(listen_, static_cast<int>(cfg.producers)) < 0)
+			fail_errno("listen");
+		buffer = cfg.capacity;
+		note = std::to_string(cfg.producers) + " connections";
+	}
+	~PacketServerChannel() override { close_fd(listen_); }
+	std::unique_ptr<Tx> open_tx() override
+	{
+		close_fd(listen_);
+		const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			fail_errno("socket");
+		if (!size_socket_buffers(fd, cfg_.capacity))
+			note = "socket buffers limited by net.core.wmem_max";
+		(void)packet_send_buffer(fd, cfg_.msg_size);
+		if (::connect(fd, reinterpret_cast<const struct sockaddr *>(&addr_), addr_len_) < 0)
+			fail_errno("connect");
+		return std::make_unique<PacketTx>(fd, cfg_);
+	}
+	std::unique_ptr<Rx> open_rx() override
+	{
+		std::vector<int> fds;
+		while (fds.size() < cfg_.producers) {
+			const int fd = ::accept4(listen_, nullptr, nullptr, SOCK_CLOEXEC);
+			if (fd < 0) {
+				if (errno == EINTR)
+					continue;
+				fail_errno("accept4");
+			}
+			size_socket_buffers(fd, cfg_.capacity);
+			fds.push_back(fd);
+		}
+		close_fd(listen_);
+		return std::make_unique<PacketServerRx>(std::move(fds), cfg_);
+	}
+
+private:
+	ChannelConfig cfg_;
+	struct sockaddr_un addr_ = {};
+	socklen_t addr_len_ = 0;
+	int listen_ = -1;
+};
+
 // fds[0]: the sending end, fds[1]: the receiving end. Each child closes the
 // end it does not use; the parent closes both when the run is over.
 class FdChannel final : public Channel {
@@ -287,29 +439,20 @@ private:
 	}
 	void size_socket()
 	{
-		// For AF_UNIX the sender's SO_SNDBUF bounds what is in flight;
-		// the *FORCE variants (CAP_NET_ADMIN) ignore net.core.[rw]mem_max.
-		// The kernel doubles the value asked for; ask for half.
-		const int want = static_cast<int>(std::min<size_t>(cfg_.capacity, 1u << 30) / 2);
+		// For AF_UNIX the sender's SO_SNDBUF bounds what is in flight.
 		bool forced = true;
-		for (int fd : fds_) {
-			if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof want) < 0) {
-				forced = false;
-				(void)::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
-			}
-			if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) < 0)
-				(void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
-		}
-		int got = 0;
-		socklen_t len = sizeof got;
-		if (::getsockopt(fds_[0], SOL_SOCKET, SO_SNDBUF, &got, &len) == 0)
-			buffer = static_cast<size_t>(got);
+		for (int fd : fds_)
+			forced &= size_socket_buffers(fd, cfg_.capacity);
 		if (!forced)
 			note = "socket buffers limited by net.core.wmem_max";
-		// A packet larger than the send buffer can never be sent.
-		if (kind_ == Packet && buffer && cfg_.msg_size + 4096 > buffer)
-			throw Skip("message larger than the socket send buffer (" +
-				   std::to_string(buffer) + " bytes)");
+		if (kind_ == Packet) // a packet larger than the send buffer can never be sent
+			buffer = packet_send_buffer(fds_[0], cfg_.msg_size);
+		else {
+			int got = 0;
+			socklen_t len = sizeof got;
+			if (::getsockopt(fds_[0], SOL_SOCKET, SO_SNDBUF, &got, &len) == 0)
+				buffer = static_cast<size_t>(got);
+		}
 	}
 	Kind kind_;
 	ChannelConfig cfg_;
@@ -321,8 +464,12 @@ public:
 	FdMechanism(const char *name, const char *desc) : name_(name), desc_(desc) {}
 	const char *name() const override { return name_; }
 	const char *describe() const override { return desc_; }
+	// Fan-in: SOCK_SEQPACKET as a server with a client per producer.
+	bool applies(Workload w) const override { return w != Workload::FanIn || K == FdChannel::Packet; }
 	std::unique_ptr<Channel> make_channel(const ChannelConfig &cfg) override
 	{
+		if (cfg.producers > 1)
+			return std::make_unique<PacketServerChannel>(cfg);
 		return std::make_unique<FdChannel>(K, cfg);
 	}
 
@@ -341,7 +488,7 @@ const Registration reg_stream(110, "unix-stream", [] {
 const Registration reg_packet(120, "unix-seqpacket", [] {
 	return std::unique_ptr<Mechanism>(new FdMechanism<FdChannel::Packet>(
 		"unix-seqpacket", "AF_UNIX SOCK_SEQPACKET socketpair; send/recv per message, "
-				  "sendmmsg per batch"));
+				  "sendmmsg per batch; fan-in: a server with a client per producer"));
 });
 
 } // namespace

@@ -43,6 +43,11 @@
 //   RouDi log (level debug) shows every registered child removed before it
 //   sends SIGTERM, and removes what RouDi may have left in any case.
 //
+// Fan-in: one publisher per producer child on the same service, one
+// subscriber (iceoryx 2.0.3 is built ManyToManyPolicy: n publishers per
+// service). The subscriber's one queue (at most 256 chunks) is shared by
+// them all; each publisher waits until it has the subscriber.
+//
 // RouDi: started by shmq-bench itself on the first iceoryx run and stopped
 // (SIGTERM, then SIGKILL after 15 s) when shmq-bench exits, with a config
 // generated into a temporary directory (mempools of 128 B .. 1 MiB payload;
@@ -224,7 +229,8 @@ class IoxChannel final : public Channel {
 public:
 	IoxChannel(const ChannelConfig &cfg, const Pool &pool) : tag_(cfg.tag)
 	{
-		const uint64_t by_pool = (pool.count - 2 * kPerChannelExtra) / 2;
+		// Two channels, or one with a publisher per producer.
+		const uint64_t by_pool = (pool.count - 2 * kPerChannelExtra * cfg.producers) / 2;
 		const uint64_t want = std::max<uint64_t>(1, cfg.capacity / cfg.msg_size);
 		depth_ = std::min<uint64_t>({want, iox::MAX_SUBSCRIBER_QUEUE_CAPACITY, by_pool});
 		buffer = depth_ * cfg.msg_size;
@@ -487,6 +493,7 @@ public:
 		bin_ = find_roudi();
 		return bin_.empty() ? "iox-roudi not found (package iceoryx; or SHMQ_BENCH_IOX_ROUDI)" : "";
 	}
+	bool applies(Workload) const override { return true; } // fan-in: n publishers
 	std::unique_ptr<Channel> make_channel(const ChannelConfig &cfg) override
 	{
 		const Pool *pool = nullptr;

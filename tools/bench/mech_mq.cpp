@@ -7,6 +7,10 @@
 // and its depth <= msg_max unless the process has CAP_SYS_RESOURCE (then up
 // to 16 MiB / 65536), and the queue's memory counts against
 // RLIMIT_MSGQUEUE. We raise what we may and skip what we cannot.
+//
+// Fan-in: every producer child sends to the same queue (the descriptor each
+// inherited), which is one buffer shared by all: its depth is the producers'
+// capacities together.
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -68,7 +72,8 @@ public:
 	explicit MqChannel(const ChannelConfig &cfg) : cfg_(cfg)
 	{
 		const std::string name = "/shmq-bench-" + cfg.tag;
-		long depth = static_cast<long>(std::clamp<size_t>(cfg.capacity / cfg.msg_size, 2, 65536));
+		long depth = static_cast<long>(
+			std::clamp<size_t>(cfg.producers * cfg.capacity / cfg.msg_size, 2, 65536));
 		raise_rlimit(depth);
 		bool raised_size = false, raised_depth = false;
 		for (;;) {
@@ -173,6 +178,7 @@ public:
 	{
 		return "POSIX message queue; mq_send/mq_receive per message (no batch API)";
 	}
+	bool applies(Workload) const override { return true; } // any number of senders
 	std::unique_ptr<Channel> make_channel(const ChannelConfig &cfg) override
 	{
 		return std::make_unique<MqChannel>(cfg);

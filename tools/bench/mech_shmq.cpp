@@ -16,7 +16,14 @@
 //   shmq-epoll      shmq-copy, but the consumer waits in edge-triggered
 //                   epoll_wait on its fd and takes messages with
 //                   try_receive until EAGAIN, as an event loop would
+//   shmq-lanes      shmq-zc on a lane queue (issue 10: create_queue with
+//                   max_producers = the workload's producers, each of
+//                   capacity bytes): fan-in, one producer process per lane;
+//                   stream, a lane queue of 1 lane against shmq-zc on
+//                   today's single-producer queue. The consumer also checks
+//                   that every lane's messages keep one Message::sender()
 //
+
 // Every shmq row notes the SHMQ_IOC_WAKE calls the run made (both sides,
 // warm-up included: the queue's sysfs counter) per timed message: the
 // figure that wake suppression (docs/design.md, "Pollers") keeps down.
@@ -24,6 +31,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -93,7 +101,8 @@ private:
 class ShmqRx final : public Rx {
 public:
 	ShmqRx(shmq::Consumer c, bool zc, size_t n, bool epoll)
-		: c_(std::move(c)), zc_(zc), buf_(zc ? 0 : n)
+		: c_(std::move(c)), zc_(zc), buf_(zc ? 0 : n),
+		  lane_pid_(c_.info().lanes ? c_.info().max_producers : 0, 0)
 	{
 		if (!epoll)
 			return;
@@ -132,6 +141,8 @@ public:
 		auto m = c_.peek();
 		if (!m)
 			fail_shmq("peek", m.error());
+		if (!lane_pid_.empty())
+			check_sender(*m);
 		return m->data();
 	}
 	void release() override
@@ -142,25 +153,45 @@ public:
 	}
 
 private:
+	// A lane queue: each lane has one producer process for the whole run,
+	// so its messages must all name the same sender.
+	void check_sender(const shmq::Message &m)
+	{
+		if (m.lane() >= lane_pid_.size())
+			throw Failure("lane " + std::to_string(m.lane()) + " out of range");
+		int32_t &pid = lane_pid_[m.lane()];
+		if (pid == 0)
+			pid = m.sender().pid;
+		else if (m.sender().pid != pid)
+			throw Failure("lane " + std::to_string(m.lane()) + ": sender pid " +
+				      std::to_string(m.sender().pid) + ", was " + std::to_string(pid));
+	}
 	shmq::Consumer c_;
 	bool zc_;
 	Buffer buf_;
+	std::vector<int32_t> lane_pid_; // lane queues: the sender of each lane
 	int ep_ = -1;
 };
 
 class ShmqChannel final : public Channel {
 public:
-	ShmqChannel(const ChannelConfig &cfg, bool zc, bool spin, bool epoll)
+	ShmqChannel(const ChannelConfig &cfg, bool zc, bool spin, bool epoll, bool lanes)
 		: cfg_(cfg), zc_(zc), spin_(spin), epoll_(epoll)
 	{
 		name_ = "shmq-bench-" + cfg.tag;
-		if (auto r = shmq::create_queue(name_, cfg.capacity, kControl); !r) {
+		shmq::CreateOptions co;
+		co.capacity = cfg.capacity;
+		co.max_producers = lanes ? cfg.producers : 0; // 0: single-producer queue
+		co.control = kControl;
+		if (auto r = shmq::create_queue(name_, co); !r) {
 			if (r.error().code() == EFBIG || r.error().code() == ENOSPC)
 				throw Skip("create_queue: " + r.error().message());
 			fail_shmq("create_queue " + name_, r.error());
 		}
 		created_ = true;
 		buffer = cfg.capacity;
+		if (lanes)
+			note = std::to_string(cfg.producers) + (cfg.producers == 1 ? " lane" : " lanes");
 	}
 	~ShmqChannel() override
 	{
@@ -207,13 +238,20 @@ private:
 
 class ShmqMechanism final : public Mechanism {
 public:
-	ShmqMechanism(const char *n, const char *d, bool zc, bool spin, bool epoll = false)
-		: name_(n), desc_(d), zc_(zc), spin_(spin), epoll_(epoll)
+	ShmqMechanism(const char *n, const char *d, bool zc, bool spin, bool epoll = false,
+		      bool lanes = false)
+		: name_(n), desc_(d), zc_(zc), spin_(spin), epoll_(epoll), lanes_(lanes)
 	{
 	}
 	const char *name() const override { return name_; }
 	const char *describe() const override { return desc_; }
 	bool is_shmq() const override { return true; }
+	// A lane queue: fan-in, and streaming from its one producer (the
+	// comparison with the single-producer queue); the others: no fan-in.
+	bool applies(Workload w) const override
+	{
+		return lanes_ ? w == Workload::FanIn || w == Workload::Stream : w != Workload::FanIn;
+	}
 	std::string unavailable() override
 	{
 		if (::access(kControl, F_OK) != 0)
@@ -227,12 +265,12 @@ public:
 		// The kernel caps a record at capacity/4.
 		if (cfg.msg_size + 8 > cfg.capacity / 4)
 			throw Skip("message larger than max_message (capacity/4 - 8)");
-		return std::make_unique<ShmqChannel>(cfg, zc_, spin_, epoll_);
+		return std::make_unique<ShmqChannel>(cfg, zc_, spin_, epoll_, lanes_);
 	}
 
 private:
 	const char *name_, *desc_;
-	bool zc_, spin_, epoll_;
+	bool zc_, spin_, epoll_, lanes_;
 };
 
 const Registration reg_copy(10, "shmq-copy", [] {
@@ -246,6 +284,11 @@ const Registration reg_epoll(15, "shmq-epoll", [] {
 const Registration reg_zc(20, "shmq-zc", [] {
 	return std::unique_ptr<Mechanism>(new ShmqMechanism(
 		"shmq-zc", "shmq reserve/commit + peek/release (zero-copy), blocking", true, false));
+});
+const Registration reg_lanes(25, "shmq-lanes", [] {
+	return std::unique_ptr<Mechanism>(new ShmqMechanism(
+		"shmq-lanes", "shmq-zc on a lane queue, a lane per producer (fanin; stream: 1 lane)",
+		true, false, false, true));
 });
 const Registration reg_copy_spin(30, "shmq-copy-spin", [] {
 	return std::unique_ptr<Mechanism>(new ShmqMechanism(

@@ -45,10 +45,16 @@
 // end of the stream on a second PUSH/PULL pair (<endpoint>-ack) and the
 // sender waits for that before it closes (untimed; a receiver that fails
 // never acknowledges, and then the harness kills both).
+//
+// Fan-in: PUSH x producers -> one PULL, the pipeline pattern's fan-in (PULL
+// fair-queues its peers); each producer's HWMs are those of a stream sender
+// (libzmq keeps a pipe per peer). Producer i waits for its own acknowledgment
+// on <endpoint>-ack-<i>, to which the receiver connects one PUSH each.
 #include <algorithm>
 #include <cerrno>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <unistd.h>
 #include <zmq.h>
@@ -116,9 +122,16 @@ private:
 	const char *what_;
 };
 
+// The endpoint on which sender @i waits for the end-of-stream acknowledgment.
+std::string ack_endpoint(const std::string &ep, unsigned i)
+{
+	return i == 0 ? ep + "-ack" : ep + "-ack-" + std::to_string(i);
+}
+
 class ZmqTx final : public Tx {
 public:
-	ZmqTx(const std::string &ep, int hwm) : s_(ZMQ_PUSH, "PUSH"), ack_(ZMQ_PULL, "PULL (ack)")
+	ZmqTx(const std::string &ep, int hwm, const std::string &ack_ep)
+		: s_(ZMQ_PUSH, "PUSH"), ack_(ZMQ_PULL, "PULL (ack)")
 	{
 		s_.set(ZMQ_SNDHWM, hwm);
 		s_.set(ZMQ_RECONNECT_IVL, 10);
@@ -127,8 +140,8 @@ public:
 			fail_zmq("zmq_connect " + ep);
 		ack_.set(ZMQ_RCVTIMEO, 30000);
 		ack_.set(ZMQ_LINGER, 0);
-		if (zmq_bind(ack_.get(), (ep + "-ack").c_str()) < 0)
-			fail_zmq("zmq_bind " + ep + "-ack");
+		if (zmq_bind(ack_.get(), ack_ep.c_str()) < 0)
+			fail_zmq("zmq_bind " + ack_ep);
 	}
 	~ZmqTx() override
 	{
@@ -163,16 +176,19 @@ private:
 
 class ZmqRx final : public Rx {
 public:
-	ZmqRx(const std::string &ep, int hwm) : s_(ZMQ_PULL, "PULL"), ack_(ZMQ_PUSH, "PUSH (ack)")
+	ZmqRx(const std::string &ep, int hwm, unsigned senders) : s_(ZMQ_PULL, "PULL")
 	{
 		s_.set(ZMQ_RCVHWM, hwm);
 		s_.set(ZMQ_LINGER, 0);
 		if (zmq_bind(s_.get(), ep.c_str()) < 0)
 			fail_zmq("zmq_bind " + ep);
-		ack_.set(ZMQ_RECONNECT_IVL, 10);
-		ack_.set(ZMQ_LINGER, 30000);
-		if (zmq_connect(ack_.get(), (ep + "-ack").c_str()) < 0)
-			fail_zmq("zmq_connect " + ep + "-ack");
+		for (unsigned i = 0; i < senders; ++i) {
+			auto &a = *acks_.emplace_back(std::make_unique<Socket>(ZMQ_PUSH, "PUSH (ack)"));
+			a.set(ZMQ_RECONNECT_IVL, 10);
+			a.set(ZMQ_LINGER, 30000);
+			if (zmq_connect(a.get(), ack_endpoint(ep, i).c_str()) < 0)
+				fail_zmq("zmq_connect " + ack_endpoint(ep, i));
+		}
 		zmq_msg_init(&msg_);
 	}
 	~ZmqRx() override
@@ -181,8 +197,9 @@ public:
 		// Reached only after the last message was received and checked:
 		// a failing receiver leaves with _exit() and never acknowledges.
 		const char c = 0;
-		while (zmq_send(ack_.get(), &c, 1, 0) < 0 && zmq_errno() == EINTR) {
-		}
+		for (auto &a : acks_)
+			while (zmq_send(a->get(), &c, 1, 0) < 0 && zmq_errno() == EINTR) {
+			}
 	}
 	std::span<const std::byte> receive() override
 	{
@@ -201,14 +218,15 @@ public:
 	}
 
 private:
-	Socket s_, ack_;
+	Socket s_;
+	std::vector<std::unique_ptr<Socket>> acks_; // one per sender
 	zmq_msg_t msg_;
 };
 
 class ZmqChannel final : public Channel {
 public:
 	explicit ZmqChannel(const ChannelConfig &cfg)
-		: path_("/tmp/shmq-bench-zmq-" + cfg.tag),
+		: path_("/tmp/shmq-bench-zmq-" + cfg.tag), senders_(cfg.producers),
 		  hwm_(static_cast<int>(std::clamp<size_t>(cfg.capacity / cfg.msg_size / 2, 1, 1 << 20)))
 	{
 		unlink_both();
@@ -216,16 +234,25 @@ public:
 		note = "hwm " + std::to_string(hwm_) + "+" + std::to_string(hwm_);
 	}
 	~ZmqChannel() override { unlink_both(); } // bound by the children
-	std::unique_ptr<Tx> open_tx() override { return std::make_unique<ZmqTx>("ipc://" + path_, hwm_); }
-	std::unique_ptr<Rx> open_rx() override { return std::make_unique<ZmqRx>("ipc://" + path_, hwm_); }
+	std::unique_ptr<Tx> open_tx() override { return open_producer(0); }
+	std::unique_ptr<Tx> open_producer(unsigned i) override
+	{
+		return std::make_unique<ZmqTx>("ipc://" + path_, hwm_, ack_endpoint("ipc://" + path_, i));
+	}
+	std::unique_ptr<Rx> open_rx() override
+	{
+		return std::make_unique<ZmqRx>("ipc://" + path_, hwm_, senders_);
+	}
 
 private:
 	void unlink_both()
 	{
 		::unlink(path_.c_str());
-		::unlink((path_ + "-ack").c_str());
+		for (unsigned i = 0; i < senders_; ++i)
+			::unlink(ack_endpoint(path_, i).c_str());
 	}
 	std::string path_;
+	unsigned senders_;
 	int hwm_;
 };
 
@@ -236,6 +263,7 @@ public:
 	{
 		return "ZeroMQ PUSH/PULL over ipc:// (zmq_msg zero-copy API, HWM = buffer / size)";
 	}
+	bool applies(Workload) const override { return true; } // fan-in: PUSH x N -> PULL
 	std::unique_ptr<Channel> make_channel(const ChannelConfig &cfg) override
 	{
 		return std::make_unique<ZmqChannel>(cfg);

@@ -72,6 +72,13 @@ uint32_t header_len(const std::byte *p)
 	return h.len;
 }
 
+uint64_t header_seq(const std::byte *p)
+{
+	MsgHeader h;
+	std::memcpy(&h, p, sizeof h);
+	return h.seq;
+}
+
 uint32_t check_message(std::span<const std::byte> m, size_t n, uint64_t seq)
 {
 	char why[256];
@@ -136,6 +143,8 @@ const char *workload_name(Workload w)
 		return "stream";
 	case Workload::Batch:
 		return "batch";
+	case Workload::FanIn:
+		return "fanin";
 	}
 	return "?";
 }

@@ -27,6 +27,14 @@ def ratio($a; $b):
 	else (if $b.msgs_per_s > 0 then $a.msgs_per_s / $b.msgs_per_s else null end) end;
 def minratio($a; $b): if $a == null or $b == null or $a.rtt_min_us <= 0 then null else $b.rtt_min_us / $a.rtt_min_us end;
 def f2: if . == null then "n/a" else (. * 100 | round / 100 | tostring) end;
+# Lane queues (issue 10): shmq-lanes against the single-producer queue
+# (stream, 1 lane) and against every other fan-in mechanism, as one line.
+def lanes_line($d):
+	def r($m; $w): $d | row($m; $w; 64);
+	"shmq-lanes / shmq-zc (stream, 1 producer): \(ratio(r("shmq-lanes"; "stream"); r("shmq-zc"; "stream")) | f2)x"
+	+ ([$d.rows[] | ok | select(.workload == "fanin" and .size == 64) | .mechanism
+	    | select(startswith("shmq") | not)] | unique
+	   | map("; fanin \(.): \(ratio(r("shmq-lanes"; "fanin"); r(.; "fanin")) | f2)x") | add // "");
 '
 
 echo "run,kernel,workload,size,shmq,other,ratio" >"$dir/ratios.csv"
@@ -76,11 +84,31 @@ for g in "${guests[@]}"; do
 		(("shmq-zc-spin", "shmq-copy-spin") as $s | "    " + vs($s; "ring-busy"; "pingpong"; 64; 1/3)),
 		(("shmq-zc-spin", "shmq-copy-spin") as $s | "    " + vsmin($s; "ring-busy"; 64; 1/3)),
 		"    (idle CPU use of a spinning waiter: guest test SpinIdle, figure spin_idle_consumer_cpu_us)",
+		"  lane queues: 1 producer on a lane queue vs the single-producer queue (stream 64 B msgs/s):",
+		"    " + vs("shmq-lanes"; "shmq-zc"; "stream"; 64; 0.95),
+		"  fan-in 64 B, \($d.options.producers // 4) producers -> 1 consumer (msgs/s of all; no target: ratios only):",
+		(([$d.rows[] | ok | select(.workload == "fanin" and .size == 64) | .mechanism
+		   | select(startswith("shmq") | not)] | unique) as $o
+		 | if ($o | length) == 0 then "    n/a      no fanin rows in this run"
+		   else ($o[] as $m | ratio(r("shmq-lanes"; "fanin"; 64); r($m; "fanin"; 64)) as $x
+			 | "    ratio    shmq-lanes / \($m): \($x | f2)x") end),
 		"  other shared-memory libraries (stream 64 B msgs/s, ping-pong 64 B):",
 		(([$d.rows[] | ok | .mechanism | select(test("iceoryx|iox|boost"))] | unique) as $libs
 		 | if ($libs | length) == 0 then "    n/a      no iceoryx or Boost.Interprocess rows in this run"
 		   else ($libs[] as $o | ("stream", "pingpong") as $w | "    " + vs("shmq-zc"; $o; $w; 64; 1)) end),
 		""' "$g"
+done
+# The lane ratios of every guest round (tests/guest/bench.sh keeps each
+# round's JSON in DIR/KVER/round-N.json), not only of the median round.
+for g in "${guests[@]}"; do
+	kver=$(basename "$g" .json); kver=${kver#guest-}
+	rounds=("$dir/$kver"/round-*.json)
+	[ ${#rounds[@]} -gt 0 ] || continue
+	echo "Lane ratios of every round, $kver guest (64 B, msgs/s; > 1: shmq-lanes wins):"
+	for f in $(printf '%s\n' "${rounds[@]}" | sort -V); do
+		jq -r --arg n "$(basename "$f" .json)" "$lib"'"  \($n): " + lanes_line(.)' "$f"
+	done
+	echo
 done
 if [ -r "$dir/native.json" ]; then
 	nat=$(jq -r "$lib"' "\(.host.kernel), \(.host.cpus) CPUs, \([.rows[] | ok] | length) rows verified"' "$dir/native.json")

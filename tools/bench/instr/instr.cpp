@@ -18,6 +18,18 @@
 //              cached counters, same fences and waiter checks), without its
 //              waits and virtual calls, and trusting its peer
 //
+// The *-rx sections count the consumer alone (collection is toggled off
+// around the producer's half of every batch): the lane scan of a lane
+// queue (tests/native/shm_lanes.hpp: the kernel's layout, issue 10) next to
+// today's single-producer Consumer and the hand ring's receiver.
+//
+//   zero-copy-rx  Consumer::peek + release on the single-producer queue
+//   lanes1-rx     the same calls on a lane queue of 1 lane
+//   lanes8-rx     a lane queue of 8 lanes, all 8 attached, a batch spread
+//                 over them round robin (every lane holds messages but in
+//                 the last round of a batch); checked per lane, in order
+//   ring-rx       the hand ring's receive + release
+//
 // Outside valgrind it runs the same loops and checks (a smoke test).
 #include <cerrno>
 #include <cstdio>
@@ -28,6 +40,7 @@
 
 #include <valgrind/callgrind.h>
 
+#include "../../../tests/native/shm_lanes.hpp"
 #include "../../../tests/native/shm_ring.hpp"
 
 namespace {
@@ -165,21 +178,32 @@ struct Config {
 	uint64_t capacity = 65536;
 };
 
+// Whose instructions a section counts.
+enum class Count { both, consumer };
+
 // One section: a warm-up batch outside the counted region, then @messages
 // in batches, between CALLGRIND_ZERO_STATS and CALLGRIND_DUMP_STATS_AT(name).
+// Count::consumer toggles collection off around each batch's producing half.
 template <class Produce, class Consume>
-void section(const char *name, const Config &cfg, Produce produce, Consume consume)
+void section(const char *name, const Config &cfg, Produce produce, Consume consume,
+	     Count who = Count::both)
 {
 	uint64_t seq = 0, want = 0;
+	bool counting = false;
 	const auto run = [&](uint64_t n) {
 		for (uint64_t done = 0; done < n; done += cfg.batch) {
+			if (counting && who == Count::consumer)
+				CALLGRIND_TOGGLE_COLLECT;
 			for (uint64_t i = 0; i < cfg.batch; ++i)
 				produce(seq++);
+			if (counting && who == Count::consumer)
+				CALLGRIND_TOGGLE_COLLECT;
 			for (uint64_t i = 0; i < cfg.batch; ++i)
 				consume(want++);
 		}
 	};
 	run(cfg.batch);
+	counting = true;
 	CALLGRIND_ZERO_STATS;
 	run(cfg.messages);
 	CALLGRIND_DUMP_STATS_AT(name);
@@ -187,30 +211,73 @@ void section(const char *name, const Config &cfg, Produce produce, Consume consu
 		    static_cast<unsigned long long>(cfg.messages), cfg.size);
 }
 
-void zero_copy(const Config &cfg)
+// The producing and consuming halves of the zero-copy sections: reserve,
+// write the sequence number, commit; peek, check, release.
+void produce_zc(shmq::Producer &p, const Config &cfg, uint64_t seq)
+{
+	auto r = p.reserve(cfg.size);
+	if (!r) [[unlikely]]
+		die("reserve", r.error().message());
+	std::memcpy(r->data().data(), &seq, sizeof seq);
+	if (auto e = p.commit(std::move(*r)); !e) [[unlikely]]
+		die("commit", e.error().message());
+}
+
+// Peeks the next message, checks its size and that it carries the sequence
+// number want_for(message), releases it.
+template <class WantFor>
+void consume_zc(shmq::Consumer &c, const Config &cfg, const char *name, WantFor want_for)
+{
+	auto m = c.peek();
+	if (!m) [[unlikely]]
+		die("peek", m.error().message());
+	if (m->size() != cfg.size || seq_of(m->data().data()) != want_for(*m)) [[unlikely]]
+		die(name, "wrong message");
+	if (auto e = c.release(); !e) [[unlikely]]
+		die("release", e.error().message());
+}
+
+void zero_copy(const Config &cfg, Count who)
 {
 	shmq::test::ShmRing s(cfg.capacity);
 	auto p = s.producer();
 	auto c = s.consumer();
 	section(
-		"zero-copy", cfg,
-		[&](uint64_t seq) {
-			auto r = p.reserve(cfg.size);
-			if (!r) [[unlikely]]
-				die("reserve", r.error().message());
-			std::memcpy(r->data().data(), &seq, sizeof seq);
-			if (auto e = p.commit(std::move(*r)); !e) [[unlikely]]
-				die("commit", e.error().message());
+		who == Count::both ? "zero-copy" : "zero-copy-rx", cfg,
+		[&](uint64_t seq) { produce_zc(p, cfg, seq); },
+		[&](uint64_t want) { consume_zc(c, cfg, "zero-copy", [&](const shmq::Message &) { return want; }); },
+		who);
+}
+
+// A lane queue of @lanes lanes of --capacity bytes each, every lane
+// attached; message seq goes to lane seq % lanes. The consumer checks each
+// lane's messages in order (the scan's order across lanes is its own).
+void lanes_rx(const Config &cfg, uint32_t lanes, const char *name)
+{
+	shmq::test::ShmLanes q(lanes, cfg.capacity);
+	std::vector<shmq::Producer> p;
+	for (uint32_t j = 0; j < lanes; ++j) {
+		q.attach(j);
+		p.push_back(q.producer(j));
+	}
+	auto c = shmq::detail::plain_lane_consumer(q.plain());
+	if (!c)
+		die("plain_lane_consumer", c.error().message());
+	std::vector<uint64_t> next(lanes);
+	for (uint32_t j = 0; j < lanes; ++j)
+		next[j] = j;
+	section(
+		name, cfg, [&](uint64_t seq) { produce_zc(p[seq % lanes], cfg, seq); },
+		[&](uint64_t) {
+			consume_zc(*c, cfg, name, [&](const shmq::Message &m) {
+				if (m.lane() >= lanes) [[unlikely]]
+					die(name, "message from a lane out of range");
+				const uint64_t w = next[m.lane()];
+				next[m.lane()] += lanes;
+				return w;
+			});
 		},
-		[&](uint64_t want) {
-			auto m = c.peek();
-			if (!m) [[unlikely]]
-				die("peek", m.error().message());
-			if (m->size() != cfg.size || seq_of(m->data().data()) != want) [[unlikely]]
-				die("zero-copy: wrong message");
-			if (auto e = c.release(); !e) [[unlikely]]
-				die("release", e.error().message());
-		});
+		Count::consumer);
 }
 
 void copy(const Config &cfg)
@@ -235,7 +302,7 @@ void copy(const Config &cfg)
 		});
 }
 
-void hand_ring(const Config &cfg)
+void hand_ring(const Config &cfg, Count who)
 {
 	void *mem = std::aligned_alloc(4096, 4096 + cfg.capacity);
 	if (!mem)
@@ -245,7 +312,7 @@ void hand_ring(const Config &cfg)
 	HandTx tx(r);
 	HandRx rx(r);
 	section(
-		"ring", cfg,
+		who == Count::both ? "ring" : "ring-rx", cfg,
 		[&](uint64_t seq) {
 			std::byte *b = tx.begin(cfg.size);
 			std::memcpy(b, &seq, sizeof seq);
@@ -256,7 +323,8 @@ void hand_ring(const Config &cfg)
 			if (m.size() != cfg.size || seq_of(m.data()) != want) [[unlikely]]
 				die("ring: wrong message");
 			rx.release();
-		});
+		},
+		who);
 	std::free(mem);
 }
 
@@ -298,8 +366,12 @@ int main(int argc, char **argv)
 	    (cfg.batch + 1) * rec > cfg.capacity)
 		die("need 8 <= size <= capacity/4 - 8, messages a multiple of batch, and a batch "
 		    "(plus one record) within the capacity");
-	zero_copy(cfg);
+	zero_copy(cfg, Count::both);
 	copy(cfg);
-	hand_ring(cfg);
+	hand_ring(cfg, Count::both);
+	zero_copy(cfg, Count::consumer);
+	lanes_rx(cfg, 1, "lanes1-rx");
+	lanes_rx(cfg, 8, "lanes8-rx");
+	hand_ring(cfg, Count::consumer);
 	return 0;
 }
