@@ -582,6 +582,14 @@ int create(std::string_view name, uint64_t cap, const struct shmq_mq_attr *attr)
 			r = shmq::create_queue(name, o);
 		}
 	}
+	// The kernel charges every lane at creation: a queue of large
+	// messages that does not fit max_total_memory with the default 64
+	// producers gets as many as fit (down to one), unless the caller
+	// asked for a number.
+	while (!r && r.error().code() == ENOSPC && !use_producers(attr) && o.max_producers > 1) {
+		o.max_producers /= 2;
+		r = shmq::create_queue(name, o);
+	}
 	return r ? 0 : posix_control_errno(r.error().code());
 }
 

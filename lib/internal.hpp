@@ -57,7 +57,9 @@ struct LaneSlot {
 	uint64_t peeked_end = 0;  // head after releasing what is peeked; head: none
 	uint32_t generation = 0;  // the holder we know; 0: not in the scan
 	uint32_t state = SHMQ_LANE_FREE; // as the kernel last told us
+	uint32_t peek_gen = 0;	  // generation when the outstanding peek was made
 	bool corrupt = false;	  // records inconsistent: skipped until dropped
+	bool drop_failed = false; // the library's own drop of it was refused
 	bool ended = false;	  // the end was reported (draining and empty)
 	Sender sender;
 };
@@ -76,8 +78,10 @@ struct LaneSet {
 	std::vector<uint32_t> active;  // lanes in the scan, ascending
 	uint32_t next = 0;	       // the scan starts at the first active lane >= next
 	std::vector<uint32_t> touched; // lanes with a peek outstanding
-	std::vector<LaneEvent> events; // pending, oldest first
-	size_t events_cap = 16;
+	// Pending events: a ring of events_cap entries, allocated at open (no
+	// allocation on the receive path), oldest at ev_first.
+	std::vector<LaneEvent> events;
+	size_t events_cap = 16, ev_first = 0, ev_count = 0;
 	uint64_t events_lost = 0;
 	uint32_t pending_next = 0;     // next, once what is peeked is released
 	uint32_t *read_armed = nullptr; // our consumer page

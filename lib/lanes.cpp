@@ -68,16 +68,16 @@ const struct shmq_lane_dir *dir_entry(const LaneSet &s, uint32_t j)
 
 void note_event(LaneSet &s, LaneEvent::Kind kind, uint32_t lane, const LaneSlot &l)
 {
-	if (s.events.size() >= s.events_cap) {
-		s.events.erase(s.events.begin());
+	if (s.ev_count == s.events_cap) { // full: the oldest goes
+		s.ev_first = (s.ev_first + 1) % s.events_cap;
+		s.ev_count--;
 		++s.events_lost;
 	}
-	LaneEvent ev;
+	LaneEvent &ev = s.events[(s.ev_first + s.ev_count++) % s.events_cap];
 	ev.kind = kind;
 	ev.lane = lane;
 	ev.generation = l.generation;
 	ev.sender = l.sender;
-	s.events.push_back(ev);
 }
 
 void remove_active(LaneSet &s, uint32_t j)
@@ -104,15 +104,17 @@ void retire(LaneSet &s, uint32_t j)
 	l.generation = 0;
 	l.state = SHMQ_LANE_FREE;
 	l.corrupt = false;
+	l.drop_failed = false;
 	l.ended = false;
 	l.peeked_end = l.head;
 	l.sender = Sender{};
 	remove_active(s, j);
 }
 
-// What the kernel says about lane @j now. Returns false when it is free
-// (or cannot be asked: plain memory in tests, where the directory is all).
-bool lane_info(const detail::QueueHandle &h, LaneSet &s, uint32_t j, struct shmq_lane_info &out)
+// What the kernel says about lane @j now: 0, ENOENT when it is free, or
+// another errno (then nothing is known). On plain memory (tests) the
+// directory is all there is.
+int lane_info(const detail::QueueHandle &h, LaneSet &s, uint32_t j, struct shmq_lane_info &out)
 {
 	std::memset(&out, 0, sizeof out);
 	out.lane = j;
@@ -121,10 +123,10 @@ bool lane_info(const detail::QueueHandle &h, LaneSet &s, uint32_t j, struct shmq
 		out.state = detail::load_acquire(&d->state);
 		out.generation = detail::load_acquire(&d->generation);
 		out.uid = out.gid = UINT32_MAX;
-		return out.state != SHMQ_LANE_FREE;
+		return out.state != SHMQ_LANE_FREE ? 0 : ENOENT;
 	}
 	++s.lane_info_calls;
-	return ioctl(h.fd, SHMQ_IOC_LANE_INFO, &out) == 0;
+	return ioctl(h.fd, SHMQ_IOC_LANE_INFO, &out) == 0 ? 0 : errno;
 }
 
 // Brings the lanes up to date with the directory when dir_gen moved. Cheap
@@ -146,8 +148,11 @@ void sync_lanes(const detail::QueueHandle &h, LaneSet &s)
 		if (st != SHMQ_LANE_FREE && gen == l.generation && st == l.state)
 			continue;
 		struct shmq_lane_info info;
-		if (!lane_info(h, s, j, info)) {
-			retire(s, j);
+		if (const int e = lane_info(h, s, j, info)) {
+			if (e == ENOENT)
+				retire(s, j);
+			else
+				s.synced = false; // ask again next time
 			continue;
 		}
 		if (info.generation != l.generation) {
@@ -275,7 +280,7 @@ std::unique_ptr<LaneSet> make_lane_set(const Ring &shared, std::byte *status, st
 	s->active.reserve(g.max_producers);
 	s->touched.reserve(g.max_producers);
 	s->events_cap = size_t{4} * g.max_producers + 16;
-	s->events.reserve(std::min<size_t>(s->events_cap, 64));
+	s->events.resize(s->events_cap);
 	for (uint32_t j = 0; j < g.max_producers; j++) {
 		std::byte *lane = lanes + j * g.lane_stride;
 		auto *d = reinterpret_cast<struct shmq_lane_dir *>(status + g.dir_off +
@@ -405,8 +410,10 @@ Result<size_t> Consumer::lane_peek(std::span<Message> out, Timeout timeout, bool
 					}
 					continue;
 				}
-				if (l.peeked_end == l.head)
+				if (l.peeked_end == l.head) {
 					s.touched.push_back(j);
+					l.peek_gen = l.generation;
+				}
 				l.peeked_end = p.end;
 				Message &m = out[n++];
 				m.ptr_ = l.ring.data + p.payload;
@@ -419,10 +426,19 @@ Result<size_t> Consumer::lane_peek(std::span<Message> out, Timeout timeout, bool
 			}
 		}
 		if (restart) {
+			// The directory moved under the scan. What was taken from
+			// lanes whose holder did not change is still good: return
+			// it (progress whatever the churn); otherwise start over.
+			detail::sync_lanes_for(*h_, s);
+			bool valid = n > 0;
 			for (const uint32_t j : s.touched)
-				s.lanes[j].peeked_end = s.lanes[j].head;
-			s.touched.clear();
-			continue;
+				valid &= s.lanes[j].generation == s.lanes[j].peek_gen;
+			if (!valid) {
+				for (const uint32_t j : s.touched)
+					s.lanes[j].peeked_end = s.lanes[j].head;
+				s.touched.clear();
+				continue;
+			}
 		}
 		if (n > 0) {
 			if (s.armed) { // data again: an epoll of ours need not wake
@@ -435,13 +451,15 @@ Result<size_t> Consumer::lane_peek(std::span<Message> out, Timeout timeout, bool
 			return n;
 		}
 		// Nothing readable but a corrupt lane: the kernel sees its data as
-		// readable and would end every wait at once; drop it.
+		// readable and would end every wait at once; drop it. (A refused
+		// drop is not tried again: no loop without a wait.)
 		bool dropped = false;
 		for (const uint32_t j : s.active) {
 			LaneSlot &l = s.lanes[j];
-			if (l.corrupt && h_->fd >= 0) {
-				(void)drop_lane(j);
-				dropped = true;
+			if (l.corrupt && !l.drop_failed && h_->fd >= 0) {
+				dropped = drop_lane(j).has_value();
+				if (!dropped)
+					s.lanes[j].drop_failed = true;
 				break;
 			}
 		}
@@ -485,8 +503,16 @@ Result<void> Consumer::lane_release() noexcept
 	LaneSet &s = *lanes_;
 	if (s.touched.empty())
 		return kNothingPeeked;
+	// A lane whose holder changed since the peek (a hostile producer
+	// rewound its tail and left, and the kernel gave the lane to another)
+	// must not get our old position: that head would be the new holder's.
+	if (dir_moved(s))
+		detail::sync_lanes_for(*h_, s);
 	for (const uint32_t j : s.touched) {
 		LaneSlot &l = s.lanes[j];
+		if (l.generation != l.peek_gen || detail::load_acquire(&dir_entry(s, j)->generation) !=
+							      l.peek_gen)
+			continue;
 		const bool wake = detail::release(l.ring, l.head, l.peeked_end);
 		l.head = l.peeked_end;
 		if (wake) [[unlikely]]
@@ -508,6 +534,7 @@ Result<void> Consumer::drop_lane(uint32_t lane) noexcept
 	LaneSet &s = *lanes_;
 	if (lane >= s.lanes.size())
 		return kLaneRange;
+	detail::sync_lanes_for(*h_, s); // the generation to name is the current one
 	LaneSlot &l = s.lanes[lane];
 	if (h_->fd >= 0) {
 		struct shmq_lane_ref ref;
@@ -548,9 +575,11 @@ size_t Consumer::events(std::span<LaneEvent> out) noexcept
 		return 0;
 	LaneSet &s = *lanes_;
 	detail::sync_lanes_for(*h_, s);
-	const size_t n = std::min(out.size(), s.events.size());
-	std::copy_n(s.events.begin(), n, out.begin());
-	s.events.erase(s.events.begin(), s.events.begin() + static_cast<ptrdiff_t>(n));
+	const size_t n = std::min(out.size(), s.ev_count);
+	for (size_t k = 0; k < n; k++)
+		out[k] = s.events[(s.ev_first + k) % s.events_cap];
+	s.ev_first = (s.ev_first + n) % s.events_cap;
+	s.ev_count -= n;
 	return n;
 }
 

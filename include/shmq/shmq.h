@@ -111,7 +111,9 @@ struct shmq_mq_attr {
 			       * getattr: ring bytes */
 	uint64_t mq_curbytes; /* getattr: ring bytes in use now (headers and
 			       * padding included) */
-	uint64_t mq_maxproducers; /* open with SHMQ_MQ_USE_PRODUCERS: producers
+	uint64_t mq_maxproducers; /* open with SHMQ_MQ_USE_PRODUCERS (ignored
+				   * without it, so a caller of C API 3 that
+				   * left garbage in mq_reserved[0] is safe): producers
 				   * the queue takes at once, 1 to 1024 (0: 64);
 				   * getattr: that number (1 for a queue of one
 				   * producer) */
@@ -229,7 +231,8 @@ int shmq_mq_lane_events(shmq_mqd_t mqd, struct shmq_mq_lane_event *events,
 
 /* Detaches @lane (of a corrupt producer, say): nothing more it sends is
  * received, its next send that waits fails with ECONNRESET. 0, or -1 with
- * EBADF, EINVAL (not a lane queue, lane out of range), ENOENT (free). */
+ * EBADF, EINVAL (not a lane queue, lane out of range), ENOENT (free),
+ * ESTALE (another producer holds it now than the one last reported). */
 int shmq_mq_drop_lane(shmq_mqd_t mqd, unsigned int lane) SHMQ_NOTHROW;
 
 /* Fills @attr. 0, or -1 with errno EBADF, EINVAL (attr NULL), EBADMSG

@@ -2246,6 +2246,22 @@ static void t_lanes(void)
 			EXPECT_OK(shmq_mq_close(good));
 	}
 	close_pair_and_unlink(SHMQ_MQ_FAILED, c, n);
+
+	/* POSIX-sized large messages: the 64 default lanes would not fit
+	 * max_total_memory (1 GiB by default: 64 x 16 MiB), so the queue is
+	 * made with as many as fit, and getattr says how many */
+	qname(n, sizeof n, "lanes", 1);
+	memset(&a, 0, sizeof a);
+	a.mq_maxmsg = 10;
+	a.mq_msgsize = 1 << 20;
+	c = OPEN_OK(shmq_mq_open(n, O_RDONLY | O_CREAT | O_EXCL, 0600, &a));
+	if (c != SHMQ_MQ_FAILED) {
+		EXPECT_OK(shmq_mq_getattr(c, &a));
+		CHECK(a.mq_maxproducers >= 1 && a.mq_maxproducers < 64 && a.mq_msgsize >= (1 << 20),
+		      "large messages: %llu producers, msgsize %ld",
+		      (unsigned long long)a.mq_maxproducers, a.mq_msgsize);
+		close_pair_and_unlink(SHMQ_MQ_FAILED, c, n);
+	}
 }
 
 /* ------------------------------------------------------------------ main */

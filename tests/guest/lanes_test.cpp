@@ -915,8 +915,16 @@ std::vector<uint64_t> stream_consume(const LaneEnd &c, size_t producers, uint64_
 	while (got < total && err->empty()) {
 		const uint32_t gen = c.dir_gen();
 		int lane = lane_take(c, st, buf, &len);
+		bool done = false;
 		if (lane == -EAGAIN) {
-			if (all_done() && lane_take(c, st, buf, &len) == -EAGAIN)
+			// Every producer done? Then one more look takes what they
+			// published before saying so; a message it finds is
+			// checked below like any other (it once was dropped here).
+			done = all_done();
+			lane = lane_take(c, st, buf, &len);
+		}
+		if (lane == -EAGAIN) {
+			if (done)
 				break;
 			if (now_ns() > end) {
 				*err = "consumer timed out";

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -324,6 +325,92 @@ TEST(LaneScan, BlockingReceiveWakesOnANewLane)
 	ASSERT_TRUE(m) << m.error().message();
 	EXPECT_EQ(text(*m), "late");
 	EXPECT_EQ(m->lane(), 1u);
+}
+
+// A hostile producer rewinds its tail to our head while we hold a peek and
+// leaves; the kernel frees the lane (tail == head) and a new producer gets
+// it. Our release must not store the old peek's end into the new holder's
+// head (found by review), whether or not we looked at the lanes between.
+void release_after_reuse(bool sync_between)
+{
+	ShmLanes q(2, 4096);
+	q.attach(0);
+	Consumer c = consumer(q);
+	{
+		Producer p1 = q.producer(0);
+		send_text(p1, std::string(40, 'a'));
+		auto m = c.try_peek();
+		ASSERT_TRUE(m);
+		EXPECT_EQ(m->generation(), 1u);
+		*reinterpret_cast<uint64_t *>(q.lane(0)) = q.head(0);
+	}
+	q.set_state(0, SHMQ_LANE_FREE);
+	if (sync_between) {
+		LaneEvent ev[8];
+		(void)c.events(ev);
+	}
+	q.attach(0); // generation 2, tail = our head (0)
+	Producer p2 = q.producer(0);
+	send_text(p2, "bb");
+	ASSERT_TRUE(c.release());
+	EXPECT_EQ(q.head(0), 0u) << "release wrote the old peek's end into the new holder's head";
+	auto m = c.try_peek();
+	ASSERT_TRUE(m) << m.error().message();
+	EXPECT_EQ(text(*m), "bb");
+	EXPECT_EQ(m->generation(), 2u);
+}
+
+TEST(LaneScan, ReleaseAfterTheLaneWasReusedLeavesTheNewHoldersHead)
+{
+	release_after_reuse(true);
+}
+
+TEST(LaneScan, ReleaseAfterTheLaneWasReusedUnseenLeavesTheNewHoldersHead)
+{
+	release_after_reuse(false);
+}
+
+// drop_lane names the lane's current holder, even one that attached after
+// the consumer last looked.
+TEST(LaneScan, DropLaneOfALaneAttachedSinceTheLastLook)
+{
+	ShmLanes q(2, 4096);
+	Consumer c = consumer(q);
+	EXPECT_FALSE(c.try_peek());
+	q.attach(1);
+	auto r = c.drop_lane(1);
+	EXPECT_TRUE(r) << r.error().message();
+}
+
+// Directory churn (producers opening and closing elsewhere) does not starve
+// a lane that has messages: every call makes progress.
+TEST(LaneScan, DirectoryChurnDoesNotStarveTheScan)
+{
+	ShmLanes q(4, 65536);
+	q.attach(0);
+	Producer p = q.producer(0);
+	for (int i = 0; i < 200; i++)
+		send_text(p, "m" + std::to_string(i));
+	Consumer c = consumer(q);
+	std::atomic<bool> stop{false};
+	std::thread churn([&] {
+		while (!stop.load(std::memory_order_relaxed))
+			detail::store_release(q.dir_gen(), *q.dir_gen() + 1);
+	});
+	int got = 0;
+	for (int calls = 0; calls < 2000 && got < 200; calls++) {
+		Message ms[8];
+		auto n = c.try_peek_many(ms);
+		if (!n)
+			continue;
+		for (size_t k = 0; k < *n; k++)
+			EXPECT_EQ(text(ms[k]), "m" + std::to_string(got + int(k)));
+		got += int(*n);
+		ASSERT_TRUE(c.release());
+	}
+	stop = true;
+	churn.join();
+	EXPECT_EQ(200, got);
 }
 
 } // namespace
