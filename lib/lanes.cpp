@@ -129,13 +129,9 @@ int lane_info(const detail::QueueHandle &h, LaneSet &s, uint32_t j, struct shmq_
 	return ioctl(h.fd, SHMQ_IOC_LANE_INFO, &out) == 0 ? 0 : errno;
 }
 
-// Brings the lanes up to date with the directory when dir_gen moved. Cheap
-// when it did not: one load.
-void sync_lanes(const detail::QueueHandle &h, LaneSet &s)
+// Brings the lanes up to date with the directory (dir_gen was @g).
+[[gnu::noinline]] void sync_lanes_slow(const detail::QueueHandle &h, LaneSet &s, uint32_t g)
 {
-	const uint32_t g = detail::load_acquire(s.dir_gen);
-	if (s.synced && g == s.seen_gen)
-		return;
 	s.seen_gen = g;
 	s.synced = true;
 	for (uint32_t j = 0; j < s.lanes.size(); j++) {
@@ -170,6 +166,16 @@ void sync_lanes(const detail::QueueHandle &h, LaneSet &s)
 		}
 		l.state = info.state;
 	}
+}
+
+// Brings the lanes up to date with the directory when dir_gen moved. Cheap
+// (inline, one load) when it did not.
+inline void sync_lanes(const detail::QueueHandle &h, LaneSet &s)
+{
+	const uint32_t g = detail::load_acquire(s.dir_gen);
+	if (s.synced && g == s.seen_gen) [[likely]]
+		return;
+	sync_lanes_slow(h, s, g);
 }
 
 // Whether the directory moved since the lanes were brought up to date (the
@@ -370,18 +376,22 @@ Result<size_t> Consumer::lane_peek(std::span<Message> out, Timeout timeout, bool
 	uint32_t spins = 0;
 	bool probed = false, woken = false;
 	for (;;) {
-		detail::sync_lanes_for(*h_, s);
+		sync_lanes(*h_, s);
 		size_t n = 0;
 		bool restart = false;
 		const size_t na = s.active.size();
 		// Where the first round starts: the first active lane >= next.
-		const size_t start = static_cast<size_t>(
-			std::lower_bound(s.active.begin(), s.active.end(), s.next) - s.active.begin());
+		const size_t start =
+			na > 1 ? static_cast<size_t>(std::lower_bound(s.active.begin(), s.active.end(),
+								      s.next) -
+						     s.active.begin())
+			       : 0;
 		// Rounds until @out is full or a round finds nothing.
 		for (bool found = true; found && n < out.size() && !restart;) {
 			found = false;
 			for (size_t k = 0; k < na && n < out.size(); k++) {
-				const uint32_t j = s.active[(start + k) % na];
+				const size_t at = start + k;
+				const uint32_t j = s.active[at < na ? at : at - na];
 				LaneSlot &l = s.lanes[j];
 				if (l.corrupt)
 					continue;
@@ -429,7 +439,7 @@ Result<size_t> Consumer::lane_peek(std::span<Message> out, Timeout timeout, bool
 			// The directory moved under the scan. What was taken from
 			// lanes whose holder did not change is still good: return
 			// it (progress whatever the churn); otherwise start over.
-			detail::sync_lanes_for(*h_, s);
+			sync_lanes(*h_, s);
 			bool valid = n > 0;
 			for (const uint32_t j : s.touched)
 				valid &= s.lanes[j].generation == s.lanes[j].peek_gen;
@@ -506,8 +516,7 @@ Result<void> Consumer::lane_release() noexcept
 	// A lane whose holder changed since the peek (a hostile producer
 	// rewound its tail and left, and the kernel gave the lane to another)
 	// must not get our old position: that head would be the new holder's.
-	if (dir_moved(s))
-		detail::sync_lanes_for(*h_, s);
+	sync_lanes(*h_, s);
 	for (const uint32_t j : s.touched) {
 		LaneSlot &l = s.lanes[j];
 		if (l.generation != l.peek_gen || detail::load_acquire(&dir_entry(s, j)->generation) !=
