@@ -117,6 +117,8 @@ Result<Message> Consumer::peek_slow(Timeout timeout, bool wait) noexcept
 {
 	if (lanes_) {
 		Message m;
+		if (lane_peek_one(m)) [[likely]]
+			return m;
 		auto n = lane_peek(std::span<Message>(&m, 1), timeout, wait);
 		if (!n)
 			return unexpected(n.error());

@@ -64,6 +64,31 @@ struct LaneSlot {
 	Sender sender;
 };
 
+// A list of lane indices with room for every lane, allocated once: adding
+// to it on the receive path is a store, never an allocation.
+class LaneList {
+public:
+	void reserve(size_t n) { v_.resize(n); }
+	void push_back(uint32_t j) noexcept { v_[n_++] = j; }
+	void clear() noexcept { n_ = 0; }
+	[[nodiscard]] bool empty() const noexcept { return n_ == 0; }
+	[[nodiscard]] const uint32_t *begin() const noexcept { return v_.data(); }
+	[[nodiscard]] const uint32_t *end() const noexcept { return v_.data() + n_; }
+	// Removes @j if it is there.
+	void remove(uint32_t j) noexcept
+	{
+		for (size_t k = 0; k < n_; k++)
+			if (v_[k] == j) {
+				v_[k] = v_[--n_];
+				return;
+			}
+	}
+
+private:
+	std::vector<uint32_t> v_;
+	size_t n_ = 0;
+};
+
 // A lane queue as its consumer sees it: the lanes, the scan's state, the
 // pending lane events. The directory in the status page is only a hint
 // that something changed (its dir_gen); what changed is asked from the
@@ -77,7 +102,7 @@ struct LaneSet {
 	std::vector<LaneSlot> lanes;   // max_producers
 	std::vector<uint32_t> active;  // lanes in the scan, ascending
 	uint32_t next = 0;	       // the scan starts at the first active lane >= next
-	std::vector<uint32_t> touched; // lanes with a peek outstanding
+	LaneList touched;	       // lanes with a peek outstanding
 	// Pending events: a ring of events_cap entries, allocated at open (no
 	// allocation on the receive path), oldest at ev_first.
 	std::vector<LaneEvent> events;

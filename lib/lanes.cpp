@@ -356,6 +356,54 @@ Result<Consumer> Access::make_lane_consumer(std::unique_ptr<QueueHandle> h, cons
 
 } // namespace detail
 
+// The common case of peek (lib/consumer.cpp calls it first): see below.
+bool Consumer::lane_peek_one(Message &m) noexcept
+{
+	if (!h_ || h_->forked)
+		return false;
+	LaneSet &s = *lanes_;
+	// The common case, one message from the lane the scan looks at first,
+	// a MSG record below its cached tail, nothing peeked, the directory
+	// unchanged: exactly what the scan below would take (it would look at
+	// that lane first, at the same record, without reloading the tail),
+	// checked as detail::try_peek checks it. Anything else goes the long way.
+	if (s.touched.empty() && s.synced && !s.armed && !s.active.empty() &&
+	    detail::load_acquire(s.dir_gen) == s.seen_gen) {
+		const size_t na = s.active.size();
+		size_t at = na > 1 ? static_cast<size_t>(std::lower_bound(s.active.begin(),
+									 s.active.end(), s.next) -
+							s.active.begin())
+				   : 0;
+		if (at == na)
+			at = 0;
+		const uint32_t j = s.active[at];
+		LaneSlot &l = s.lanes[j];
+		const uint64_t head = l.head, avail = l.cached_tail - head;
+		if (!l.corrupt && avail != 0 && avail <= l.ring.capacity &&
+		    ((head | avail) % detail::kRecordAlign) == 0) {
+			const uint64_t off = head & (l.ring.capacity - 1);
+			const struct shmq_record hdr = detail::unpack_header(
+				detail::load_relaxed(detail::header_at(l.ring, off)));
+			const uint64_t rec = detail::record_size(hdr.len);
+			if (hdr.type == SHMQ_REC_MSG && hdr.len <= l.ring.max_message &&
+			    rec <= l.ring.capacity - off && rec <= avail) {
+				s.touched.push_back(j);
+				l.peek_gen = l.generation;
+				l.peeked_end = head + rec;
+				m.ptr_ = l.ring.data + off + detail::kRecordHeader;
+				m.len_ = hdr.len;
+				m.pos_ = head;
+				m.lane_ = j;
+				m.gen_ = l.generation;
+				m.sender_ = l.sender;
+				s.pending_next = j + 1;
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
 // One message (out.size() == 1) or a batch: rounds of the scan, one message
 // from each lane that has one, in lane order from the lane after the one
 // served last. Nothing shared is written but a consumed lone PAD and the
@@ -570,7 +618,7 @@ Result<void> Consumer::drop_lane(uint32_t lane) noexcept
 	// A peek outstanding in the lane ends with it.
 	if (l.peeked_end != l.head) {
 		l.peeked_end = l.head;
-		s.touched.erase(std::find(s.touched.begin(), s.touched.end(), lane));
+		s.touched.remove(lane);
 	}
 	note_event(s, LaneEvent::Kind::dropped, lane, l);
 	l.ended = true; // the drop is its end

@@ -613,6 +613,7 @@ private:
 	[[nodiscard]] Result<size_t> lane_peek(std::span<Message> out, Timeout timeout,
 					       bool wait) noexcept;
 	[[nodiscard]] Result<void> lane_release() noexcept;
+	[[nodiscard]] bool lane_peek_one(Message &m) noexcept;
 	[[nodiscard]] Result<uint64_t> lane_resync() noexcept;
 
 	detail::Ring ring_;	    // see Producer::ring_
