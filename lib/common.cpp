@@ -622,8 +622,18 @@ Result<void> read_layout2(int fd, int role, struct shmq_layout2 &l2,
 	    l2.page_size == 0 || l2.lane_size < SHMQ_MIN_CAPACITY ||
 	    (l2.lane_size & (l2.lane_size - 1)) != 0 || l2.lane_size > (uint64_t{1} << 40) ||
 	    l2.max_message > l2.lane_size / 4 - kRecordHeader ||
-	    (role == SHMQ_ROLE_PRODUCER && l2.slot >= l2.max_producers))
+	    (role == SHMQ_ROLE_PRODUCER && l2.slot >= l2.max_producers) ||
+	    l2.page_size != static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) ||
+	    !(l2.queue_features & SHMQ_QUEUE_LANES))
 		return unexpected(Error(EPROTO, kBadLayout2));
+	// What this library implements of the 0.5 design: one consumer, the
+	// blocking policy. A module offering more (fan-out, issue 11) says so
+	// with values this library must not read as these.
+	if (l2.max_consumers != 1 || l2.overflow != SHMQ_OVERFLOW_BLOCK)
+		return unexpected(Error(EPROTO, "the lane queue has several consumers or an overflow "
+					"policy this libshmq " SHMQ_VERSION_STRING " does not implement: use "
+					"the libshmq that comes with the module (cat "
+					"/sys/module/shmq/version)"));
 	regions.resize(l2.regions_count);
 	return {};
 }
@@ -671,12 +681,18 @@ Result<std::unique_ptr<QueueHandle>> map_lane_consumer(std::unique_ptr<QueueHand
 	if (!ok || !status || !consumer || !lane0 || nlanes != l2.max_producers ||
 	    !field_in(l2.state_off, 4, status->size) || !field_in(l2.read_wake_off, 4, status->size) ||
 	    !field_in(l2.dir_gen_off, 4, status->size) || l2.dir_stride < sizeof(struct shmq_lane_dir) ||
+	    l2.dir_stride % 8 ||
 	    l2.dir_off % 8 || uint64_t{l2.dir_off} + uint64_t{l2.dir_stride} * l2.max_producers > status->size ||
 	    !field_in(l2.read_armed_off, 4, consumer->size) || l2.head_stride < 8 ||
 	    !field_in(l2.head_off + uint64_t{l2.head_stride} * (l2.max_producers - 1), 8, consumer->size) ||
 	    l2.head_off % 8 || l2.head_stride % 8 || !field_in(l2.tail_off, 8, l2.data_off) ||
 	    !field_in(l2.write_armed_off, 4, l2.data_off) || l2.data_off % l2.page_size ||
-	    uint64_t{l2.data_off} + l2.lane_size > l2.lane_stride)
+	    uint64_t{l2.data_off} + l2.lane_size > l2.lane_stride ||
+	    // words written by different parties never share bytes
+	    !(uint64_t{l2.read_armed_off} + 4 <= l2.head_off ||
+	      l2.read_armed_off >= l2.head_off + uint64_t{l2.head_stride} * l2.max_producers) ||
+	    !(uint64_t{l2.tail_off} + 8 <= l2.write_armed_off ||
+	      uint64_t{l2.write_armed_off} + 4 <= l2.tail_off))
 		return unexpected(Error(EPROTO, kBadLayout2));
 
 	int e = map(h->status, status->offset, status->size, false);
