@@ -412,6 +412,11 @@ int QueueHandle::wait(uint32_t cond, uint64_t min_bytes, uint64_t deadline_ns) c
 	a.min_bytes = min_bytes;
 	a.cond = cond;
 	a.flags = ignore_hangup ? SHMQ_WAIT_IGNORE_HUP : 0;
+	return wait_ioctl(a);
+}
+
+int QueueHandle::wait_ioctl(const struct shmq_wait_args &a) const
+{
 	for (;;) {
 		if (ioctl(fd, SHMQ_IOC_WAIT, &a) == 0)
 			return 0;

@@ -176,6 +176,8 @@ struct QueueHandle {
 	// SHMQ_IOC_WAIT(READABLE) of a lane queue's consumer: also returns 0
 	// at once when dir_gen differs from @seen_gen (SHMQ_WAIT_DIR_GEN).
 	[[nodiscard]] int wait_lanes(uint32_t seen_gen, uint64_t deadline_ns) const;
+	// SHMQ_IOC_WAIT with @a, EINTR retried (the deadline is absolute).
+	[[nodiscard]] int wait_ioctl(const struct shmq_wait_args &a) const;
 	// SHMQ_IOC_WAKE for the producer of @lane only (lane queues).
 	void wake_lane(uint32_t lane);
 };

@@ -252,14 +252,7 @@ int QueueHandle::wait_lanes(uint32_t seen_gen, uint64_t deadline_ns) const
 	a.cond = SHMQ_WAIT_READABLE;
 	a.flags = SHMQ_WAIT_DIR_GEN | (ignore_hangup ? SHMQ_WAIT_IGNORE_HUP : 0);
 	a.reserved[0] = seen_gen;
-	for (;;) {
-		if (ioctl(fd, SHMQ_IOC_WAIT, &a) == 0)
-			return 0;
-		if (errno == ECANCELED)
-			interrupt_requested.store(false, std::memory_order_relaxed);
-		if (errno != EINTR)
-			return errno;
-	}
+	return wait_ioctl(a);
 }
 
 void QueueHandle::wake_lane(uint32_t lane)
