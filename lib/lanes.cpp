@@ -371,27 +371,20 @@ bool Consumer::lane_peek_one(Message &m) noexcept
 			at = 0;
 		const uint32_t j = s.active[at];
 		LaneSlot &l = s.lanes[j];
-		const uint64_t head = l.head, avail = l.cached_tail - head;
-		if (!l.corrupt && avail != 0 && avail <= l.ring.capacity &&
-		    ((head | avail) % detail::kRecordAlign) == 0) {
-			const uint64_t off = head & (l.ring.capacity - 1);
-			const struct shmq_record hdr = detail::unpack_header(
-				detail::load_relaxed(detail::header_at(l.ring, off)));
-			const uint64_t rec = detail::record_size(hdr.len);
-			if (hdr.type == SHMQ_REC_MSG && hdr.len <= l.ring.max_message &&
-			    rec <= l.ring.capacity - off && rec <= avail) {
-				s.touched.push_back(j);
-				l.peek_gen = l.generation;
-				l.peeked_end = head + rec;
-				m.ptr_ = l.ring.data + off + detail::kRecordHeader;
-				m.len_ = hdr.len;
-				m.pos_ = head;
-				m.lane_ = j;
-				m.gen_ = l.generation;
-				m.sender_ = l.sender;
-				s.pending_next = j + 1;
-				return true;
-			}
+		detail::Peeked p;
+		if (!l.corrupt &&
+		    detail::msg_below(l.ring, l.ring.capacity - 1, l.head, l.cached_tail, p)) {
+			s.touched.push_back(j);
+			l.peek_gen = l.generation;
+			l.peeked_end = p.end;
+			m.ptr_ = l.ring.data + p.payload;
+			m.len_ = p.len;
+			m.pos_ = l.head;
+			m.lane_ = j;
+			m.gen_ = l.generation;
+			m.sender_ = l.sender;
+			s.pending_next = j + 1;
+			return true;
 		}
 	}
 	return false;
@@ -584,7 +577,7 @@ Result<void> Consumer::drop_lane(uint32_t lane) noexcept
 	LaneSet &s = *lanes_;
 	if (lane >= s.lanes.size())
 		return kLaneRange;
-	detail::sync_lanes_for(*h_, s); // the generation to name is the current one
+	sync_lanes(*h_, s); // the generation to name is the current one
 	LaneSlot &l = s.lanes[lane];
 	if (h_->fd >= 0) {
 		struct shmq_lane_ref ref;
@@ -624,7 +617,7 @@ size_t Consumer::events(std::span<LaneEvent> out) noexcept
 	if (!lanes_ || !h_ || h_->forked)
 		return 0;
 	LaneSet &s = *lanes_;
-	detail::sync_lanes_for(*h_, s);
+	sync_lanes(*h_, s);
 	const size_t n = std::min(out.size(), s.ev_count);
 	for (size_t k = 0; k < n; k++)
 		out[k] = s.events[(s.ev_first + k) % s.events_cap];

@@ -278,6 +278,30 @@ struct Peeked {
 	return 0;
 }
 
+// The common case of try_peek: a MSG record at @head below @cached_tail
+// (no reload of the tail, no PAD), with exactly the checks try_peek makes on
+// the same values; @mask is r.capacity - 1. False for anything else: the
+// caller then goes to try_peek, which gives the precise answer.
+[[nodiscard]] inline bool msg_below(const Ring &r, uint64_t mask, uint64_t head,
+				    uint64_t cached_tail, Peeked &out)
+{
+	const uint64_t avail = cached_tail - head;
+	if (avail == 0 || avail > r.capacity || ((head | avail) % kRecordAlign) != 0)
+		return false;
+	const uint64_t off = head & mask;
+	// One load: the producer may rewrite the header while we look at it.
+	const struct shmq_record hdr = unpack_header(load_relaxed(header_at(r, off)));
+	if (hdr.type != SHMQ_REC_MSG || hdr.len > r.max_message)
+		return false;
+	const uint64_t rec = record_size(hdr.len);
+	if (rec > r.capacity - off || rec > avail)
+		return false;
+	out.payload = off + kRecordHeader;
+	out.len = hdr.len;
+	out.end = head + rec;
+	return true;
+}
+
 // Free space went from below @need to at least @need when head moved from
 // @old_head to @new_head with the producer's tail at @tail.
 [[nodiscard]] inline bool free_crossed(uint64_t capacity, uint64_t tail, uint64_t old_head,

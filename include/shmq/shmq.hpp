@@ -566,22 +566,12 @@ private:
 			// Pairs with the producer's release store of tail.
 			cached_tail_ = detail::load_acquire(ring_.tail);
 		}
-		const uint64_t avail = cached_tail_ - head;
-		if (avail == 0 || avail > ring_.capacity ||
-		    ((head | avail) % detail::kRecordAlign) != 0) [[unlikely]]
+		detail::Peeked p;
+		if (!detail::msg_below(ring_, mask_, head, cached_tail_, p)) [[unlikely]]
 			return false;
-		const uint64_t off = head & mask_;
-		// One load: the producer may rewrite the header while we look at it.
-		const struct shmq_record hdr =
-			detail::unpack_header(detail::load_relaxed(detail::header_at(ring_, off)));
-		if (hdr.type != SHMQ_REC_MSG || hdr.len > ring_.max_message) [[unlikely]]
-			return false;
-		const uint64_t rec = detail::record_size(hdr.len);
-		if (rec > ring_.capacity - off || rec > avail) [[unlikely]]
-			return false;
-		peeked_end_ = head + rec;
-		m.ptr_ = ring_.data + off + detail::kRecordHeader;
-		m.len_ = hdr.len;
+		peeked_end_ = p.end;
+		m.ptr_ = ring_.data + p.payload;
+		m.len_ = p.len;
 		m.pos_ = head;
 		return true;
 	}
