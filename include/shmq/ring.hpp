@@ -97,6 +97,17 @@ template <class T> inline void store_relaxed(T *p, T v)
 	return std::bit_cast<struct shmq_record>(word);
 }
 
+// A MSG header word is kMsgHeader + its length: the length is the low half
+// of the word (checked here, so that a layout where it is not does not
+// compile). msg_len(word) is then the payload length of a MSG record, and
+// for any other type at least 2^32, above every max_message: one
+// comparison checks the type and the length.
+inline constexpr uint64_t kMsgHeader = std::bit_cast<uint64_t>(shmq_record{0, SHMQ_REC_MSG});
+static_assert(std::bit_cast<uint64_t>(shmq_record{1, SHMQ_REC_MSG}) == kMsgHeader + 1 &&
+	      std::bit_cast<uint64_t>(shmq_record{UINT32_MAX, SHMQ_REC_MSG}) ==
+		      kMsgHeader + UINT32_MAX);
+[[nodiscard]] constexpr uint64_t msg_len(uint64_t word) { return word - kMsgHeader; }
+
 // The header word of the record at data offset @off (8-aligned, < capacity).
 [[nodiscard]] inline uint64_t *header_at(const Ring &r, uint64_t off)
 {
@@ -163,6 +174,15 @@ struct Reserved {
 [[nodiscard]] inline uint64_t commit_at(const Ring &r, uint64_t off, uint64_t pos, uint64_t len)
 {
 	store_relaxed(header_at(r, off), pack_header(static_cast<uint32_t>(len), SHMQ_REC_MSG));
+	return pos + record_size(len);
+}
+
+// The same for the record whose payload starts at @payload (the header is
+// the 8 bytes before it).
+[[nodiscard]] inline uint64_t commit_header(std::byte *payload, uint64_t pos, uint64_t len)
+{
+	store_relaxed(reinterpret_cast<uint64_t *>(payload - kRecordHeader),
+		      pack_header(static_cast<uint32_t>(len), SHMQ_REC_MSG));
 	return pos + record_size(len);
 }
 
