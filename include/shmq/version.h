@@ -6,11 +6,11 @@
 #ifndef SHMQ_VERSION_H
 #define SHMQ_VERSION_H
 
-#define SHMQ_VERSION_STRING	"0.5.0"
+#define SHMQ_VERSION_STRING	"0.6.0"
 #define SHMQ_VERSION_MAJOR	0
-#define SHMQ_VERSION_MINOR	5
+#define SHMQ_VERSION_MINOR	6
 #define SHMQ_VERSION_PATCH	0
 /* (major << 16) | (minor << 8) | patch, for #if comparisons */
-#define SHMQ_VERSION_NUMBER	((0 << 16) | (5 << 8) | 0)
+#define SHMQ_VERSION_NUMBER	((0 << 16) | (6 << 8) | 0)
 
 #endif /* SHMQ_VERSION_H */
