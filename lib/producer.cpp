@@ -63,8 +63,8 @@ Result<Producer> detail::Access::make_producer(std::unique_ptr<QueueHandle> h,
 	p.h_ = h.release();
 	p.info_ = info;
 	p.tail_ = p.published_ = tail;
-	// Untrusted; try_reserve validates it before relying on it.
-	p.cached_head_ = load_acquire(r.head);
+	// Nothing known about the head: the first reserve goes slow.
+	p.write_end_ = tail;
 	// Our own word, maybe left set by a previous producer.
 	store_relaxed(r.write_armed, 0u);
 	set_owner(p.h_, &p, nullptr);
@@ -111,7 +111,7 @@ void Producer::take(Producer &o) noexcept
 	if (res_)
 		res_->owner_ = this;
 	tail_ = o.tail_;
-	cached_head_ = o.cached_head_;
+	write_end_ = o.write_end_;
 	published_ = o.published_;
 	h_ = std::exchange(o.h_, nullptr);
 	info_ = o.info_;
@@ -161,9 +161,19 @@ Result<Reservation> Producer::reserve_slow(size_t size, Timeout timeout, bool wa
 	uint32_t spins = 0;
 	bool probed = false, woken = false;
 	for (;;) {
+		// Until a reservation succeeds the inline paths have no room.
+		write_end_ = tail_;
 		detail::Reserved res;
-		const int e = detail::try_reserve(ring_, tail_, cached_head_, size, res);
+		// "Full" by this head: try_reserve reads and validates the shared one.
+		uint64_t head = tail_ - ring_.capacity;
+		const int e = detail::try_reserve(ring_, tail_, head, size, res);
 		if (e == 0) {
+			// The inline paths may go on up to what that head leaves
+			// free or the ring's end, whichever comes first (>= the
+			// end of this reservation: try_reserve found room for it).
+			const uint64_t free_end = head + ring_.capacity;
+			const uint64_t lap_end = res.pos - (res.pos & mask_) + ring_.capacity;
+			write_end_ = free_end - res.pos < lap_end - res.pos ? free_end : lap_end;
 			if (h_->armed) [[unlikely]] { // room again: an epoll of ours need not wake
 				h_->armed = false;
 				detail::store_relaxed(ring_.write_armed, 0u);
@@ -183,13 +193,13 @@ Result<Reservation> Producer::reserve_slow(size_t size, Timeout timeout, bool wa
 		flush();
 		if (!wait) {
 			// About to say EAGAIN: let an epoll of our fd be woken when
-			// room appears, then look once more (detail::arm()). The
-			// cached head then says "full", so that the next reserve
-			// comes here (not the inline path) and disarms on success.
+			// room appears, then look once more (detail::arm()).
+			// write_end_ stays at tail_ (set above), so that the next
+			// reserve comes here (not the inline path) and disarms on
+			// success.
 			if (!h_->armed) {
 				h_->armed = true;
 				detail::arm(ring_.write_armed, 1);
-				cached_head_ = tail_ - ring_.capacity;
 				continue;
 			}
 			const int p = h_->probe(SHMQ_WAIT_WRITABLE, res.need, SHMQ_STATE_CONSUMER);
@@ -197,10 +207,6 @@ Result<Reservation> Producer::reserve_slow(size_t size, Timeout timeout, bool wa
 				probed = true;
 				continue;
 			}
-			// The second look reloaded the head: say "full" again, so
-			// that a smaller message does not succeed inline and leave
-			// the arm set (it would cost the consumer spurious wakes).
-			cached_head_ = tail_ - ring_.capacity;
 			return p == 0 ? kFull : wait_error(p);
 		}
 		// (Never sleep on unpublished records either: the consumer may be

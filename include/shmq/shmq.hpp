@@ -321,10 +321,12 @@ private:
 // once, whatever the child does. A child that needs the queue opens it.
 //
 // send/try_send, reserve/try_reserve, commit/commit_deferred and flush are
-// inline: when the cached head already shows room they are a straight line
-// of loads and stores with no call into the library; anything else (a PAD
-// at the ring end, a full ring by the cached head, waiting, errors) goes to
-// the library's slow paths, which give the precise answer.
+// inline: when the record ends at or before the write end (write_end_:
+// room by the last head the slow path read, capped at the ring's end) they
+// are a straight line of loads and stores with no call into the library;
+// anything else (a PAD at the ring end, the first record of a lap, a full
+// ring by that head, waiting, errors) goes to the library's slow paths,
+// which give the precise answer.
 class SHMQ_API Producer {
 public:
 	[[nodiscard]] static Result<Producer> open(std::string_view name,
@@ -392,20 +394,18 @@ private:
 	void take(Producer &o) noexcept;
 
 	// Fast-path test: usable, nothing outstanding, and room for a record
-	// of @size bytes before the ring's end by the cached head (no PAD, no
-	// shared load). The cached head is only ever trusted to show room:
-	// when it does not, the slow path reloads the shared head and
-	// validates it (tail - head <= capacity) before using it. @off: data
+	// of @size bytes below write_end_ (no PAD, no shared load). The head
+	// behind write_end_ was validated (tail - head <= capacity) by the
+	// slow path, which reloads it whenever the room runs out. @off: data
 	// offset of the record header, which is at tail_.
 	[[nodiscard]] bool fits(size_t size, uint64_t &off) const noexcept
 	{
 		if (res_ || size >= limit_) [[unlikely]] // limit_ 0: not usable
 			return false;
-		const uint64_t rec = detail::record_size(size);
 		off = tail_ & mask_;
-		// rec <= capacity, so "free >= rec" cannot underflow; tail_ -
-		// cached_head_ > capacity (a hostile head) fails it too.
-		return rec <= ring_.capacity - off && tail_ - cached_head_ <= ring_.capacity - rec;
+		// write_end_ - tail_ <= capacity - off (see write_end_), and
+		// record_size(size) cannot wrap: size < limit_ <= 2^32.
+		return detail::record_size(size) <= write_end_ - tail_;
 	}
 	// Publishes tail_ (ring.hpp publish(): release store, fence, waiter
 	// check) and wakes the consumer when the kernel marked it waiting.
@@ -435,7 +435,14 @@ private:
 	// it, so commit's r.owner_ == this also means "open".
 	Reservation *res_ = nullptr;
 	uint64_t tail_ = 0;	     // local committed position
-	uint64_t cached_head_ = 0;   // last head read from shared memory
+	// How far the inline paths may write without looking at the shared
+	// head: free by the last head read (and validated) by the slow path,
+	// and never past the ring's end, so fits() needs one comparison. Only
+	// reserve_slow() raises it, to at most the end of the lap its
+	// reservation lies in; tail_ <= write_end_ always (tail_ only moves by
+	// committing a reservation, which lies below it), so write_end_ -
+	// tail_ is the room, 0 to make the next call go slow.
+	uint64_t write_end_ = 0;
 	uint64_t published_ = 0;     // last tail stored to shared memory
 	detail::QueueHandle *h_ = nullptr;
 	QueueInfo info_;
@@ -697,10 +704,12 @@ inline Result<void> Producer::commit(Reservation &&r, size_t used) noexcept
 	const size_t n = used == SIZE_MAX ? r.len_ : used;
 	if (res_ != &r || n > r.len_) [[unlikely]]
 		return commit_slow(r, used, true);
-	tail_ = detail::commit_at(ring_, r.pos_ & mask_, r.pos_, n);
+	tail_ = detail::commit_header(r.ptr_, r.pos_, n);
+	publish_tail();
+	// Unlinked after the fence of publish_tail(), so that the compiler
+	// sees the reservation empty when its destructor runs next.
 	res_ = nullptr;
 	r.clear();
-	publish_tail();
 	return {};
 }
 
@@ -709,7 +718,7 @@ inline Result<void> Producer::commit_deferred(Reservation &&r, size_t used) noex
 	const size_t n = used == SIZE_MAX ? r.len_ : used;
 	if (res_ != &r || n > r.len_) [[unlikely]]
 		return commit_slow(r, used, false);
-	tail_ = detail::commit_at(ring_, r.pos_ & mask_, r.pos_, n);
+	tail_ = detail::commit_header(r.ptr_, r.pos_, n);
 	res_ = nullptr;
 	r.clear();
 	return {};
