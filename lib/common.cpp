@@ -322,6 +322,7 @@ void Access::disarm_after_fork(QueueHandle &h) noexcept
 		c->mask_ = 0;
 		c->live_ = false;
 		c->end_peek();
+		c->read_end_ = c->head_;
 	}
 }
 

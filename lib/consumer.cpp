@@ -35,7 +35,7 @@ Result<Consumer> detail::Access::make_consumer(std::unique_ptr<QueueHandle> h,
 	c.live_ = true;
 	// Left by a previous consumer; try_peek validates it (EBADMSG).
 	c.head_ = load_acquire(h->ring.head);
-	c.cached_tail_ = c.head_;
+	c.read_end_ = c.head_;
 	c.end_peek();
 	// Our own word, maybe left set by a previous consumer.
 	store_relaxed(h->ring.read_armed, 0u);
@@ -80,7 +80,7 @@ void Consumer::take(Consumer &o) noexcept
 	live_ = std::exchange(o.live_, false);
 	armed_ = std::exchange(o.armed_, false);
 	head_ = o.head_;
-	cached_tail_ = o.cached_tail_;
+	read_end_ = o.read_end_;
 	peeked_end_ = std::exchange(o.peeked_end_, o.head_);
 	h_ = std::exchange(o.h_, nullptr);
 	lanes_ = std::exchange(o.lanes_, nullptr);
@@ -101,6 +101,7 @@ void Consumer::close() noexcept
 	h_ = nullptr;
 	lanes_ = nullptr;
 	end_peek();
+	read_end_ = head_;
 }
 
 int Consumer::fd() const noexcept { return h_ ? h_->fd : -1; }
@@ -135,9 +136,13 @@ Result<Message> Consumer::peek_slow(Timeout timeout, bool wait) noexcept
 	end_peek();
 	uint32_t spins = 0;
 	bool probed = false, woken = false;
+	// The tail as last read here: head_, so that try_peek reads it.
+	// (read_end_ is the inline paths'; this only moves head_ forward, by
+	// releasing a PAD, which keeps what it says true.)
+	uint64_t tail = head_;
 	for (;;) {
 		detail::Peeked p;
-		const int e = detail::try_peek(ring_, head_, cached_tail_, p);
+		const int e = detail::try_peek(ring_, head_, tail, p);
 		if (e == 0) {
 			if (armed_) [[unlikely]] { // data again: an epoll of ours need not wake
 				armed_ = false;
@@ -237,8 +242,9 @@ Result<uint64_t> Consumer::resync() noexcept
 		return kBadTail;
 	const uint64_t skipped = tail - head_;
 	release_to(tail); // one store, fence and wake check, as for a release
-	cached_tail_ = tail;
 	end_peek();
+	// head_ may have moved back (a hostile tail): nothing is known.
+	read_end_ = head_;
 	return skipped;
 }
 
@@ -263,21 +269,24 @@ Result<size_t> Consumer::peek_many_impl(std::span<Message> out, Timeout timeout,
 	out[0] = *first;
 	size_t n = 1;
 	uint64_t pos = peeked_end_;
+	// The tail to go by: the inline paths' read_end_ while it still lies
+	// ahead of head_ and of the first message (that peek was theirs, so
+	// what lies below it was published), else none, so that try_peek
+	// reads the shared tail.
+	const uint64_t window = read_end_ - head_;
+	uint64_t tail = window - 1 < ring_.capacity && read_end_ - pos <= window ? read_end_ : pos;
 	while (n < out.size()) {
 		// Never more than one ring's worth: a producer that moves tail
 		// during the batch must not make it alias itself, nor head jump
 		// by more than the capacity at release.
 		if (pos - head_ >= ring_.capacity)
 			break;
-		// On EBADMSG try_peek drops its cached tail to pos: keep ours, so
-		// that the next peek meets the corrupt record again (EBADMSG)
-		// once the valid prefix is released.
-		uint64_t tail = cached_tail_;
+		// On EBADMSG the next peek meets the corrupt record again (it
+		// reads the tail itself) once the valid prefix is released.
 		detail::Peeked p;
 		const int e = detail::try_peek(ring_, pos, tail, p);
 		if (e == EBADMSG)
 			break;
-		cached_tail_ = tail;
 		if (e == EAGAIN) {
 			if (p.end == pos) // nothing more published
 				break;

@@ -336,7 +336,7 @@ Result<Consumer> Access::make_lane_consumer(std::unique_ptr<QueueHandle> h, cons
 	c.ring_.tail = &g_zero_tail;
 	c.mask_ = 0;
 	c.live_ = true;
-	c.head_ = c.cached_tail_ = 0;
+	c.head_ = c.read_end_ = 0;
 	c.end_peek();
 	// Our own word, maybe left set by a previous consumer.
 	store_relaxed(h->lanes->read_armed, 0u);

@@ -551,35 +551,62 @@ private:
 	// The body of the moves: takes o's state, runs under detail::ForkLock.
 	void take(Consumer &o) noexcept;
 
-	// The common case of peek: a MSG record at head. It accepts exactly
-	// what detail::try_peek accepts when the header is not a PAD, with the
-	// same checks on the same values (counters, then the header read
-	// once), and yields the same message. Anything else (closed, empty, a
-	// PAD, corrupt) returns false and the slow path starts over with
-	// try_peek, which reads the shared tail and the header again and
-	// gives the precise answer (EBADMSG dropping the cached tail, PAD
-	// consumption, waiting).
+	// The common case of peek: a MSG record at head below read_end_. It
+	// accepts only what detail::try_peek accepts when the header is not a
+	// PAD (the counters checked by refill() when read_end_ was set, then
+	// the header read once: type and length by msg_len(), ring end and
+	// tail by read_end_), and yields the same message. Anything else
+	// (closed, empty, a PAD, a record crossing read_end_, corrupt) returns
+	// false and the slow path starts over with try_peek, which reads the
+	// shared tail and the header again and gives the precise answer
+	// (EBADMSG, PAD consumption, waiting).
 	[[nodiscard]] bool peek_fits(Message &m) noexcept
 	{
 		const uint64_t head = head_;
-		if (cached_tail_ == head) {
-			// Only a usable consumer may touch shared memory. Otherwise
-			// ring_ is all zero, so any avail > 0 fails the capacity
-			// check below.
-			// Armed (the last try_ found the ring empty): the slow
-			// path disarms on the first message.
-			if (!live_ || armed_) [[unlikely]]
+		uint64_t avail = read_end_ - head;
+		// 0: nothing known below read_end_; above capacity: head_ moved
+		// past it (a slow path's peek was released). Closed (capacity 0):
+		// always here.
+		if (avail - 1 >= ring_.capacity) [[unlikely]] {
+			if (!refill(avail)) [[unlikely]]
 				return false;
-			// Pairs with the producer's release store of tail.
-			cached_tail_ = detail::load_acquire(ring_.tail);
 		}
-		detail::Peeked p;
-		if (!detail::msg_below(ring_, mask_, head, cached_tail_, p)) [[unlikely]]
+		const uint64_t off = head & mask_;
+		// One load: the producer may rewrite the header while we look at
+		// it. detail::msg_len(): the payload length if it is a MSG of at
+		// most max_message bytes, something larger otherwise.
+		const uint64_t len = detail::msg_len(detail::load_relaxed(detail::header_at(ring_, off)));
+		if (len > ring_.max_message) [[unlikely]]
 			return false;
-		peeked_end_ = p.end;
-		m.ptr_ = ring_.data + p.payload;
-		m.len_ = p.len;
+		const uint64_t rec = detail::record_size(len);
+		if (rec > avail) [[unlikely]]
+			return false;
+		peeked_end_ = head + rec;
+		m.ptr_ = ring_.data + off + detail::kRecordHeader;
+		m.len_ = len;
 		m.pos_ = head;
+		return true;
+	}
+	// read_end_ is used up: read the shared tail and, if it is consistent
+	// with head_ (ahead by at most the capacity, both aligned), set
+	// read_end_ to it or to the ring's end, whichever comes first, and
+	// @avail to read_end_ - head_. False (the slow path decides): not
+	// usable, armed, empty, or inconsistent counters.
+	[[nodiscard]] bool refill(uint64_t &avail) noexcept
+	{
+		// Only a usable consumer may touch shared memory. Armed (the
+		// last try_ found the ring empty): the slow path disarms on the
+		// first message.
+		if (!live_ || armed_)
+			return false;
+		const uint64_t head = head_;
+		// Pairs with the producer's release store of tail.
+		const uint64_t used = detail::load_acquire(ring_.tail) - head;
+		if (used - 1 >= ring_.capacity || ((head | used) % detail::kRecordAlign) != 0)
+			return false;
+		const uint64_t to_end = ring_.capacity - (head & mask_);
+		avail = used < to_end ? used : to_end;
+		read_end_ = head + avail;
 		return true;
 	}
 	// Releases up to @end (ring.hpp release(): release store, fence,
@@ -618,7 +645,13 @@ private:
 	bool live_ = false;	    // open here (not closed, not inherited by fork)
 	bool armed_ = false;	    // our read_armed word is set (detail::arm)
 	uint64_t head_ = 0;	    // local read position (published on release)
-	uint64_t cached_tail_ = 0;  // last tail read from shared memory
+	// How far the inline paths may read: records up to here were
+	// published (by a tail read and checked by refill()) and lie before
+	// the ring's end. Only refill() raises it; anything that moves head_
+	// other than releasing a peek resets it to head_. So read_end_ - head_
+	// is either what may be read (<= capacity - (head_ & mask_)) or, once
+	// head_ passed it, 0 or above capacity: refill.
+	uint64_t read_end_ = 0;
 	uint64_t peeked_end_ = 0;   // head after releasing what was peeked, head_: none
 	detail::QueueHandle *h_ = nullptr;
 	detail::LaneSet *lanes_ = nullptr; // lane queues: owned by h_
