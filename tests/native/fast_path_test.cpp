@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The inline fast paths of Producer::reserve/send/commit and
-// Consumer::peek/receive/release (include/shmq/shmq.hpp) work on cached
-// counters: they must accept exactly what the ring core
+// Consumer::peek/receive/release (include/shmq/shmq.hpp) work on windows
+// (the producer's write end, the consumer's read end) computed from the
+// last counters the slow paths read: they must accept only what the ring core
 // (include/shmq/ring.hpp) accepts and hand everything else to the slow
 // paths (lib/producer.cpp, lib/consumer.cpp), which give the precise answer.
 #include <gtest/gtest.h>
@@ -165,10 +166,10 @@ TEST(FastPath, ClosedAndMovedFromObjectsTakeTheSlowPath)
 }
 
 // try_send answering EAGAIN arms the write side (an epoll of the producer's
-// fd is then woken when room appears) and leaves the cached head saying
-// "full", so that the next successful send takes the slow path, which
-// disarms. Its second look reloads the head; left like that, a smaller
-// message that fits by it succeeded inline and the arm stayed set, costing
+// fd is then woken when room appears) and leaves the write end at the tail
+// ("no room"), so that the next successful send takes the slow path, which
+// disarms. Its second look reloads the head; had the write end followed it, a
+// smaller message that fits by it succeeded inline and the arm stayed set, costing
 // the consumer a wake call on every release for a producer that waits for
 // nothing.
 TEST(FastPath, ASmallSendAfterEAGAINDisarmsTheWriteSide)
@@ -184,4 +185,84 @@ TEST(FastPath, ASmallSendAfterEAGAINDisarmsTheWriteSide)
 	EXPECT_EQ(s.write_armed(), 1u);
 	ASSERT_TRUE(p.try_send(small).has_value()); // 16 of the 64 bytes
 	EXPECT_EQ(s.write_armed(), 0u) << "a send that succeeded left the write side armed";
+}
+
+// The producer's inline path writes only below its write end: the room it
+// saw at its last look at the shared head, and never past the end of the
+// ring in this lap. With the shared head turned to garbage after that look
+// (ahead of every tail this test reaches),
+// sends up to exactly that end succeed without reading it, and the next one
+// goes to the slow path, which reads and refuses the garbage (EBADMSG).
+// A write end past the ring end would let a record cross it, past the
+// mapping.
+TEST(FastPath, TheProducerWritesInlineUpToItsLastLookAndTheRingEndOnly)
+{
+	const std::vector<std::byte> msg(1000), small(8); // 1008- and 16-byte records
+	{ // bounded by the ring end: head 1600 leaves room past it
+		ShmRing s(4096);
+		s.set_counters(1600, 1600);
+		auto p = s.producer();
+		ASSERT_TRUE(p.try_send(small).has_value()); // the slow path looks
+		s.set_counters(s.tail(), 4096 + 8);	    // hostile: ahead of tail
+		for (uint64_t t = 1616; t < 4096; t += 16)
+			ASSERT_TRUE(p.try_send(small).has_value()) << t;
+		EXPECT_EQ(s.tail(), 4096u);
+		EXPECT_EQ(p.try_send(small).error().code(), EBADMSG);
+		EXPECT_EQ(s.tail(), 4096u);
+	}
+	{ // bounded by the head it saw: 4032 after a wrap
+		ShmRing s(4096);
+		auto p = s.producer();
+		auto c = s.consumer();
+		std::byte buf[1024];
+		for (int i = 0; i < 4; ++i)
+			ASSERT_TRUE(p.try_send(msg).has_value());
+		for (int i = 0; i < 4; ++i)
+			ASSERT_EQ(c.try_receive(buf).value(), 1000u);
+		ASSERT_TRUE(p.try_send(msg).has_value()); // PAD at 4032, then 0
+		EXPECT_EQ(s.header(4032).type, SHMQ_REC_PAD);
+		EXPECT_EQ(s.tail(), 4096u + 1008);
+		s.set_counters(s.tail(), 8128 + 8); // hostile: ahead of tail
+		for (int i = 0; i < 3; ++i) // 5104 + 3 x 1008 = 8128 = 4032 + 4096
+			ASSERT_TRUE(p.try_send(msg).has_value()) << i;
+		EXPECT_EQ(s.tail(), 8128u);
+		EXPECT_EQ(p.try_send(small).error().code(), EBADMSG);
+		EXPECT_EQ(s.tail(), 8128u);
+	}
+}
+
+// The consumer's inline path reads only below its read end: records the
+// tail it last loaded covered, and never past the ring end, even when that
+// tail is a lap ahead. A hostile header just before the ring end claiming a
+// record that crosses it is EBADMSG, not a read past the mapping; a window
+// ending at the ring end makes the record after the wrap reload the tail.
+TEST(FastPath, TheConsumerReadsInlineUpToTheRingEndOnly)
+{
+	{
+		ShmRing s(4096);
+		s.set_header(4080, 16, SHMQ_REC_MSG); // 24-byte record, 16 bytes left
+		s.set_counters(4096 + 64, 4080);
+		auto c = s.consumer();
+		std::byte buf[64];
+		EXPECT_EQ(c.try_peek().error().code(), EBADMSG);
+		EXPECT_EQ(c.try_receive(buf).error().code(), EBADMSG);
+		EXPECT_EQ(s.head(), 4080u);
+	}
+	{
+		ShmRing s(4096);
+		s.set_header(3968, 56, SHMQ_REC_MSG);
+		s.set_header(4032, 56, SHMQ_REC_MSG);
+		s.set_header(0, 8, SHMQ_REC_MSG);
+		s.set_counters(4096 + 16, 3968);
+		auto c = s.consumer();
+		std::byte buf[64];
+		ASSERT_EQ(c.try_receive(buf).value(), 56u); // loads the tail
+		s.set_counters(3968 - 8, s.head());	     // hostile tail, behind head
+		ASSERT_EQ(c.try_receive(buf).value(), 56u); // still in the window
+		EXPECT_EQ(s.head(), 4096u);
+		EXPECT_EQ(c.try_receive(buf).error().code(), EBADMSG);
+		s.set_counters(4096 + 16, 4096);
+		ASSERT_EQ(c.try_receive(buf).value(), 8u);
+		EXPECT_EQ(s.head(), 4096u + 16);
+	}
 }
