@@ -17,6 +17,12 @@
 //   ring       the ring of tools/bench/mech_ring.cpp (same records, same
 //              cached counters, same fences and waiter checks), without its
 //              waits and virtual calls, and trusting its peer
+//   ring-copy  the same ring with copy's two copies (buffer -> ring ->
+//              buffer): what copy is measured against
+//
+// The halves of every section are inlined into its loop alike (the
+// library's fast paths are inline, and so are the ring's), so that no
+// section pays for a call the others do not.
 //
 // The *-rx sections count the consumer alone (collection is toggled off
 // around the producer's half of every batch): the lane scan of a lane
@@ -213,7 +219,7 @@ void section(const char *name, const Config &cfg, Produce produce, Consume consu
 
 // The producing and consuming halves of the zero-copy sections: reserve,
 // write the sequence number, commit; peek, check, release.
-void produce_zc(shmq::Producer &p, const Config &cfg, uint64_t seq)
+[[gnu::always_inline]] inline void produce_zc(shmq::Producer &p, const Config &cfg, uint64_t seq)
 {
 	auto r = p.reserve(cfg.size);
 	if (!r) [[unlikely]]
@@ -226,7 +232,7 @@ void produce_zc(shmq::Producer &p, const Config &cfg, uint64_t seq)
 // Peeks the next message, checks its size and that it carries the sequence
 // number want_for(message), releases it.
 template <class WantFor>
-void consume_zc(shmq::Consumer &c, const Config &cfg, const char *name, WantFor want_for)
+[[gnu::always_inline]] inline void consume_zc(shmq::Consumer &c, const Config &cfg, const char *name, WantFor want_for)
 {
 	auto m = c.peek();
 	if (!m) [[unlikely]]
@@ -302,15 +308,32 @@ void copy(const Config &cfg)
 		});
 }
 
+// The hand ring's memory: a control page, then the data.
+class HandRingMemory {
+public:
+	explicit HandRingMemory(uint64_t capacity)
+	{
+		mem_ = std::aligned_alloc(4096, 4096 + capacity);
+		if (!mem_)
+			die("out of memory");
+		std::memset(mem_, 0, 4096 + capacity);
+		ring_ = {new (mem_) Control{}, static_cast<std::byte *>(mem_) + 4096, capacity};
+	}
+	~HandRingMemory() { std::free(mem_); }
+	HandRingMemory(const HandRingMemory &) = delete;
+	HandRingMemory &operator=(const HandRingMemory &) = delete;
+	const HandRing &ring() const { return ring_; }
+
+private:
+	void *mem_;
+	HandRing ring_;
+};
+
 void hand_ring(const Config &cfg, Count who)
 {
-	void *mem = std::aligned_alloc(4096, 4096 + cfg.capacity);
-	if (!mem)
-		die("out of memory");
-	std::memset(mem, 0, 4096 + cfg.capacity);
-	HandRing r{new (mem) Control{}, static_cast<std::byte *>(mem) + 4096, cfg.capacity};
-	HandTx tx(r);
-	HandRx rx(r);
+	HandRingMemory mem(cfg.capacity);
+	HandTx tx(mem.ring());
+	HandRx rx(mem.ring());
 	section(
 		who == Count::both ? "ring" : "ring-rx", cfg,
 		[&](uint64_t seq) {
@@ -325,7 +348,33 @@ void hand_ring(const Config &cfg, Count who)
 			rx.release();
 		},
 		who);
-	std::free(mem);
+}
+
+// The copying sections' reference: the hand ring with the copy section's
+// two copies (the sender's buffer into the ring, the ring into the
+// receiver's buffer), so that "copy" has a target of its own.
+void hand_ring_copy(const Config &cfg)
+{
+	HandRingMemory mem(cfg.capacity);
+	HandTx tx(mem.ring());
+	HandRx rx(mem.ring());
+	std::vector<std::byte> in(cfg.size), out(cfg.size);
+	section(
+		"ring-copy", cfg,
+		[&](uint64_t seq) {
+			std::memcpy(in.data(), &seq, sizeof seq);
+			std::memcpy(tx.begin(in.size()), in.data(), in.size());
+			tx.commit(in.size());
+		},
+		[&](uint64_t want) {
+			const auto m = rx.receive();
+			if (m.size() > out.size()) [[unlikely]]
+				die("ring-copy: message larger than the buffer");
+			std::memcpy(out.data(), m.data(), m.size());
+			rx.release();
+			if (m.size() != cfg.size || seq_of(out.data()) != want) [[unlikely]]
+				die("ring-copy: wrong message");
+		});
 }
 
 uint64_t number(const char *opt, const char *v)
@@ -369,6 +418,7 @@ int main(int argc, char **argv)
 	zero_copy(cfg, Count::both);
 	copy(cfg);
 	hand_ring(cfg, Count::both);
+	hand_ring_copy(cfg);
 	zero_copy(cfg, Count::consumer);
 	lanes_rx(cfg, 1, "lanes1-rx");
 	lanes_rx(cfg, 8, "lanes8-rx");

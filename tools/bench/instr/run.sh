@@ -38,6 +38,15 @@ done
 per() { awk -v n="$1" '$1 == n { print $2 }' "$tmp/rows"; }
 # both sides: against the hand ring; consumer only (*-rx): against ring-rx
 awk -v ring="$ring" '$1 != "ring" && $1 !~ /-rx$/ { printf "%s / ring: %.2fx\n", $1, $2 / ring }' "$tmp/rows"
+zcp=$(per zero-copy) cp=$(per copy) rcp=$(per ring-copy)
+[ -n "$zcp" ] && [ -n "$cp" ] && [ -n "$rcp" ] ||
+	{ echo "bench-instr: missing zero-copy, copy or ring-copy sections in the dumps" >&2; exit 1; }
+# The fast-path targets (issue 10), printed like the lane target below.
+awk -v zc="$zcp" -v ring="$ring" -v cp="$cp" -v rcp="$rcp" 'BEGIN {
+	print "Fast path targets (instructions per message, producer and consumer, same run):"
+	printf "  %s  zero-copy / ring: %.2fx, %+.1f instructions (target <= 1.00x)\n", (zc <= ring ? "MET    " : "NOT MET"), zc / ring, zc - ring
+	printf "  %s  copy / ring-copy: %.2fx, %+.1f instructions (target <= 1.00x)\n", (cp <= rcp ? "MET    " : "NOT MET"), cp / rcp, cp - rcp
+}'
 rx=$(per ring-rx)
 [ -n "$rx" ] || { echo "bench-instr: no ring-rx section in the dumps" >&2; exit 1; }
 awk -v ring="$rx" '$1 != "ring-rx" && $1 ~ /-rx$/ { printf "%s / ring-rx: %.2fx\n", $1, $2 / ring }' "$tmp/rows"
