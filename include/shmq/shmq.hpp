@@ -407,6 +407,16 @@ private:
 		// record_size(size) cannot wrap: size < limit_ <= 2^32.
 		return detail::record_size(size) <= write_end_ - tail_;
 	}
+	// A reservation that ends uncommitted (abort, destruction, assignment
+	// over it) unlinks here. The write end goes back to tail_: it was
+	// computed for that reservation's lap, which is the next one when the
+	// reservation needed a PAD, while tail_ stayed before the ring's end;
+	// left as it was, fits() would let a record cross the ring's end.
+	void unlink_aborted() noexcept
+	{
+		res_ = nullptr;
+		write_end_ = tail_;
+	}
 	// Publishes tail_ (ring.hpp publish(): release store, fence, waiter
 	// check) and wakes the consumer when the kernel marked it waiting.
 	void publish_tail() noexcept
@@ -441,7 +451,10 @@ private:
 	// reserve_slow() raises it, to at most the end of the lap its
 	// reservation lies in; tail_ <= write_end_ always (tail_ only moves by
 	// committing a reservation, which lies below it), so write_end_ -
-	// tail_ is the room, 0 to make the next call go slow.
+	// tail_ is the room, 0 to make the next call go slow. That lap is
+	// tail_'s own unless the reservation needed a PAD; such a reservation
+	// either commits (tail_ moves into that lap) or is aborted
+	// (unlink_aborted() lowers write_end_ to tail_).
 	uint64_t write_end_ = 0;
 	uint64_t published_ = 0;     // last tail stored to shared memory
 	detail::QueueHandle *h_ = nullptr;
@@ -688,7 +701,7 @@ inline Reservation &Reservation::operator=(Reservation &&o) noexcept
 {
 	if (this != &o) {
 		if (owner_) // dropping an outstanding reservation aborts it
-			owner_->res_ = nullptr;
+			owner_->unlink_aborted();
 		owner_ = o.owner_;
 		ptr_ = o.ptr_;
 		len_ = o.len_;
@@ -703,13 +716,13 @@ inline Reservation &Reservation::operator=(Reservation &&o) noexcept
 #pragma GCC diagnostic pop
 #endif
 
-// Aborting needs nothing but the unlink: the producer's tail_ never moved
-// for a reservation, and a PAD it wrote lies beyond tail_, overwritten by
-// the next one.
+// Aborting needs no more than Producer::unlink_aborted(): the producer's
+// tail_ never moved for a reservation, and a PAD it wrote lies beyond
+// tail_, overwritten by the next one.
 inline Reservation::~Reservation()
 {
 	if (owner_)
-		owner_->res_ = nullptr;
+		owner_->unlink_aborted();
 }
 
 inline Result<Reservation> Producer::try_reserve(size_t size) noexcept
@@ -760,7 +773,7 @@ inline Result<void> Producer::commit_deferred(Reservation &&r, size_t used) noex
 inline void Producer::abort(Reservation &&r) noexcept
 {
 	if (r.owner_ == this) {
-		res_ = nullptr;
+		unlink_aborted();
 		r.clear();
 	}
 }

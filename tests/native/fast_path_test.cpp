@@ -266,3 +266,41 @@ TEST(FastPath, TheConsumerReadsInlineUpToTheRingEndOnly)
 		EXPECT_EQ(s.head(), 4096u + 16);
 	}
 }
+
+// A reservation that needs a PAD lies in the next lap, and the write end
+// the slow path computes for it ends in that lap too. Aborted (or dropped
+// uncommitted), it leaves tail_ before the ring's end: the next send there
+// must go slow and pad again, not write a record across the ring's end
+// (into the guard page after the data area).
+TEST(FastPath, AnAbortedReservationAfterAPadLeavesNoWindowAcrossTheRingEnd)
+{
+	const std::vector<std::byte> msg(1000), big(200, std::byte{0x5a}); // 1008- and 208-byte records
+	std::byte buf[2048];
+	for (int how = 0; how < 3; ++how) {
+		ShmRing s(8192);
+		auto p = s.producer();
+		auto c = s.consumer();
+		for (int i = 0; i < 8; ++i) {
+			ASSERT_TRUE(p.try_send(msg).has_value());
+			ASSERT_EQ(c.try_receive(buf).value(), 1000u);
+		}
+		ASSERT_EQ(s.tail(), 8064u); // 128 bytes to the ring's end
+		{
+			auto r = p.try_reserve(big.size()); // PAD at 8064, record at 8192
+			ASSERT_TRUE(r.has_value());
+			EXPECT_EQ(s.header(8064).type, SHMQ_REC_PAD);
+			if (how == 0)
+				p.abort(std::move(*r));
+			else if (how == 1)
+				*r = Reservation(); // assigned over: aborted
+			// how == 2: destroyed uncommitted at the end of the scope
+		}
+		EXPECT_EQ(s.tail(), 8064u) << how;
+		s.set_header(8064, 0, 0); // what the PAD was: gone, to see it written again
+		ASSERT_TRUE(p.try_send(big).has_value()) << how;
+		EXPECT_EQ(s.header(8064).type, SHMQ_REC_PAD) << how;
+		EXPECT_EQ(s.tail(), 8192u + 208) << how;
+		ASSERT_EQ(c.try_receive(buf).value(), 200u) << how;
+		EXPECT_EQ(0, std::memcmp(buf, big.data(), big.size())) << how;
+	}
+}
