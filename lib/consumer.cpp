@@ -136,11 +136,21 @@ Result<Message> Consumer::peek_slow(Timeout timeout, bool wait) noexcept
 	end_peek();
 	uint32_t spins = 0;
 	bool probed = false, woken = false;
-	// The tail as last read here: head_, so that try_peek reads it.
-	// (read_end_ is the inline paths'; this only moves head_ forward, by
-	// releasing a PAD, which keeps what it says true.)
-	uint64_t tail = head_;
+	// The tail to go by: the read end while it lies ahead of head_ (what
+	// the inline path would have used), else head_: read it below.
+	// (tests/fuzz/consumer_fuzz.cpp models exactly this.)
+	uint64_t tail = read_end_ - head_ - 1 < ring_.capacity ? read_end_ : head_;
+	// Until a message is found, nothing below is known: any exit but
+	// success leaves the next peek to read the tail again. (Releasing a
+	// PAD moves head_ past this, which means the same.)
+	read_end_ = head_;
 	for (;;) {
+		// Every tail this path goes by is capped at the ring's end, as
+		// the inline path's are, so that both give the same answers
+		// whichever of them runs. Empty or inconsistent: try_peek reads
+		// the tail itself and reports it.
+		if (tail == head_)
+			tail = read_end_for(detail::load_acquire(ring_.tail));
 		detail::Peeked p;
 		const int e = detail::try_peek(ring_, head_, tail, p);
 		if (e == 0) {
@@ -148,6 +158,10 @@ Result<Message> Consumer::peek_slow(Timeout timeout, bool wait) noexcept
 				armed_ = false;
 				detail::store_relaxed(ring_.read_armed, 0u);
 			}
+			// What try_peek validated (tail - head_ <= capacity), up to
+			// the ring's end: the inline path's window from here on.
+			const uint64_t to_end = ring_.capacity - (head_ & mask_);
+			read_end_ = head_ + (tail - head_ < to_end ? tail - head_ : to_end);
 			peeked_end_ = p.end;
 			Message m;
 			m.ptr_ = ring_.data + p.payload;

@@ -600,11 +600,9 @@ private:
 		m.pos_ = head;
 		return true;
 	}
-	// read_end_ is used up: read the shared tail and, if it is consistent
-	// with head_ (ahead by at most the capacity, both aligned), set
-	// read_end_ to it or to the ring's end, whichever comes first, and
-	// @avail to read_end_ - head_. False (the slow path decides): not
-	// usable, armed, empty, or inconsistent counters.
+	// read_end_ is used up: read the shared tail, set read_end_ by
+	// read_end_for() and @avail to read_end_ - head_. False (the slow path
+	// decides): not usable, armed, empty, or inconsistent counters.
 	[[nodiscard]] bool refill(uint64_t &avail) noexcept
 	{
 		// Only a usable consumer may touch shared memory. Armed (the
@@ -612,15 +610,23 @@ private:
 		// first message.
 		if (!live_ || armed_)
 			return false;
-		const uint64_t head = head_;
 		// Pairs with the producer's release store of tail.
-		const uint64_t used = detail::load_acquire(ring_.tail) - head;
+		read_end_ = read_end_for(detail::load_acquire(ring_.tail));
+		avail = read_end_ - head_;
+		return avail != 0;
+	}
+	// The read end for @tail, just read from shared memory: @tail or the
+	// end of head_'s ring lap, whichever comes first, if @tail is
+	// consistent with head_ (ahead by 1 to capacity bytes, both aligned);
+	// else head_ (nothing to read inline: empty or corrupt, which the slow
+	// path's own look reports).
+	[[nodiscard]] uint64_t read_end_for(uint64_t tail) const noexcept
+	{
+		const uint64_t head = head_, used = tail - head;
 		if (used - 1 >= ring_.capacity || ((head | used) % detail::kRecordAlign) != 0)
-			return false;
+			return head;
 		const uint64_t to_end = ring_.capacity - (head & mask_);
-		avail = used < to_end ? used : to_end;
-		read_end_ = head + avail;
-		return true;
+		return head + (used < to_end ? used : to_end);
 	}
 	// Releases up to @end (ring.hpp release(): release store, fence,
 	// waiter check) and wakes the producer when its wait condition crossed.

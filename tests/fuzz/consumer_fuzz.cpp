@@ -128,7 +128,11 @@ void set_status(const Ring &r, uint8_t b)
 // What the consumer's next try_peek/peek must give, from docs/design.md.
 struct Model {
 	uint64_t head = 0;   // == shared head (only the consumer writes it)
-	uint64_t cached = 0; // the tail the consumer last read
+	// The consumer's read end: the tail it last read (and found
+	// consistent), capped at the end of the ring lap of the head it was
+	// read for. Reread when the head is not below it (equal, or passed
+	// it: that difference exceeds the capacity).
+	uint64_t cached = 0;
 	// std::nullopt: nothing peeked. Not 0: the counters wrap, and a message
 	// that ends at 2^64 ends at 0.
 	std::optional<uint64_t> peeked_end;
@@ -161,8 +165,13 @@ Outcome model_peek(Model &m, const Ring &r, bool wait)
 		return {EBADMSG};
 	};
 	for (;;) {
-		if (m.cached == m.head)
+		if (m.cached - m.head - 1 >= cap) {
 			m.cached = tail;
+			// Consistent with the head: capped at the ring's end.
+			const uint64_t used = tail - m.head;
+			if (used - 1 < cap && (m.head | used) % 8 == 0)
+				m.cached = m.head + std::min(used, cap - (m.head & mask));
+		}
 		if (m.cached == m.head) { // empty: the kernel's (here plain) answer
 			const uint32_t st = *r.state;
 			if (st & SHMQ_STATE_DESTROYED)
