@@ -69,7 +69,8 @@ struct shmq_mq {
 
 namespace {
 
-constexpr long kSettableFlags = O_NONBLOCK | SHMQ_MQ_IGNORE_HUP;
+constexpr long kHupFlags = SHMQ_MQ_IGNORE_HUP | SHMQ_MQ_REPORT_HUP;
+constexpr long kSettableFlags = O_NONBLOCK | kHupFlags;
 // The mq_flags of an attr that open honours (see SHMQ_MQ_USE_CAPACITY).
 constexpr long kOpenFlags = kSettableFlags | SHMQ_MQ_USE_CAPACITY | SHMQ_MQ_USE_PRODUCERS;
 constexpr uint64_t kForever = UINT64_MAX;
@@ -383,7 +384,10 @@ int fill_attr(const shmq_mq *mq, struct shmq_mq_attr *a)
 	const Ring &r = h->ring;
 	const uint64_t cap = r.capacity, max = mq->info().max_message;
 	std::memset(a, 0, sizeof *a);
-	a->mq_flags = mq->flags.load(std::memory_order_relaxed);
+	// The stored flags have SHMQ_MQ_IGNORE_HUP or not; getattr names the
+	// semantics either way, so that a saved result restores them.
+	const long f = mq->flags.load(std::memory_order_relaxed);
+	a->mq_flags = (f & SHMQ_MQ_IGNORE_HUP) ? f : f | SHMQ_MQ_REPORT_HUP;
 	a->mq_msgsize = static_cast<long>(max);
 	a->mq_maxmsg = static_cast<long>(cap / shmq::detail::record_size(max));
 	a->mq_capacity = cap;
@@ -756,7 +760,8 @@ int shmq_mq_setattr(shmq_mqd_t mqd, const struct shmq_mq_attr *newattr,
 {
 	if (bad(mqd))
 		return fail(EBADF);
-	if (newattr && (newattr->mq_flags & ~kSettableFlags))
+	if (newattr && ((newattr->mq_flags & ~kSettableFlags) ||
+			(newattr->mq_flags & kHupFlags) == kHupFlags))
 		return fail(EINVAL);
 	Lock l(mqd->mu);
 	if (oldattr) {
@@ -764,7 +769,16 @@ int shmq_mq_setattr(shmq_mqd_t mqd, const struct shmq_mq_attr *newattr,
 			return fail(e);
 	}
 	if (newattr) {
-		const long f = newattr->mq_flags;
+		// O_NONBLOCK always (POSIX's one settable flag); the HUP
+		// semantics only when named, so that a ported
+		// `mq_flags = O_NONBLOCK` keeps a lane queue's queue semantics.
+		const long want = newattr->mq_flags;
+		long f = mqd->flags.load(std::memory_order_relaxed);
+		if (want & SHMQ_MQ_IGNORE_HUP)
+			f |= SHMQ_MQ_IGNORE_HUP;
+		else if (want & SHMQ_MQ_REPORT_HUP)
+			f &= ~SHMQ_MQ_IGNORE_HUP;
+		f = (f & ~O_NONBLOCK) | (want & O_NONBLOCK);
 		mqd->flags.store(f, std::memory_order_relaxed);
 		// Also what the C++ try_* calls consult before reporting EPIPE.
 		mqd->handle()->ignore_hangup = (f & SHMQ_MQ_IGNORE_HUP) != 0;

@@ -61,8 +61,10 @@ extern "C" {
 
 /* Version of this C API: incremented when functions, fields or flags are
  * added or their meaning changes. 2: SHMQ_MQ_USE_CAPACITY, SHMQ_MQ_FAILED
- * is (shmq_mqd_t)-1 (was NULL). */
-#define SHMQ_C_API_VERSION 4
+ * is (shmq_mqd_t)-1 (was NULL). 3: shmq_mq_interrupt. 4: several
+ * producers, senders, lane events. 5: SHMQ_MQ_REPORT_HUP; setattr keeps the
+ * peer-death semantics unless mq_flags names them. */
+#define SHMQ_C_API_VERSION 5
 
 /* A message queue descriptor: an opaque handle owned by the caller until
  * shmq_mq_close(). */
@@ -74,10 +76,20 @@ typedef struct shmq_mq *shmq_mqd_t;
  * descriptor fails with EBADF. */
 #define SHMQ_MQ_FAILED ((shmq_mqd_t)-1)
 
-/* mq_flags bit for shmq_mq_setattr/getattr (besides O_NONBLOCK): when the
- * peer has gone, keep waiting for a new one instead of failing with EPIPE
- * (what a POSIX queue does). Chosen not to collide with any O_* flag. */
+/* mq_flags bits for shmq_mq_setattr/getattr (besides O_NONBLOCK), the
+ * peer-death semantics. Chosen not to collide with any O_* flag.
+ * SHMQ_MQ_IGNORE_HUP (queue semantics): when the peer has gone, keep
+ * waiting for a new one instead of failing with EPIPE (what a POSIX queue
+ * does). SHMQ_MQ_REPORT_HUP (pipe semantics): fail with EPIPE when the
+ * queue is empty (receive) or full (send) and the peer has gone. getattr
+ * reports exactly one of the two. setattr changes the semantics only when
+ * mq_flags names one of them (both: EINVAL), so that code ported from
+ * POSIX, which sets mq_flags to 0 or O_NONBLOCK, changes only O_NONBLOCK;
+ * and a saved getattr result restores both. SHMQ_MQ_REPORT_HUP since
+ * SHMQ_C_API_VERSION 5 (before, setattr without SHMQ_MQ_IGNORE_HUP cleared
+ * it). */
 #define SHMQ_MQ_IGNORE_HUP 0x40000000L
+#define SHMQ_MQ_REPORT_HUP 0x08000000L
 
 /* mq_flags bit for shmq_mq_open with O_CREAT: use mq_capacity. Open honours
  * it only when mq_flags has no bits but this one, O_NONBLOCK and
@@ -96,7 +108,8 @@ typedef struct shmq_mq *shmq_mqd_t;
 
 /* Queue attributes. The first four fields are those of struct mq_attr. */
 struct shmq_mq_attr {
-	long mq_flags;	 /* get/setattr: 0, O_NONBLOCK, SHMQ_MQ_IGNORE_HUP;
+	long mq_flags;	 /* get/setattr: O_NONBLOCK, SHMQ_MQ_IGNORE_HUP,
+			  * SHMQ_MQ_REPORT_HUP;
 			  * open: SHMQ_MQ_USE_CAPACITY or not (the rest is
 			  * ignored) */
 	long mq_maxmsg;	 /* open: messages of mq_msgsize bytes the queue must
@@ -239,10 +252,12 @@ int shmq_mq_drop_lane(shmq_mqd_t mqd, unsigned int lane) SHMQ_NOTHROW;
  * (corrupt shared counters or records). */
 int shmq_mq_getattr(shmq_mqd_t mqd, struct shmq_mq_attr *attr) SHMQ_NOTHROW;
 
-/* Sets mq_flags (O_NONBLOCK and SHMQ_MQ_IGNORE_HUP; the other fields are
- * ignored) from @newattr unless it is NULL, after storing the previous
+/* Sets O_NONBLOCK from @newattr->mq_flags, and the peer-death semantics if
+ * it names them (SHMQ_MQ_IGNORE_HUP or SHMQ_MQ_REPORT_HUP; the other fields
+ * are ignored), unless @newattr is NULL, after storing the previous
  * attributes in @oldattr unless that is NULL. EINVAL for other mq_flags
- * bits (nothing changed), EBADF, EBADMSG (@oldattr and a corrupt ring). */
+ * bits or both HUP bits (nothing changed), EBADF, EBADMSG (@oldattr and a
+ * corrupt ring). */
 int shmq_mq_setattr(shmq_mqd_t mqd, const struct shmq_mq_attr *newattr,
 		    struct shmq_mq_attr *oldattr) SHMQ_NOTHROW;
 

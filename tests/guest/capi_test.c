@@ -967,6 +967,35 @@ static void t_attr(void)
 	CHECK(old.mq_flags == SHMQ_MQ_IGNORE_HUP, "old flags %ld", old.mq_flags);
 	EXPECT_OK(shmq_mq_getattr(c, &a));
 	CHECK(a.mq_flags == (O_NONBLOCK | SHMQ_MQ_IGNORE_HUP), "flags %ld", a.mq_flags);
+	/* POSIX code sets mq_flags to 0 or O_NONBLOCK: that changes O_NONBLOCK
+	 * only, the lane queue keeps its queue semantics */
+	a.mq_flags = 0;
+	EXPECT_OK(shmq_mq_setattr(p, &a, NULL));
+	EXPECT_OK(shmq_mq_getattr(p, &a));
+	CHECK(a.mq_flags == SHMQ_MQ_IGNORE_HUP, "setattr(0): flags %#lx, want SHMQ_MQ_IGNORE_HUP",
+	      a.mq_flags);
+	a.mq_flags = O_NONBLOCK;
+	EXPECT_OK(shmq_mq_setattr(p, &a, NULL));
+	EXPECT_OK(shmq_mq_getattr(p, &a));
+	CHECK(a.mq_flags == (O_NONBLOCK | SHMQ_MQ_IGNORE_HUP),
+	      "setattr(O_NONBLOCK): flags %#lx, want O_NONBLOCK | SHMQ_MQ_IGNORE_HUP", a.mq_flags);
+	/* both semantics at once: EINVAL, nothing changed */
+	a.mq_flags = SHMQ_MQ_IGNORE_HUP | SHMQ_MQ_REPORT_HUP;
+	EXPECT_ERR(EINVAL, shmq_mq_setattr(p, &a, NULL));
+	EXPECT_OK(shmq_mq_getattr(p, &a));
+	CHECK(a.mq_flags == (O_NONBLOCK | SHMQ_MQ_IGNORE_HUP), "refused setattr: flags %#lx",
+	      a.mq_flags);
+	/* pipe semantics by name; getattr names them, and the saved result
+	 * restores queue semantics and O_NONBLOCK */
+	a.mq_flags = SHMQ_MQ_REPORT_HUP;
+	EXPECT_OK(shmq_mq_setattr(p, &a, &old));
+	EXPECT_OK(shmq_mq_getattr(p, &a));
+	CHECK(a.mq_flags == SHMQ_MQ_REPORT_HUP, "setattr(REPORT_HUP): flags %#lx", a.mq_flags);
+	EXPECT_OK(shmq_mq_setattr(p, &old, NULL));
+	EXPECT_OK(shmq_mq_getattr(p, &a));
+	CHECK(a.mq_flags == (O_NONBLOCK | SHMQ_MQ_IGNORE_HUP), "restored: flags %#lx", a.mq_flags);
+	a.mq_flags = 0;
+	EXPECT_OK(shmq_mq_setattr(p, &a, NULL));
 
 	/* counts across the wrap (PAD records are not messages), from both
 	 * sides, as messages go in and out */
@@ -1008,6 +1037,23 @@ static void t_attr(void)
 	}
 out:
 	close_pair_and_unlink(p, c, n);
+	/* a queue of one producer opens with pipe semantics, named by
+	 * getattr; O_NONBLOCK alone keeps them */
+	qname(n, sizeof n, "attr1", 0);
+	if (!create_q1(n, 4096))
+		return;
+	c = OPEN_OK(shmq_mq_open(n, O_RDONLY));
+	if (c != SHMQ_MQ_FAILED) {
+		EXPECT_OK(shmq_mq_getattr(c, &a));
+		CHECK(a.mq_flags == SHMQ_MQ_REPORT_HUP, "one producer: flags %#lx, want "
+		      "SHMQ_MQ_REPORT_HUP", a.mq_flags);
+		a.mq_flags = O_NONBLOCK;
+		EXPECT_OK(shmq_mq_setattr(c, &a, NULL));
+		EXPECT_OK(shmq_mq_getattr(c, &a));
+		CHECK(a.mq_flags == (O_NONBLOCK | SHMQ_MQ_REPORT_HUP), "one producer, O_NONBLOCK: "
+		      "flags %#lx", a.mq_flags);
+	}
+	close_pair_and_unlink(SHMQ_MQ_FAILED, c, n);
 }
 
 static void t_timed(void)
@@ -1269,8 +1315,9 @@ static void t_peer(void)
 	if (c == SHMQ_MQ_FAILED)
 		goto out;
 	/* a queue of several producers opens with queue semantics: ask for
-	 * the peer-death notice (EPIPE) by clearing SHMQ_MQ_IGNORE_HUP */
+	 * the peer-death notice (EPIPE) with SHMQ_MQ_REPORT_HUP */
 	memset(&a, 0, sizeof a);
+	a.mq_flags = SHMQ_MQ_REPORT_HUP;
 	EXPECT_OK(shmq_mq_setattr(c, &a, NULL));
 	fflush(stdout);
 	pid_t pid = fork();
@@ -1313,6 +1360,7 @@ static void t_peer(void)
 		shmq_mqd_t p = OPEN_OK(shmq_mq_open(n, O_WRONLY));
 		if (p != SHMQ_MQ_FAILED) {
 			memset(&a, 0, sizeof a);
+			a.mq_flags = SHMQ_MQ_REPORT_HUP;
 			EXPECT_OK(shmq_mq_setattr(p, &a, NULL));
 			EXPECT_OK(shmq_mq_send(p, "three", 5, 0));
 			CHECK(shmq_mq_receive(c, buf, sizeof buf, NULL) == 5, "message of the new producer");
