@@ -1538,6 +1538,7 @@ static void t_fork(void)
 	/* the end of the exchange is the producer's exit: EPIPE (no queue
 	 * semantics for this one) */
 	memset(&a, 0, sizeof a);
+	a.mq_flags = SHMQ_MQ_REPORT_HUP;
 	EXPECT_OK(shmq_mq_setattr(c, &a, NULL));
 	EXPECT_OK(shmq_mq_getattr(c, &a));
 	const size_t max = (size_t)a.mq_msgsize;
