@@ -299,7 +299,9 @@ Result<size_t> Consumer::peek_many_impl(std::span<Message> out, Timeout timeout,
 		// reads the tail itself) once the valid prefix is released.
 		detail::Peeked p;
 		const int e = detail::try_peek(ring_, pos, tail, p);
-		if (e == EBADMSG)
+		// try_peek validated a reloaded tail against pos only: the batch
+		// must stay within one ring's worth of head_.
+		if (e == EBADMSG || p.end - head_ > ring_.capacity)
 			break;
 		if (e == EAGAIN) {
 			if (p.end == pos) // nothing more published

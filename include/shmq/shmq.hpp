@@ -412,10 +412,11 @@ private:
 	// computed for that reservation's lap, which is the next one when the
 	// reservation needed a PAD, while tail_ stayed before the ring's end;
 	// left as it was, fits() would let a record cross the ring's end.
-	void unlink_aborted() noexcept
+	void unlink_aborted(uint64_t pos) noexcept
 	{
 		res_ = nullptr;
-		write_end_ = tail_;
+		if (pos != tail_) // needed a PAD: write_end_ is in the next lap
+			write_end_ = tail_;
 	}
 	// Publishes tail_ (ring.hpp publish(): release store, fence, waiter
 	// check) and wakes the consumer when the kernel marked it waiting.
@@ -466,9 +467,10 @@ private:
 // next Consumer. Not thread-safe: one thread at a time per Consumer.
 //
 // peek/try_peek, release and receive/try_receive are inline: a MSG record
-// at head behind the cached (or freshly loaded) tail is validated exactly
-// as the ring core does and handed out without a call into the library;
-// anything else goes to the slow paths.
+// at head below the read end (the last validated tail, capped at the
+// ring's end; docs/design.md, "Ring protocol") is validated as the ring
+// core does and handed out without a call into the library; anything else
+// goes to the slow paths.
 class SHMQ_API Consumer {
 public:
 	[[nodiscard]] static Result<Consumer> open(std::string_view name,
@@ -500,7 +502,9 @@ public:
 	// try_peek when there is none; peek_many waits for at least one. A
 	// corrupt record after the first ends the batch: the valid prefix is
 	// returned, and the next call reports EBADMSG. Like peek, it replaces
-	// whatever was peeked before; nothing moves until release().
+	// whatever was peeked before; no message is consumed until release()
+	// (a PAD record at head, which ends a ring lap and is no message, may
+	// be consumed by the peek that looks past it).
 	// EINVAL: @out is empty.
 	[[nodiscard]] inline Result<size_t> try_peek_many(std::span<Message> out) noexcept;
 	[[nodiscard]] inline Result<size_t> peek_many(std::span<Message> out,
@@ -665,10 +669,11 @@ private:
 	bool armed_ = false;	    // our read_armed word is set (detail::arm)
 	uint64_t head_ = 0;	    // local read position (published on release)
 	// How far the inline paths may read: records up to here were
-	// published (by a tail read and checked by refill()) and lie before
-	// the ring's end. Only refill() raises it; anything that moves head_
-	// other than releasing a peek resets it to head_. So read_end_ - head_
-	// is either what may be read (<= capacity - (head_ & mask_)) or, once
+	// published (by a tail read and validated, by refill() or by
+	// peek_slow(), which leaves the window it validated) and lie before the
+	// ring's end. Anything else that moves head_ (releasing a PAD, resync)
+	// either stays within it or resets it to head_. So read_end_ - head_ is
+	// either what may be read (<= capacity - (head_ & mask_)) or, once
 	// head_ passed it, 0 or above capacity: refill.
 	uint64_t read_end_ = 0;
 	uint64_t peeked_end_ = 0;   // head after releasing what was peeked, head_: none
@@ -707,7 +712,7 @@ inline Reservation &Reservation::operator=(Reservation &&o) noexcept
 {
 	if (this != &o) {
 		if (owner_) // dropping an outstanding reservation aborts it
-			owner_->unlink_aborted();
+			owner_->unlink_aborted(pos_);
 		owner_ = o.owner_;
 		ptr_ = o.ptr_;
 		len_ = o.len_;
@@ -728,7 +733,7 @@ inline Reservation &Reservation::operator=(Reservation &&o) noexcept
 inline Reservation::~Reservation()
 {
 	if (owner_)
-		owner_->unlink_aborted();
+		owner_->unlink_aborted(pos_);
 }
 
 inline Result<Reservation> Producer::try_reserve(size_t size) noexcept
@@ -779,7 +784,7 @@ inline Result<void> Producer::commit_deferred(Reservation &&r, size_t used) noex
 inline void Producer::abort(Reservation &&r) noexcept
 {
 	if (r.owner_ == this) {
-		unlink_aborted();
+		unlink_aborted(r.pos_);
 		r.clear();
 	}
 }

@@ -304,3 +304,58 @@ TEST(FastPath, AnAbortedReservationAfterAPadLeavesNoWindowAcrossTheRingEnd)
 		EXPECT_EQ(0, std::memcmp(buf, big.data(), big.size())) << how;
 	}
 }
+
+// peek_many past the read end reloads the shared tail and checks it
+// against its own position: a hostile tail a capacity past that position
+// passed, and the batch wrapped onto its own first record (the release
+// then moved head by more than the capacity). Found by review.
+TEST(FastPath, APeekManyBatchNeverSpansMoreThanOneRingOfTheHead)
+{
+	ShmRing s(4096);
+	for (uint64_t off = 0; off < 4032; off += 1008)
+		s.set_header(off, 1000, SHMQ_REC_MSG);
+	s.set_header(4032, 56, SHMQ_REC_PAD);
+	s.set_counters(4032, 0);
+	auto c = s.consumer();
+	ASSERT_TRUE(c.try_peek().has_value()); // read end 4032
+	s.set_counters(4032 + 4096, 0);	      // hostile: tail - head > capacity
+	std::vector<Message> out(8);
+	auto n = c.try_peek_many(out);
+	ASSERT_TRUE(n.has_value()) << n.error().message();
+	EXPECT_EQ(4u, *n) << "the four messages before the PAD, then the batch ends";
+	for (size_t i = 1; i < *n; ++i)
+		EXPECT_NE(out[i].data().data(), out[0].data().data()) << "message " << i << " aliases message 0";
+	ASSERT_TRUE(c.release().has_value());
+	EXPECT_LE(s.head(), 4096u) << "one release moved head by more than the capacity";
+	// From head 4032 that tail is a full ring (consistent): the next peek
+	// starts the next lap, never hands out a record twice in one lap.
+	auto next = c.try_peek();
+	if (next.has_value()) {
+		EXPECT_EQ(4096u, next->position());
+	}
+}
+
+// Aborting a reservation that needed no PAD keeps the producer's window:
+// only a PAD reservation's write end lies in the next lap. (With the head
+// made garbage after the window was taken, a send that went to the slow
+// path would fail with EBADMSG.)
+TEST(FastPath, AnAbortedReservationWithoutAPadKeepsTheWriteEnd)
+{
+	ShmRing s(4096);
+	auto p = s.producer();
+	std::vector<std::byte> small(8);
+	ASSERT_TRUE(p.try_send(small).has_value()); // slow: takes the window
+	s.set_counters(s.tail(), 4096 + 8);	    // head garbage from now on
+	ASSERT_TRUE(p.try_send(small).has_value()); // inline
+	{
+		auto r = p.try_reserve(8); // inline
+		ASSERT_TRUE(r.has_value());
+		p.abort(std::move(*r));
+	}
+	{
+		auto r = p.try_reserve(8);
+		ASSERT_TRUE(r.has_value()); // dropped: aborts too
+	}
+	auto e = p.try_send(small);
+	EXPECT_TRUE(e.has_value()) << "after abort: " << (e ? "" : e.error().message());
+}
