@@ -198,17 +198,31 @@ static ssize_t created_by_uid_read(struct file *filp, struct kobject *kobj,
 }
 static BIN_ATTR_RO(created_by_uid, 0);
 
-/* Longest line of the lanes attribute: "1023 draining 4294967295 ..." */
-#define SHMQ_LANE_LINE_MAX	96
+/*
+ * Every lane has a line of exactly this many bytes in the lanes
+ * attribute, padded with spaces before its newline. The longest line,
+ * "1023 draining 4294967295 -2147483648 4294967295 4294967295
+ * 18446744073709551615", is 80 bytes. A power of two no larger than a
+ * page: a read of a page, as kernfs passes it, ends at a line's end.
+ */
+#define SHMQ_LANE_LINE		128
 
 /*
- * The producers, one line per lane that is not free: "LANE STATE
- * GENERATION PID UID GID BYTES_QUEUED", STATE attached, draining or
- * dropped, PID in the reader's pid namespace (0: exited or not visible),
- * UID and GID in the opener's user namespace (f_cred, as created_by_uid;
- * 4294967295, (uid_t)-1, when unmapped, as SHMQ_IOC_LANE_INFO). A table rather than one value, because lanes come
- * and go; binary so that 1024 lanes fit (a text attribute holds a page).
- * Takes q->lock per lane.
+ * The producers: line J is lane J, "LANE STATE GENERATION PID UID GID
+ * BYTES_QUEUED", STATE free, attached, draining or dropped (a free lane:
+ * pid 0, uid and gid 4294967295, 0 bytes), PID in the reader's pid
+ * namespace (0: exited or not visible), UID and GID in the opener's user
+ * namespace (f_cred, as created_by_uid; 4294967295, (uid_t)-1, when
+ * unmapped, as SHMQ_IOC_LANE_INFO). Binary so that 1024 lanes fit (a text
+ * attribute holds a page).
+ *
+ * kernfs calls this once per page of a read, and lanes come and go between
+ * the calls. Fixed lines keep every line where it is: each is formatted
+ * whole from one look at its lane under q->lock, so a reader sees every
+ * lane's line from one moment (not the whole table from one moment, which
+ * no reader of a changing table could use anyway), never a line torn
+ * between two lanes or two states. Only the lines this read covers are
+ * formatted. Takes q->lock per lane.
  */
 static ssize_t lanes_read(struct file *filp, struct kobject *kobj, struct bin_attribute *attr,
 			  char *buf, loff_t off, size_t count)
@@ -216,42 +230,45 @@ static ssize_t lanes_read(struct file *filp, struct kobject *kobj, struct bin_at
 	struct shmq_queue *q = shmq_dev_to_queue(kobj_to_dev(kobj));
 	struct user_namespace *ns = filp->f_cred->user_ns;
 	struct pid_namespace *pidns = task_active_pid_ns(current);
-	size_t size = (size_t)q->nr_lanes * SHMQ_LANE_LINE_MAX, len = 0;
-	unsigned int j;
-	ssize_t ret;
-	char *text;
+	const loff_t size = (loff_t)q->nr_lanes * SHMQ_LANE_LINE;
+	char line[SHMQ_LANE_LINE];
+	size_t done = 0;
 
-	text = kvmalloc(size, GFP_KERNEL);
-	if (!text)
-		return -ENOMEM;
-	for (j = 0; j < q->nr_lanes; j++) {
+	if (off < 0)
+		return -EINVAL;
+	while (done < count && off < size) {
+		const unsigned int j = off / SHMQ_LANE_LINE;
+		const size_t at = off % SHMQ_LANE_LINE;
+		const size_t n = min_t(size_t, SHMQ_LANE_LINE - at, count - done);
 		struct shmq_lane *lane = &q->lanes[j];
-		const char *state;
-		u64 queued;
+		const char *state = "free";
+		u64 queued = 0;
 		u32 gen;
-		kuid_t uid;
-		kgid_t gid;
-		pid_t pid;
+		kuid_t uid = INVALID_UID;
+		kgid_t gid = INVALID_GID;
+		pid_t pid = 0;
+		int len;
 
 		spin_lock(&q->lock);
-		if (lane->state == SHMQ_LANE_FREE || !lane->pages) {
-			spin_unlock(&q->lock);
-			continue;
-		}
-		state = lane->dropped ? "dropped" :
-			lane->state == SHMQ_LANE_ATTACHED ? "attached" : "draining";
 		gen = lane->generation;
-		uid = lane->uid;
-		gid = lane->gid;
-		pid = shmq_pid_nr_locked(q, lane->pid, pidns);
-		queued = shmq_lane_queued_locked(q, lane);
+		if (lane->state != SHMQ_LANE_FREE && lane->pages) {
+			state = lane->dropped ? "dropped" :
+				lane->state == SHMQ_LANE_ATTACHED ? "attached" : "draining";
+			uid = lane->uid;
+			gid = lane->gid;
+			pid = shmq_pid_nr_locked(q, lane->pid, pidns);
+			queued = shmq_lane_queued_locked(q, lane);
+		}
 		spin_unlock(&q->lock);
-		len += scnprintf(text + len, size - len, "%u %s %u %d %u %u %llu\n", j, state,
-				 gen, pid, from_kuid(ns, uid), from_kgid(ns, gid), queued);
+		len = scnprintf(line, sizeof(line), "%u %s %u %d %u %u %llu", j, state, gen, pid,
+				from_kuid(ns, uid), from_kgid(ns, gid), queued);
+		memset(line + len, ' ', SHMQ_LANE_LINE - 1 - len);
+		line[SHMQ_LANE_LINE - 1] = '\n';
+		memcpy(buf + done, line + at, n);
+		done += n;
+		off += n;
 	}
-	ret = memory_read_from_buffer(buf, count, &off, text, len);
-	kvfree(text);
-	return ret;
+	return done;
 }
 static BIN_ATTR_RO(lanes, 0);
 

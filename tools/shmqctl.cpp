@@ -694,10 +694,11 @@ const AttrSpec kAttrs[] = {
 };
 
 // One line of /sys/class/shmq/NAME/lanes (kernel/sysfs.c, docs/abi.md):
-// "LANE STATE GENERATION PID UID GID BYTES_QUEUED", one per lane not free.
+// "LANE STATE GENERATION PID UID GID BYTES_QUEUED", one per lane (a 0.6
+// module: per lane not free), padded with spaces.
 struct LaneRow {
 	uint32_t lane = 0;
-	std::string state; // attached, draining or dropped
+	std::string state; // free, attached, draining or dropped
 	uint32_t generation = 0;
 	int64_t pid = 0;	     // 0: exited, or not visible in our pid namespace
 	uint32_t uid = UINT32_MAX; // UINT32_MAX: not mapped (the library's Sender too)
@@ -767,6 +768,24 @@ std::optional<std::vector<std::string>> file_lines(const std::string &path)
 	return lines;
 }
 
+// The lines of the lanes attribute @path of the lanes in use: free lanes
+// left out, the padding taken off; nullopt if it cannot be read.
+std::optional<std::vector<std::string>> lanes_in_use(const std::string &path)
+{
+	auto lines = file_lines(path);
+	if (!lines)
+		return lines;
+	std::vector<std::string> used;
+	for (auto &l : *lines) {
+		while (!l.empty() && l.back() == ' ')
+			l.pop_back();
+		const auto r = parse_lane_line(l);
+		if (!r || r->state != "free")
+			used.push_back(std::move(l));
+	}
+	return used;
+}
+
 // ---------------------------------------------------------------------------
 // JSON of list --json and stat --json
 
@@ -809,11 +828,11 @@ std::string attr_json(const std::string &path)
 	return json_str(v);
 }
 
-// The lanes attribute as a JSON array, one object per line; a line this
+// The lanes attribute as a JSON array, one object per lane in use; a line this
 // shmqctl cannot parse is kept as a string. null when it cannot be read.
 std::string lanes_json(const std::string &path)
 {
-	const auto lines = file_lines(path);
+	const auto lines = lanes_in_use(path);
 	if (!lines)
 		return "null";
 	std::string o = "[";
@@ -998,7 +1017,7 @@ int cmd_stat(int argc, char **argv)
 				       "call; see docs/abi.md)");
 	// The producers, lane by lane (an older module has no lanes file).
 	std::vector<std::vector<std::string>> table;
-	if (const auto rows = file_lines(g.sys_dir + "/" + name + "/lanes")) {
+	if (const auto rows = lanes_in_use(g.sys_dir + "/" + name + "/lanes")) {
 		const auto max = sys_num(name, "max_producers");
 		const std::string of = max ? " of " + std::to_string(*max) + " (max_producers)" : "";
 		lines.emplace_back("lanes", rows->empty() ? "none in use" + of

@@ -256,10 +256,10 @@ std::string sysfs_attr(const std::string &q, const char *attr)
 	return s;
 }
 
-// Lines of /sys/class/shmq/NAME/lanes.
+// Lanes in use in /sys/class/shmq/NAME/lanes.
 size_t sysfs_lane_lines(const std::string &q)
 {
-	std::string s = sysfs_attr(q, "lanes");
+	const std::string s = lanes_in_use(sysfs_attr(q, "lanes"));
 	return size_t(std::count(s.begin(), s.end(), '\n'));
 }
 
@@ -362,6 +362,87 @@ TEST(Lanes, EachProducerHasItsOwnLaneAndOneMoreIsEBUSY)
 	EXPECT_EQ(1u, again.lane());
 	EXPECT_NE(gen1, again.dir(1).generation) << "a new generation for a new producer";
 	EXPECT_NE(0u, again.dir(1).generation);
+}
+
+// What is wrong with line @j of the lanes attribute, which starts at @p and
+// has kSysfsLaneLine bytes; "" if nothing. @producer: the pid every lane in
+// use must show (this process opened them all, and sent nothing).
+std::string lane_line_fault(const char *p, uint32_t j, pid_t producer)
+{
+	const std::string l(p, kSysfsLaneLine);
+	if (l.back() != '\n' || l.find('\n') != kSysfsLaneLine - 1)
+		return "not one line of " + std::to_string(kSysfsLaneLine) + " bytes";
+	std::istringstream in(l);
+	uint64_t lane = 0, gen = 0, queued = 0;
+	int64_t pid = -1, uid = -1, gid = -1;
+	std::string state, extra;
+	if (!(in >> lane >> state >> gen >> pid >> uid >> gid >> queued) || (in >> extra))
+		return "not seven words";
+	if (lane != j)
+		return "lane " + std::to_string(lane) + " on line " + std::to_string(j);
+	if (state == "free")
+		return pid == 0 && uid == 4294967295 && gid == 4294967295 && queued == 0
+			       ? "" : "a free lane with a producer's words";
+	// draining: closed a moment ago, not reaped yet (nothing queued)
+	if (state != "attached" && state != "draining")
+		return "state " + state;
+	return (pid == producer || (pid == 0 && state == "draining")) && uid == int64_t(geteuid()) &&
+			       gid == int64_t(getegid()) && queued == 0
+		       ? "" : "not this process's lane";
+}
+
+TEST(Lanes, TheLanesFileHasALineOfFixedSizeForEveryLaneWhateverTheReadSize)
+{
+	SHMQT_REQUIRE_ROOT();
+	const uint32_t kLanes = 40; // 5120 bytes: more than one page
+	LaneQueue q;
+	ASSERT_NO_FATAL_FAILURE(q.create(kLane, kLanes));
+	std::vector<Fd> p;
+	for (int i = 0; i < 3; i++) {
+		p.emplace_back(open_queue(q.name(), O_WRONLY));
+		ASSERT_TRUE(p.back().ok()) << errname(-p.back().get());
+	}
+	p[1] = Fd(); // lane 1 free again
+	Fd f(::open((sysfs_dir(q.name()) + "/lanes").c_str(), O_RDONLY | O_CLOEXEC));
+	ASSERT_TRUE(f.ok()) << strerror(errno);
+	// Read as cat does: kernfs hands a binary attribute out a page at a
+	// time, so every read below ends at a page (and a line's) end.
+	std::string whole;
+	std::vector<char> buf(3 * page_size());
+	for (off_t at = 0;;) {
+		const ssize_t n = ::pread(f.get(), buf.data(), buf.size(), at);
+		ASSERT_LE(0, n) << strerror(errno);
+		if (n == 0)
+			break;
+		EXPECT_GE(ssize_t(page_size()), n);
+		whole.append(buf.data(), size_t(n));
+		at += n;
+	}
+	ASSERT_EQ(size_t(kLanes) * kSysfsLaneLine, whole.size());
+	for (uint32_t j = 0; j < kLanes; j++) {
+		const char *l = whole.data() + size_t(j) * kSysfsLaneLine;
+		EXPECT_EQ("", lane_line_fault(l, j, getpid())) << std::string(l, kSysfsLaneLine);
+		const bool used = j == 0 || j == 2;
+		EXPECT_EQ(used, std::string(l, kSysfsLaneLine).find(" free ") == std::string::npos)
+			<< std::string(l, kSysfsLaneLine);
+	}
+	EXPECT_EQ(2u, sysfs_lane_lines(q.name()));
+	// Any read size, any offset: the same bytes.
+	for (size_t chunk : {size_t(1), size_t(7), size_t(100), size_t(129), size_t(4095)}) {
+		std::string again;
+		for (off_t at = 0;;) {
+			const ssize_t n = ::pread(f.get(), buf.data(), chunk, at);
+			ASSERT_LE(0, n) << strerror(errno);
+			if (n == 0)
+				break;
+			again.append(buf.data(), size_t(n));
+			at += n;
+		}
+		EXPECT_EQ(whole, again) << "read " << chunk << " bytes at a time";
+	}
+	char c;
+	EXPECT_EQ(0, ::pread(f.get(), &c, 1, off_t(whole.size()))) << "the end";
+	EXPECT_EQ(0, ::pread(f.get(), &c, 1, off_t(whole.size()) * 4)) << "beyond the end";
 }
 
 TEST(Lanes, AProducerCannotMapAnotherLaneNorWriteWhatItReads)
@@ -971,6 +1052,64 @@ std::vector<uint64_t> stream_consume(const LaneEnd &c, size_t producers, uint64_
 }
 
 } // namespace
+
+// Lanes come and go between the page-sized reads kernfs splits a read of
+// the lanes file into; before every lane had its fixed line, lines moved
+// between the reads and came out torn or twice.
+TEST(LanesRace, TheLanesFileIsNeverTornWhileProducersComeAndGo)
+{
+	SHMQT_REQUIRE_ROOT();
+	const uint32_t kLanes = 256; // 8 pages of lines
+	const unsigned rounds = scaled(400u, 60u);
+	LaneQueue q;
+	ASSERT_NO_FATAL_FAILURE(q.create(kLane, kLanes));
+	std::vector<Fd> p;
+	for (uint32_t i = 0; i < kLanes - 16; i++) {
+		p.emplace_back(open_queue(q.name(), O_WRONLY));
+		ASSERT_TRUE(p.back().ok()) << "producer " << i << ": " << errname(-p.back().get());
+	}
+	std::atomic<bool> stop{false};
+	std::atomic<uint64_t> churned{0};
+	std::thread churn([&] {
+		uint32_t x = 12345;
+		while (!stop.load(std::memory_order_relaxed)) {
+			x = x * 1103515245u + 12345u;
+			Fd &f = p[(x >> 8) % p.size()];
+			f.reset();
+			f = Fd(open_queue(q.name(), O_WRONLY)); // another free lane, maybe
+			churned.fetch_add(1, std::memory_order_relaxed);
+		}
+	});
+	const std::string path = sysfs_dir(q.name()) + "/lanes";
+	std::vector<char> buf(page_size());
+	std::string first_fault;
+	uint64_t faults = 0, lines = 0;
+	for (unsigned r = 0; r < rounds; r++) {
+		Fd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+		ASSERT_TRUE(f.ok()) << strerror(errno);
+		std::string text;
+		ssize_t n;
+		while ((n = ::read(f.get(), buf.data(), buf.size())) > 0)
+			text.append(buf.data(), size_t(n));
+		ASSERT_EQ(0, n) << strerror(errno);
+		ASSERT_EQ(size_t(kLanes) * kSysfsLaneLine, text.size()) << "round " << r;
+		for (uint32_t j = 0; j < kLanes; j++, lines++) {
+			const std::string why =
+				lane_line_fault(text.data() + size_t(j) * kSysfsLaneLine, j, getpid());
+			if (!why.empty() && faults++ == 0)
+				first_fault = "round " + std::to_string(r) + ", line " + std::to_string(j) +
+					      ": " + why + ": " + text.substr(size_t(j) * kSysfsLaneLine,
+									  kSysfsLaneLine);
+		}
+	}
+	stop = true;
+	churn.join();
+	EXPECT_EQ(0u, faults) << first_fault;
+	EXPECT_LT(uint64_t(rounds), churned.load()) << "the producers hardly changed: the test proves little";
+	p.clear();
+	EXPECT_EQ(0u, sysfs_lane_lines(q.name()));
+	report_figure("lanes_file_lines_checked", lines, "lines of the lanes file checked while producers churned");
+}
 
 TEST(LanesRace, EightProducersAsFourUsersStreamEveryMessageOnceInOrder)
 {

@@ -345,6 +345,33 @@ inline std::string dev_path(const std::string &name) { return "/dev/shmq/" + nam
 inline std::string sysfs_dir(const std::string &name) { return "/sys/class/shmq/" + name; }
 inline const char *control_path() { return "/dev/shmq-control"; }
 
+// Every line of /sys/class/shmq/NAME/lanes has this many bytes (a lane's
+// words, spaces, a newline), one per lane, free lanes too (kernel/sysfs.c).
+constexpr size_t kSysfsLaneLine = 128;
+
+// The lines of the lanes attribute's text @raw of the lanes in use: free
+// lanes left out, each line's padding taken off (each still ends in a
+// newline). "" when @raw has none.
+inline std::string lanes_in_use(const std::string &raw)
+{
+	std::string out;
+	size_t at = 0;
+	while (at < raw.size()) {
+		size_t nl = raw.find('\n', at);
+		if (nl == std::string::npos)
+			nl = raw.size();
+		std::string l = raw.substr(at, nl - at);
+		at = nl + 1;
+		while (!l.empty() && l.back() == ' ')
+			l.pop_back();
+		const size_t sp = l.find(' ');
+		if (sp != std::string::npos && l.compare(sp, 6, " free ") == 0)
+			continue;
+		out += l + "\n";
+	}
+	return out;
+}
+
 // A queue name nobody else uses: "gt-<tag>-<pid>-<n>".
 inline std::string unique_name(const char *tag = "q")
 {

@@ -191,11 +191,12 @@ uint64_t attr(const std::string &q, const char *a)
 	return strtoull(trim(s).c_str(), nullptr, 10);
 }
 
+// The lanes in use from /sys/class/shmq/NAME/lanes, unpadded.
 std::string lanes_file(const std::string &q)
 {
 	std::string s;
 	read_file(sysfs_dir(q) + "/lanes", &s);
-	return s;
+	return lanes_in_use(s);
 }
 
 std::vector<std::string> lines_of(const std::string &text)

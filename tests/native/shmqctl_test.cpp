@@ -386,9 +386,24 @@ protected:
 		put(q + "producers", "2\n");
 		pid_ = std::to_string(getpid());
 		std::ifstream("/proc/self/comm") >> comm_;
-		put(q + "lanes", "0 attached 3 " + pid_ + " 0 0 64\n" +
-					 "2 draining 1 0 -1 -1 128\n"
-					 "3 attached 7 0 -1294967296 54321 0\n");
+		put(q + "lanes", lanes_file(pid_));
+	}
+	// The lanes attribute as the module writes it since 0.7: a line of 128
+	// bytes for every lane, free ones too, padded with spaces.
+	static std::string lanes_file(const std::string &pid)
+	{
+		std::string t;
+		for (const std::string &l : {"0 attached 3 " + pid + " 0 0 64", std::string("1 free 2 0 4294967295 4294967295 0"),
+					    std::string("2 draining 1 0 -1 -1 128"),
+					    std::string("3 attached 7 0 -1294967296 54321 0")})
+			t += l + std::string(127 - l.size(), ' ') + "\n";
+		return t;
+	}
+	// As a 0.6 module wrote it: lanes in use only, unpadded.
+	std::string old_lanes_file() const
+	{
+		return "0 attached 3 " + pid_ + " 0 0 64\n" + "2 draining 1 0 -1 -1 128\n" +
+		       "3 attached 7 0 -1294967296 54321 0\n";
 	}
 	std::string pid_, comm_;
 };
@@ -434,6 +449,12 @@ TEST_F(ShmqctlLanes, StatListsTheProducersLaneByLane)
 	EXPECT_NE(std::string::npos, r.out.find("max_producers: ")) << r.out;
 	// The raw file is not also printed as an unknown attribute.
 	EXPECT_EQ(std::string::npos, r.out.find("0 attached 3")) << r.out;
+	EXPECT_EQ(std::string::npos, r.out.find("free")) << "a free lane is not a producer:\n" << r.out;
+	// A 0.6 module's file (no free lanes, no padding) gives the same.
+	put(root_ + "/sys/class/shmq/orders/lanes", old_lanes_file());
+	Ran old = ctl({"stat", "orders"});
+	ASSERT_EQ(0, old.status) << old.err;
+	EXPECT_EQ(r.out, old.out);
 
 	// No lane in use: the count, no table.
 	put(root_ + "/sys/class/shmq/orders/lanes", "");
